@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * KVM UAPI definitions newer than the oldest headers we build against
+ * (Debian 12's linux-libc-dev is 6.1). System headers win wherever they
+ * define a symbol; the static asserts at the end catch a header whose value
+ * or layout disagrees with what this library speaks. Build-only: never
+ * installed.
+ */
+#ifndef KVMNC_COMPAT_KVM_H
+#define KVMNC_COMPAT_KVM_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+
+/* Since 5.16. */
+#ifndef KVM_CAP_DISABLE_QUIRKS2
+#define KVM_CAP_DISABLE_QUIRKS2 213
+#endif
+
+/* Since 6.8. */
+#ifndef KVM_MEM_GUEST_MEMFD
+#define KVM_MEM_GUEST_MEMFD (1UL << 2)
+#endif
+#ifndef KVM_CAP_USER_MEMORY2
+#define KVM_CAP_USER_MEMORY2 231
+#endif
+#ifndef KVM_SET_USER_MEMORY_REGION2
+struct kvm_userspace_memory_region2 {
+	__u32 slot;
+	__u32 flags;
+	__u64 guest_phys_addr;
+	__u64 memory_size;
+	__u64 userspace_addr;
+	__u64 guest_memfd_offset;
+	__u32 guest_memfd;
+	__u32 pad1;
+	__u64 pad2[14];
+};
+#define KVM_SET_USER_MEMORY_REGION2 _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
+#endif
+
+/* Upstream meaning of the two numbers ChromeOS gave its flag capability. */
+#define KVMNC_CAP_PRE_FAULT_MEMORY	    236 /* upstream 6.10+ */
+#define KVMNC_CAP_ARM_WRITABLE_IMP_ID_REGS 239 /* upstream 6.15+, arm64 */
+
+/*
+ * KVM_X86_QUIRK_IGNORE_GUEST_PAT: upstream 6.16, stable 6.12.78+. Spelled
+ * here so the library builds on every architecture; it only means something
+ * on x86.
+ */
+#define KVMNC_QUIRK_IGNORE_GUEST_PAT (1ULL << 9)
+
+/*
+ * The memslot flag of Yan Zhao's v1 series (Jan 2024), ChromeOS and our
+ * patches/. Out of tree: the capability number differs between kernels.
+ */
+#ifndef KVM_MEM_NON_COHERENT_DMA
+#define KVM_MEM_NON_COHERENT_DMA (1UL << 3)
+#endif
+/* ChromeOS 5.15-6.6 (upstream reuses it for KVM_CAP_PRE_FAULT_MEMORY). */
+#define KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD 236
+/* ChromeOS 6.12 and patches/ (upstream arm64 reuses it from 6.15). */
+#ifndef KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
+#define KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA 239
+#endif
+
+/*
+ * The KVM VIRTIO device of the RFC, as numbered by patches/: type 32, well
+ * clear of upstream's enum (11 in 6.12, 14 in 6.16). Out-of-tree ABI, so the
+ * probe confirms the attribute before it believes the number.
+ */
+#ifndef KVM_DEV_TYPE_VIRTIO
+#define KVM_DEV_TYPE_VIRTIO 32
+#endif
+#ifndef KVM_DEV_VIRTIO_NONCOHERENT
+#define KVM_DEV_VIRTIO_NONCOHERENT 1
+#endif
+#ifndef KVM_DEV_VIRTIO_NONCOHERENT_SET
+#define KVM_DEV_VIRTIO_NONCOHERENT_SET 1
+#endif
+
+#define KVMNC_KVM_API_VERSION 12
+
+/* Our numbers, whoever defined them. */
+_Static_assert(KVM_CAP_DISABLE_QUIRKS2 == 213, "KVM_CAP_DISABLE_QUIRKS2");
+_Static_assert(KVM_CAP_USER_MEMORY2 == 231, "KVM_CAP_USER_MEMORY2");
+_Static_assert(KVM_MEM_GUEST_MEMFD == (1UL << 2), "KVM_MEM_GUEST_MEMFD");
+_Static_assert(KVM_MEM_NON_COHERENT_DMA == (1UL << 3), "KVM_MEM_NON_COHERENT_DMA");
+_Static_assert(KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA == 239, "flag capability");
+_Static_assert(KVM_DEV_TYPE_VIRTIO == 32, "KVM_DEV_TYPE_VIRTIO");
+_Static_assert(KVM_DEV_VIRTIO_NONCOHERENT == 1 && KVM_DEV_VIRTIO_NONCOHERENT_SET == 1,
+	       "KVM_DEV_VIRTIO_NONCOHERENT(_SET)");
+
+/* Layouts as the kernel expects them. */
+_Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160, "region2 size");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_phys_addr) == 8, "region2");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, userspace_addr) == 24, "region2");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) == 40, "region2");
+_Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
+_Static_assert(sizeof(struct kvm_create_device) == 12, "create_device size");
+_Static_assert(sizeof(struct kvm_device_attr) == 24, "device_attr size");
+_Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
+
+/* Each ioctl's argument size matches the size encoded in its number. */
+#define KVMNC_IOC_ARG_OK(req, type) (_IOC_SIZE(req) == sizeof(type))
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_USER_MEMORY_REGION2, struct kvm_userspace_memory_region2),
+	       "KVM_SET_USER_MEMORY_REGION2");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_USER_MEMORY_REGION, struct kvm_userspace_memory_region),
+	       "KVM_SET_USER_MEMORY_REGION");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_CREATE_DEVICE, struct kvm_create_device), "KVM_CREATE_DEVICE");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_DEVICE_ATTR, struct kvm_device_attr), "KVM_SET_DEVICE_ATTR");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_HAS_DEVICE_ATTR, struct kvm_device_attr), "KVM_HAS_DEVICE_ATTR");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_ENABLE_CAP, struct kvm_enable_cap), "KVM_ENABLE_CAP");
+
+#endif /* KVMNC_COMPAT_KVM_H */

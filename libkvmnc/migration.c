@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Live migration of non-coherent memory. A device that writes without
+ * snooping leaves the CPU caches possibly holding stale lines for that
+ * memory, and the host reads guest RAM through WB mappings. Reading such
+ * memory coherently means invalidating its lines first; writing it for a
+ * device means writing the lines back afterwards.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CACHE_LINE 64
+/* Flush and copy in chunks so the flushed lines are still close when copied. */
+#define CHUNK (64 * 1024)
+
+bool kvmnc_range_noncoherent(const struct kvmnc *h, uint64_t start, uint64_t len)
+{
+	/* A VM-wide mechanism in force: a device may write anywhere. */
+	if (h->ndevs || h->quirk_disabled)
+		return true;
+	for (uint32_t i = 0; i < h->nranges; i++) {
+		const struct kvmnc_range *rg = &h->ranges[i];
+
+		if (start < rg->start + rg->len && rg->start < start + len)
+			return true;
+	}
+	return false;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+enum { FLUSH_CLFLUSH, FLUSH_CLFLUSHOPT };
+
+static int flush_insn = -1;
+
+static int get_flush_insn(void)
+{
+	int insn = __atomic_load_n(&flush_insn, __ATOMIC_RELAXED);
+	unsigned int a, b, c, d;
+
+	if (insn >= 0)
+		return insn;
+	insn = FLUSH_CLFLUSH;
+	if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 23)))
+		insn = FLUSH_CLFLUSHOPT;
+	__atomic_store_n(&flush_insn, insn, __ATOMIC_RELAXED);
+	return insn;
+}
+
+/* Write back and invalidate every line of [p, p + len). */
+static void flush_lines(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(CACHE_LINE - 1);
+	uintptr_t end = (uintptr_t)p + len;
+
+	if (get_flush_insn() == FLUSH_CLFLUSHOPT) {
+		for (; a < end; a += CACHE_LINE)
+			__asm__ volatile("clflushopt %0" : "+m"(*(volatile char *)a));
+	} else {
+		/* CLFLUSH is ordered against writes by itself. */
+		for (; a < end; a += CACHE_LINE)
+			__asm__ volatile("clflush %0" : "+m"(*(volatile char *)a));
+	}
+	/* CLFLUSHOPT is weakly ordered: fence before the memory is used. */
+	__asm__ volatile("mfence" ::: "memory");
+}
+#define HAVE_FLUSH 1
+#else
+#define HAVE_FLUSH 0
+static void flush_lines(const void *p, size_t len)
+{
+	(void)p;
+	(void)len;
+}
+#endif
+
+static bool overlaps(const void *a, const void *b, size_t len)
+{
+	uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+
+	return x < y + len && y < x + len;
+}
+
+static bool bad_range(const void *p, size_t len)
+{
+	return (!p && len) || (uintptr_t)p + len < (uintptr_t)p;
+}
+
+/* 1 when [addr, addr + len) needs cache maintenance, 0 not, negative errno. */
+static int need_flush(struct kvmnc *h, const void *addr, size_t len)
+{
+	int r = kvmnc_handle_get(h);
+	bool nc;
+
+	if (r < 0)
+		return r;
+	nc = kvmnc_range_noncoherent(h, (uintptr_t)addr, len);
+	kvmnc_handle_put(h);
+	if (nc && !HAVE_FLUSH)
+		return -EOPNOTSUPP;
+	return nc;
+}
+
+KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h)
+{
+	int r = kvmnc_handle_get(h);
+
+	if (r < 0)
+		return r;
+	r = h->nc_regions || h->ndevs || h->quirk_disabled;
+	kvmnc_handle_put(h);
+	return r;
+}
+
+KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
+{
+	int nc;
+
+	if (bad_range(dst, len) || bad_range(src, len) || (len && overlaps(dst, src, len)))
+		return -EINVAL;
+	nc = need_flush(h, src, len);
+	if (nc <= 0) {
+		if (nc == 0 && len)
+			memcpy(dst, src, len);
+		return nc;
+	}
+	for (size_t off = 0; off < len; off += CHUNK) {
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
+
+		flush_lines((const char *)src + off, n);
+		memcpy((char *)dst + off, (const char *)src + off, n);
+	}
+	return 0;
+}
+
+KVMNC_API int kvmnc_copy_to_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
+{
+	int nc;
+
+	if (bad_range(dst, len) || bad_range(src, len) || (len && overlaps(dst, src, len)))
+		return -EINVAL;
+	nc = need_flush(h, dst, len);
+	if (nc <= 0) {
+		if (nc == 0 && len)
+			memcpy(dst, src, len);
+		return nc;
+	}
+	for (size_t off = 0; off < len; off += CHUNK) {
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
+
+		memcpy((char *)dst + off, (const char *)src + off, n);
+		flush_lines((char *)dst + off, n);
+	}
+	return 0;
+}
+
+KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)
+{
+	int nc;
+
+	if (bad_range(addr, len))
+		return -EINVAL;
+	nc = need_flush(h, addr, len);
+	if (nc > 0)
+		flush_lines(addr, len);
+	return nc < 0 ? nc : 0;
+}
