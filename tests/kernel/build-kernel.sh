@@ -1,0 +1,294 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# build-kernel.sh FLAVOUR   (FLAVOUR = stock | patched)
+#
+# Builds Debian's linux-source-6.12 (the base pinned in patches/BASE), with
+# patches/0*.patch applied for "patched", from `tinyconfig` + config.fragment,
+# plus the static KVM selftests, and caches the results in
+#   ${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}/<flavour>-<key>/
+# where <key> is a sha256 over the patches (patched only), the fragment,
+# patches/BASE and this script.  A cache hit costs well under a second.
+#
+# stdout: exactly one line, the output directory (bzImage, config,
+#         selftests/, headers/, build.log, stamp).  Everything else: stderr.
+# exit:   0 built or cached; 77 "patched" requested but patches/ holds no
+#         0001+ patch yet (reason on stderr); 1 any error (clear message).
+#
+# Environment: KVMNC_KERNEL_CACHE (cache root), KVMNC_JOBS (default nproc),
+# KVMNC_KERNEL_VERBOSE=1 (show the make output instead of logging it).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PATCHES=$ROOT/patches
+FRAGMENT=$HERE/config.fragment
+CACHE=${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}
+JOBS=${KVMNC_JOBS:-$(nproc)}
+# Fragment symbols that only exist once the series is applied.
+PATCHED_ONLY_SYMBOLS=(CONFIG_KVM_X86_MEMTYPE_KUNIT_TEST)
+
+log() { printf '[build-kernel %s] %s\n' "${FLAVOUR:-?}" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+T_STAGE=$SECONDS
+T_TOTAL=$SECONDS
+stage_done() {
+	log "stage '$1' took $((SECONDS - T_STAGE)) s"
+	T_STAGE=$SECONDS
+}
+
+[ $# -eq 1 ] || die "usage: $0 stock|patched"
+FLAVOUR=$1
+case $FLAVOUR in
+stock | patched) ;;
+*) die "unknown flavour '$FLAVOUR' (want stock or patched)" ;;
+esac
+
+# --- 1. the base ---------------------------------------------------------------
+[ -r "$PATCHES/BASE" ] || die "$PATCHES/BASE is missing"
+base_get() {
+	local v
+	v=$(sed -n "s/^$1=//p" "$PATCHES/BASE" | tail -n1)
+	[ -n "$v" ] || die "patches/BASE has no $1= line"
+	printf '%s' "$v"
+}
+DEB_PACKAGE=$(base_get DEB_PACKAGE)
+DEB_VERSION=$(base_get DEB_VERSION)
+KERNELVERSION=$(base_get KERNELVERSION)
+TARBALL=$(base_get TARBALL)
+
+installed=$(dpkg-query -W -f='${Version}' "$DEB_PACKAGE" 2>/dev/null) ||
+	die "package $DEB_PACKAGE is not installed (apt-get install $DEB_PACKAGE=$DEB_VERSION)"
+[ "$installed" = "$DEB_VERSION" ] ||
+	die "$DEB_PACKAGE is version $installed, but patches/BASE pins $DEB_VERSION; install exactly that version or re-base the series"
+[ -r "$TARBALL" ] || die "source tarball $TARBALL (from $DEB_PACKAGE) is missing"
+
+PATCH_LIST=()
+if [ "$FLAVOUR" = patched ]; then
+	for p in "$PATCHES"/0*.patch; do
+		[ -e "$p" ] || continue
+		case $(basename "$p") in 0000-*) continue ;; esac
+		PATCH_LIST+=("$p")
+	done
+	if [ ${#PATCH_LIST[@]} -eq 0 ]; then
+		log "SKIP: patches/ holds no 0001+ patch yet, nothing to build for the patched flavour"
+		exit 77
+	fi
+fi
+
+# --- 2. the cache key ------------------------------------------------------------
+key_inputs=("$FRAGMENT" "$PATCHES/BASE" "$HERE/build-kernel.sh")
+if [ "$FLAVOUR" = patched ]; then
+	for p in "$PATCHES"/*.patch; do key_inputs+=("$p"); done
+fi
+KEY=$(for f in "${key_inputs[@]}"; do
+	printf '%s\n' "${f#"$ROOT"/}"
+	sha256sum <"$f"
+done | sha256sum | cut -c1-16)
+OUT=$CACHE/$FLAVOUR-$KEY
+
+if [ -e "$OUT/stamp" ]; then
+	log "cache hit: $OUT"
+	printf '%s\n' "$OUT"
+	exit 0
+fi
+
+mkdir -p "$CACHE" || die "cannot create cache dir $CACHE (set KVMNC_KERNEL_CACHE or -Dkernel-cache-dir)"
+exec 9>"$CACHE/.lock-$FLAVOUR"
+if ! flock -n 9; then
+	log "another build of '$FLAVOUR' is running, waiting for its lock"
+	flock 9
+fi
+if [ -e "$OUT/stamp" ]; then
+	log "cache hit (built while we waited): $OUT"
+	printf '%s\n' "$OUT"
+	exit 0
+fi
+log "cache miss: building $OUT (key inputs: ${key_inputs[*]#"$ROOT"/})"
+stage_done "verify base + key"
+
+# --- 3. sources ----------------------------------------------------------------
+# Each flavour has its own tree, work/<flavour>/src, extracted once per base
+# version and built in src/out, i.e. srctree is "..": the compiler command
+# lines of the two flavours are identical and ccache shares objects between
+# them.  The patched tree is updated in place: the previously applied patch
+# set (kept in work/patched/applied/) is reverse-applied, then the new one is
+# applied, so only the files the patches touch get new mtimes and make
+# rebuilds just those (deleting and re-extracting 1.5 GB is slow on CI disks).
+WORK=$CACHE/work
+SRC=$WORK/$FLAVOUR/src
+BUILD=$SRC/out
+APPLIED=$WORK/$FLAVOUR/applied
+apply_one() { # DIR PATCH [-R]
+	if command -v git >/dev/null; then
+		(cd "$1" && git apply --whitespace=nowarn ${3:+"$3"} "$2") >&2
+	else
+		(cd "$1" && patch -p1 --batch --forward --fuzz=0 --no-backup-if-mismatch ${3:+"$3"} <"$2") >&2
+	fi
+}
+extract() {
+	log "extracting $TARBALL into $SRC"
+	if [ -e "$SRC" ]; then
+		# Removing a kernel tree is slow: move it aside, delete in background.
+		mv "$SRC" "$WORK/$FLAVOUR/trash.$$"
+		(rm -rf "$WORK/$FLAVOUR/trash.$$" &)
+	fi
+	rm -rf "$APPLIED" "$SRC.tmp"
+	mkdir -p "$SRC.tmp"
+	tar -xf "$TARBALL" -C "$SRC.tmp" --strip-components=1 || die "cannot extract $TARBALL"
+	mv "$SRC.tmp" "$SRC"
+	mkdir -p "$APPLIED"
+	echo "$DEB_VERSION" >"$WORK/$FLAVOUR/extracted"
+}
+mkdir -p "$WORK/$FLAVOUR"
+if [ "$(cat "$WORK/$FLAVOUR/extracted" 2>/dev/null)" != "$DEB_VERSION" ] || [ ! -d "$SRC" ]; then
+	extract
+fi
+# Undo the previous patch set unless it is identical to the wanted one.
+same=1
+prev=()
+for p in "$APPLIED"/*.patch; do [ -e "$p" ] && prev+=("$p"); done
+if [ ${#prev[@]} -ne ${#PATCH_LIST[@]} ]; then
+	same=
+else
+	for i in "${!prev[@]}"; do
+		cmp -s "${prev[$i]}" "${PATCH_LIST[$i]}" || same=
+	done
+fi
+if [ -z "$same" ] && [ ${#prev[@]} -ne 0 ]; then
+	for ((i = ${#prev[@]} - 1; i >= 0; i--)); do
+		log "reverting previously applied $(basename "${prev[$i]}")"
+		if ! apply_one "$SRC" "${prev[$i]}" -R; then
+			log "cannot revert it cleanly; re-extracting"
+			extract
+			break
+		fi
+		rm -f "${prev[$i]}"
+	done
+fi
+if [ -z "$same" ]; then
+	rm -rf "$APPLIED"
+	mkdir -p "$APPLIED"
+	for p in "${PATCH_LIST[@]}"; do
+		log "applying $(basename "$p")"
+		apply_one "$SRC" "$p" ||
+			die "patch $(basename "$p") does not apply to $DEB_PACKAGE $DEB_VERSION (see the errors above); fix the series"
+		cp "$p" "$APPLIED/"
+	done
+fi
+mkv=$(sed -n 's/^VERSION = //p;s/^PATCHLEVEL = //p;s/^SUBLEVEL = //p' "$SRC/Makefile" | paste -sd.)
+[ "$mkv" = "$KERNELVERSION" ] ||
+	die "the tree from $TARBALL is version $mkv, patches/BASE pins KERNELVERSION=$KERNELVERSION"
+stage_done "sources + patches (${#PATCH_LIST[@]} applied)"
+
+# --- 4. config -------------------------------------------------------------------
+export CCACHE_DIR=$CACHE/ccache
+export CCACHE_BASEDIR=$WORK
+export CCACHE_NOHASHDIR=1
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-4G}
+export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
+export KBUILD_BUILD_USER=kvmnc KBUILD_BUILD_HOST=kernel-tier KBUILD_BUILD_VERSION=1
+MAKEARGS=(-C "$SRC" O=out ARCH=x86_64 "CC=ccache gcc" "HOSTCC=ccache gcc")
+mkdir -p "$BUILD"
+BUILDLOG=$BUILD/build.log
+: >"$BUILDLOG"
+run_make() {
+	if [ "${KVMNC_KERNEL_VERBOSE:-0}" = 1 ]; then
+		make "${MAKEARGS[@]}" "$@" >&2
+	else
+		make "${MAKEARGS[@]}" "$@" >>"$BUILDLOG" 2>&1 || {
+			tail -n 60 "$BUILDLOG" >&2
+			return 1
+		}
+	fi
+}
+
+[ -f "$BUILD/.config" ] && cp -p "$BUILD/.config" "$BUILD/.config.prev"
+run_make tinyconfig || die "make tinyconfig failed"
+(cd "$BUILD" && "$SRC/scripts/kconfig/merge_config.sh" -m -O . .config "$FRAGMENT") >>"$BUILDLOG" 2>&1 ||
+	die "merge_config.sh failed (see $BUILDLOG)"
+run_make olddefconfig || die "make olddefconfig failed"
+if [ -f "$BUILD/.config.prev" ] && cmp -s "$BUILD/.config" "$BUILD/.config.prev"; then
+	mv "$BUILD/.config.prev" "$BUILD/.config" # same config: keep the old mtime
+else
+	rm -f "$BUILD/.config.prev"
+fi
+
+missing=()
+while IFS= read -r line; do
+	case $line in CONFIG_*=*) ;; *) continue ;; esac
+	sym=${line%%=*}
+	if [ "$FLAVOUR" = stock ]; then
+		skip=
+		for s in "${PATCHED_ONLY_SYMBOLS[@]}"; do [ "$s" = "$sym" ] && skip=1; done
+		[ -n "$skip" ] && continue
+	fi
+	grep -qx -- "$line" "$BUILD/.config" || missing+=("$line (have: $(grep -E "^(# )?${sym}[= ]" "$BUILD/.config" || echo 'not present'))")
+done <"$FRAGMENT"
+if [ ${#missing[@]} -ne 0 ]; then
+	for m in "${missing[@]}"; do log "fragment symbol dropped by Kconfig: $m"; done
+	die "${#missing[@]} symbol(s) of config.fragment did not survive olddefconfig (missing dependency?)"
+fi
+stage_done "config"
+
+# --- 5. kernel -------------------------------------------------------------------
+ccache -z >/dev/null 2>&1 || true
+log "make bzImage -j$JOBS (log: $BUILDLOG)"
+run_make -j"$JOBS" bzImage || die "kernel build failed (log: $BUILDLOG)"
+ccache_stats=$(ccache -s 2>/dev/null | grep -Ei '^ *(hits|misses|cache hit|cache miss)' | tr -s ' ' | paste -sd';' || true)
+log "ccache: $ccache_stats"
+stage_done "bzImage"
+
+# --- 6. headers + static KVM selftests -------------------------------------------
+run_make headers_install || die "make headers_install failed"
+KST=$BUILD/kselftest-kvm
+log "building the KVM selftests (static)"
+if [ "${KVMNC_KERNEL_VERBOSE:-0}" = 1 ]; then
+	make -C "$SRC/tools/testing/selftests/kvm" -j"$JOBS" ARCH=x86_64 "CC=ccache gcc" \
+		OUTPUT="$KST" KHDR_INCLUDES="-isystem $BUILD/usr/include" EXTRA_CFLAGS=-static >&2
+else
+	make -C "$SRC/tools/testing/selftests/kvm" -j"$JOBS" ARCH=x86_64 "CC=ccache gcc" \
+		OUTPUT="$KST" KHDR_INCLUDES="-isystem $BUILD/usr/include" EXTRA_CFLAGS=-static \
+		>>"$BUILDLOG" 2>&1 || {
+		tail -n 60 "$BUILDLOG" >&2
+		die "KVM selftests build failed (log: $BUILDLOG)"
+	}
+fi
+stage_done "headers + selftests"
+
+# --- 7. publish into the cache ---------------------------------------------------
+TMPOUT=$OUT.tmp.$$
+rm -rf "$TMPOUT"
+mkdir -p "$TMPOUT/selftests"
+cp "$BUILD/arch/x86/boot/bzImage" "$TMPOUT/bzImage"
+cp "$BUILD/.config" "$TMPOUT/config"
+cp "$BUILD/System.map" "$TMPOUT/System.map"
+cp -a "$BUILD/usr/include" "$TMPOUT/headers"
+# Every ELF executable the selftests build produced, keeping the layout
+# (set_memory_region_test, x86_64/state_test, ...).
+(cd "$KST" && find . -type f -perm -u+x ! -name '*.o' ! -name '*.sh' -printf '%P\n') |
+	while read -r t; do
+		[ "$(head -c4 "$KST/$t" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+		mkdir -p "$TMPOUT/selftests/$(dirname "$t")"
+		cp "$KST/$t" "$TMPOUT/selftests/$t"
+	done
+cp "$BUILDLOG" "$TMPOUT/build.log"
+{
+	echo "flavour=$FLAVOUR"
+	echo "key=$KEY"
+	echo "base=$DEB_PACKAGE $DEB_VERSION"
+	echo "kernelversion=$(cat "$BUILD/include/config/kernel.release" 2>/dev/null || echo "$KERNELVERSION")"
+	for p in "${PATCH_LIST[@]}"; do echo "patch=$(basename "$p") $(sha256sum <"$p" | cut -c1-16)"; done
+	echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - T_TOTAL)) s"
+} >"$TMPOUT/stamp.tmp"
+mv "$TMPOUT/stamp.tmp" "$TMPOUT/stamp"
+rm -rf "$OUT"
+mv "$TMPOUT" "$OUT"
+# Old outputs of this flavour are dead weight once a new key is built.
+for old in "$CACHE/$FLAVOUR"-*; do
+	[ "$old" = "$OUT" ] || rm -rf "$old"
+done
+stage_done "publish"
+log "done in $((SECONDS - T_TOTAL)) s: $OUT"
+printf '%s\n' "$OUT"
