@@ -25,7 +25,7 @@ set -euo pipefail
 
 die() { echo "mkinitramfs: ERROR: $*" >&2; exit 1; }
 
-out= plan=
+out='' plan=''
 files=() envs=()
 while getopts "o:p:f:e:" opt; do
 	case $opt in
@@ -36,7 +36,7 @@ while getopts "o:p:f:e:" opt; do
 	*) die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]..." ;;
 	esac
 done
-[ -n "$out" ] && [ -n "$plan" ] || die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]..."
+if [ -z "$out" ] || [ -z "$plan" ]; then die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]..."; fi
 [ -r "$plan" ] || die "plan $plan not readable"
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}

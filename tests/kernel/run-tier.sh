@@ -1,0 +1,96 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# run-tier.sh: the whole kernel tier by hand or from CI, with the time per
+# stage.  Two modes:
+#
+#   run-tier.sh -B BUILDDIR [RUN...]
+#       Meson mode: `meson test -C BUILDDIR --suite kernel` (the library's
+#       guest executables included).  With RUN names, only those tests
+#       (e.g. stock-npt patched-npt).
+#
+#   run-tier.sh [-l LOGDIR] [-g EXE]... [RUN...]
+#       Standalone mode, no Meson: builds kvm-smoke itself and drives
+#       run-qemu.py directly; -g adds a static library executable (live-*,
+#       kvmnc-probe).  Logs default to /var/tmp/kvmnc-kernel-tier.
+#
+# RUN: stock-npt patched-npt patched-shadow stock-selftests
+#      patched-selftests selftests-compare (default: all, in that order).
+# Exit: 0 all passed or skipped, 1 any failure.
+# Environment: KVMNC_KERNEL_CACHE, KVMNC_JOBS (see build-kernel.sh).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ALL_RUNS=(stock-npt patched-npt patched-shadow stock-selftests patched-selftests selftests-compare)
+
+builddir='' logdir=/var/tmp/kvmnc-kernel-tier
+execs=()
+while getopts "B:l:g:h" opt; do
+	case $opt in
+	B) builddir=$OPTARG ;;
+	l) logdir=$OPTARG ;;
+	g) execs+=("$OPTARG") ;;
+	*) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+runs=("$@")
+[ ${#runs[@]} -ne 0 ] || runs=("${ALL_RUNS[@]}")
+
+T0=$SECONDS
+declare -a timings=()
+stage() { # NAME COMMAND...
+	local name=$1 t rc=0
+	shift
+	t=$SECONDS
+	echo "=== [kernel-tier] $name" >&2
+	"$@" || rc=$?
+	timings+=("$(printf '%-28s %5d s  exit %d' "$name" $((SECONDS - t)) "$rc")")
+	return "$rc"
+}
+report() {
+	echo "=== [kernel-tier] time per stage" >&2
+	printf '  %s\n' "${timings[@]}" >&2
+	echo "  total                        $((SECONDS - T0)) s" >&2
+}
+trap report EXIT
+
+if [ -n "$builddir" ]; then
+	MESON=${MESON:-meson}
+	args=(test -C "$builddir" --suite kernel --print-errorlogs --no-rebuild)
+	if [ ${#runs[@]} -ne ${#ALL_RUNS[@]} ]; then
+		for r in "${runs[@]}"; do args+=("kernel-$r"); done
+	fi
+	stage "meson compile" "$MESON" compile -C "$builddir"
+	# Build both kernels first so their time shows as its own stage.
+	stage "kernel stock" "$HERE/build-kernel.sh" stock >/dev/null
+	rc=0
+	stage "kernel patched" "$HERE/build-kernel.sh" patched >/dev/null || rc=$?
+	[ "$rc" = 0 ] || [ "$rc" = 77 ] || exit "$rc"
+	stage "meson test --suite kernel" "$MESON" "${args[@]}"
+	exit 0
+fi
+
+mkdir -p "$logdir"
+smoke=$logdir/kvm-smoke
+stage "compile kvm-smoke" "${CC:-cc}" -static -O2 -Wall -Wextra -o "$smoke" "$HERE/guest/kvm-smoke.c"
+stage "kernel stock" "$HERE/build-kernel.sh" stock >/dev/null
+rc=0
+stage "kernel patched" "$HERE/build-kernel.sh" patched >/dev/null || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 77 ] || exit "$rc"
+
+exec_args=()
+for e in "${execs[@]}"; do exec_args+=(--guest-exec "$e"); done
+failed=()
+for r in "${runs[@]}"; do
+	if ! stage "run $r" "$HERE/run-qemu.py" --run "$r" --logdir "$logdir" --strict \
+		--smoke "$smoke" "${exec_args[@]}" > >(tee "$logdir/$r.tap"); then
+		failed+=("$r")
+	fi
+done
+echo "=== [kernel-tier] logs: $logdir" >&2
+if [ ${#failed[@]} -ne 0 ]; then
+	echo "=== [kernel-tier] FAILED: ${failed[*]}" >&2
+	exit 1
+fi
+echo "=== [kernel-tier] all runs passed (or skipped)" >&2
