@@ -123,11 +123,9 @@ static void apply_vm_facts(struct kvmnc *h)
 	int r;
 
 	r = SYS(ioctl, h->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2);
-	if (r >= 0 && (uint64_t)r != f->quirks_mask) {
-		f->quirks_mask = (uint64_t)r;
-		kvmnc_decide_quirk(f, hst->vendor, f->quirks_mask);
-	}
-	h->vm_quirks_mask = f->quirks_mask;
+	if (r >= 0 && ((uint64_t)r != f->quirks_mask || f->guest_pat_quirk.supported < 0))
+		kvmnc_decide_quirk(hst, f, r);
+	h->vm_quirks_mask = f->guest_pat_quirk.supported >= 0 ? f->quirks_mask : 0;
 
 	if (f->memslot_flag.supported == 1 && f->memslot_flag_cap) {
 		r = SYS(ioctl, h->vm_fd, KVM_CHECK_EXTENSION, f->memslot_flag_cap);

@@ -56,8 +56,10 @@ struct kvmnc_host {
 	char *path;
 	struct kvmnc_features feat;
 	int vendor;
+	int cpuid_err; /* CPUID failed for another reason than "not x86" */
 	bool user_memory2;
-	uint64_t sys_quirks_mask;
+	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
+	int64_t sys_quirks_mask;
 };
 
 struct kvmnc_slot {
@@ -123,7 +125,8 @@ int kvmnc_grow(void **arr, uint32_t *cap, uint32_t need, size_t elem);
 
 /* probe.c */
 int kvmnc_probe_host(const char *path, struct kvmnc_host *out);
-void kvmnc_decide_quirk(struct kvmnc_features *f, int vendor, uint64_t mask);
+/* @mask is KVM_CAP_DISABLE_QUIRKS2's answer, or a negative errno. */
+void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, int64_t mask);
 int kvmnc_recommend(const struct kvmnc_features *f);
 void kvmnc_copy_features(struct kvmnc_features *dst, size_t dst_sz,
 			 const struct kvmnc_features *src);

@@ -41,10 +41,16 @@ static void probe_cpu(struct kvmnc_host *hst)
 	struct kvmnc_features *f = &hst->feat;
 	uint32_t r[4];
 
+	int err;
+
 	f->self_snoop = -1;
 	hst->vendor = KVMNC_VENDOR_NOT_X86;
-	if (SYS(cpuid, 0, 0, r) < 0)
+	err = SYS(cpuid, 0, 0, r);
+	if (err < 0) {
+		if (err != -EOPNOTSUPP)
+			hst->cpuid_err = err;
 		return;
+	}
 
 	/* The vendor string is EBX, EDX, ECX. */
 	memcpy(f->cpu_vendor, &r[1], 4);
@@ -104,6 +110,11 @@ static void decide_native(struct kvmnc_host *hst)
 	struct kvmnc_features *f = &hst->feat;
 	struct kvmnc_mech_status *st = &f->native;
 
+	if (hst->cpuid_err) {
+		set_status(st, hst->cpuid_err, "could not identify the CPU: %s",
+			   strerror(-hst->cpuid_err));
+		return;
+	}
 	switch (hst->vendor) {
 	case KVMNC_VENDOR_NOT_X86:
 		set_status(st, 0, "memory-type handling on this architecture has not been "
@@ -125,6 +136,9 @@ static void decide_native(struct kvmnc_host *hst)
 	} else if (f->tdp == 0) {
 		set_status(st, 0, "AMD host with NPT disabled (kvm_amd npt=N): shadow paging "
 				       "ignores guest PAT");
+	} else if (f->tdp == -ENOENT && hst->sys_quirks_mask < 0) {
+		set_status(st, (int)hst->sys_quirks_mask, "could not read the quirk mask: %s",
+			   strerror((int)-hst->sys_quirks_mask));
 	} else if (f->tdp == -ENOENT && (hst->sys_quirks_mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
 		/* 6.12.78+ lists the quirk on SVM only when NPT is on. */
 		set_status(st, 1, "AMD host; the IGNORE_GUEST_PAT quirk is listed, so KVM uses "
@@ -138,10 +152,24 @@ static void decide_native(struct kvmnc_host *hst)
 	}
 }
 
-void kvmnc_decide_quirk(struct kvmnc_features *f, int vendor, uint64_t mask)
+void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, int64_t smask)
 {
 	struct kvmnc_mech_status *st = &f->guest_pat_quirk;
+	unsigned long long mask = (unsigned long long)smask;
+	int vendor = hst->vendor;
 
+	if (smask < 0) {
+		set_status(st, (int)smask, "could not read KVM_CAP_DISABLE_QUIRKS2: %s",
+			   strerror((int)-smask));
+		return;
+	}
+	f->quirks_mask = mask;
+	if (hst->cpuid_err && (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
+		/* Listed on Intel it works; listed on AMD it is moot: need the vendor. */
+		set_status(st, hst->cpuid_err, "could not identify the CPU: %s",
+			   strerror(-hst->cpuid_err));
+		return;
+	}
 	if (vendor == KVMNC_VENDOR_NOT_X86) {
 		set_status(st, 0, "the guest-PAT quirk exists only on x86");
 		return;
@@ -155,31 +183,31 @@ void kvmnc_decide_quirk(struct kvmnc_features *f, int vendor, uint64_t mask)
 			set_status(st, 0, "quirk mask 0x%llx lists IGNORE_GUEST_PAT, but on AMD "
 					       "NPT it is off from VM creation: guest PAT is honored "
 					       "natively",
-				   (unsigned long long)mask);
+				   mask);
 		else
 			set_status(st, 1, "quirk mask 0x%llx includes IGNORE_GUEST_PAT (bit 9): "
 					       "EPT with a self-snooping CPU",
-				   (unsigned long long)mask);
+				   mask);
 		return;
 	}
 
 	if (vendor == KVMNC_VENDOR_INTEL && f->self_snoop == 0)
 		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: the CPU has no "
 				       "self-snoop, so honoring guest PAT would be unsafe",
-			   (unsigned long long)mask);
+			   mask);
 	else if (f->tdp == 0)
 		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: %s is disabled "
 				       "(shadow paging always ignores guest PAT)",
-			   (unsigned long long)mask, tdp_name(vendor));
+			   mask, tdp_name(vendor));
 	else if (f->tdp < 0)
 		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: KVM is not %s "
 				       "here (no /sys/module/%s), so no EPT/NPT; shadow paging "
 				       "always ignores guest PAT",
-			   (unsigned long long)mask, module_name(vendor), module_name(vendor));
+			   mask, module_name(vendor), module_name(vendor));
 	else
 		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
 				       "than 6.16 / 6.12.78",
-			   (unsigned long long)mask);
+			   mask);
 }
 
 static void probe_device(struct kvmnc_host *hst, int vm_fd)
@@ -222,6 +250,7 @@ static void probe_device(struct kvmnc_host *hst, int vm_fd)
 	dev_fd = (int)cd.fd;
 	r = SYS(ioctl, dev_fd, KVM_HAS_DEVICE_ATTR, (unsigned long)&attr);
 	SYS(close, dev_fd);
+	/* EPERM is KVM's answer for a device without has_attr: not ours either. */
 	if (r == 0)
 		set_status(st, 1, "KVM_DEV_TYPE_VIRTIO (%u) created on a scratch VM and has "
 				       "KVM_DEV_VIRTIO_NONCOHERENT_SET",
@@ -236,8 +265,7 @@ static void probe_device(struct kvmnc_host *hst, int vm_fd)
 }
 
 /* What a capability that was not confirmed by trial means on this kernel. */
-static const char *cap_note(const struct kvmnc_host *hst, int cap236, int cap239, char *note,
-			    size_t len)
+static const char *cap_note(int cap236, int cap239, char *note, size_t len)
 {
 	note[0] = '\0';
 	if (cap239 > 0)
@@ -246,7 +274,6 @@ static const char *cap_note(const struct kvmnc_host *hst, int cap236, int cap239
 		snprintf(note, len, "; capability 236 = %d is KVM_CAP_PRE_FAULT_MEMORY here, not "
 				    "ChromeOS's flag capability",
 			 cap236);
-	(void)hst;
 	return note;
 }
 
@@ -298,7 +325,7 @@ static void probe_flag(struct kvmnc_host *hst, int vm_fd, int cap236, int cap239
 				   ioc);
 	} else if (r == -EINVAL) {
 		set_status(st, 0, "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
-			   cap_note(hst, cap236, cap239, note, sizeof(note)));
+			   cap_note(cap236, cap239, note, sizeof(note)));
 	} else {
 		set_status(st, r, "trial memslot with KVM_MEM_NON_COHERENT_DMA failed: %s",
 			   strerror(-r));
@@ -321,9 +348,9 @@ int kvmnc_recommend(const struct kvmnc_features *f)
 static int probe_node(const char *path, struct kvmnc_host *hst)
 {
 	struct kvmnc_features *f = &hst->feat;
-	int fd, vm_fd, r, cap236, cap239;
+	int fd, vm_fd, r, um2, cap236, cap239;
 	struct utsname u;
-	uint64_t mask;
+	int64_t mask;
 
 	fd = SYS(open, path, O_RDWR);
 	if (fd < 0)
@@ -346,11 +373,11 @@ static int probe_node(const char *path, struct kvmnc_host *hst)
 	probe_cpu(hst);
 	probe_tdp(hst);
 
-	hst->user_memory2 = check_ext(fd, KVM_CAP_USER_MEMORY2) > 0;
+	um2 = check_ext(fd, KVM_CAP_USER_MEMORY2);
+	hst->user_memory2 = um2 > 0;
 	cap236 = check_ext(fd, KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD);
 	cap239 = check_ext(fd, KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
-	r = check_ext(fd, KVM_CAP_DISABLE_QUIRKS2);
-	hst->sys_quirks_mask = r > 0 ? (uint64_t)r : 0;
+	hst->sys_quirks_mask = check_ext(fd, KVM_CAP_DISABLE_QUIRKS2);
 
 	vm_fd = SYS(ioctl, fd, KVM_CREATE_VM, 0);
 	if (vm_fd < 0) {
@@ -364,15 +391,17 @@ static int probe_node(const char *path, struct kvmnc_host *hst)
 		mask = hst->sys_quirks_mask;
 	} else {
 		/* The quirk mask is per VM type (TDX differs); ask a VM. */
-		r = check_ext(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
-		mask = r > 0 ? (uint64_t)r : r == 0 ? 0 : hst->sys_quirks_mask;
+		mask = check_ext(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
 		probe_device(hst, vm_fd);
-		probe_flag(hst, vm_fd, cap236, cap239);
+		if (um2 < 0)
+			set_status(&f->memslot_flag, um2,
+				   "could not tell which memslot ioctl to try: %s", strerror(-um2));
+		else
+			probe_flag(hst, vm_fd, cap236, cap239);
 		SYS(close, vm_fd);
 	}
-	f->quirks_mask = mask;
 	decide_native(hst);
-	kvmnc_decide_quirk(f, hst->vendor, mask);
+	kvmnc_decide_quirk(hst, f, mask);
 	f->recommended = kvmnc_recommend(f);
 	r = 0;
 out:

@@ -1,0 +1,717 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat-kvm.h"
+#include "fake-kernel.h"
+#include "internal.h"
+
+#define MAX_FDS	  64
+#define MAX_SLOTS 64
+#define FD_BASE	  1000
+
+enum kind { K_FREE, K_SYS, K_VM, K_DEV, K_VCPU, K_OTHER };
+
+struct slot {
+	bool used;
+	uint32_t id;
+	uint32_t flags;
+	uint64_t gpa, size;
+};
+
+struct obj {
+	enum kind kind;
+	int vm;	   /* owning VM's index for K_DEV/K_VCPU */
+	bool nc;   /* device: NONCOHERENT_SET done */
+	int refs;  /* VM: fds referring to it (itself + devices) */
+	bool open; /* the fd is open (a VM may outlive its fd) */
+	struct slot slots[MAX_SLOTS];
+	int ncount;
+	uint64_t disabled_quirks;
+	int v1_calls, v2_calls;
+};
+
+static const struct fake_personality *pers;
+static struct obj objs[MAX_FDS];
+static int calls, fail_nth, fail_err, maps;
+static bool fail_hit;
+
+static struct obj *obj_of(int fd)
+{
+	int i = fd - FD_BASE;
+
+	if (i < 0 || i >= MAX_FDS || objs[i].kind == K_FREE || !objs[i].open)
+		return NULL;
+	return &objs[i];
+}
+
+static int new_obj(enum kind k, int vm)
+{
+	for (int i = 0; i < MAX_FDS; i++) {
+		if (objs[i].kind == K_FREE) {
+			memset(&objs[i], 0, sizeof(objs[i]));
+			objs[i].kind = k;
+			objs[i].vm = vm;
+			objs[i].open = true;
+			if (k == K_VM)
+				objs[i].refs = 1;
+			else if (vm >= 0)
+				objs[vm].refs++;
+			return FD_BASE + i;
+		}
+	}
+	return -EMFILE;
+}
+
+static void put_vm(int vm)
+{
+	if (--objs[vm].refs == 0)
+		objs[vm].kind = K_FREE;
+}
+
+/* Every seam entry starts here: count it, and fail it if asked to. */
+static int enter(void)
+{
+	calls++;
+	if (fail_nth && calls == fail_nth) {
+		fail_hit = true;
+		return -fail_err;
+	}
+	return 0;
+}
+
+static int f_open(const char *path, int flags)
+{
+	int r = enter();
+
+	(void)flags;
+	if (r)
+		return r;
+	if (strcmp(path, KVMNC_DEFAULT_DEV) && strcmp(path, "/dev/kvm-alt"))
+		return -ENOENT;
+	if (pers->open_err)
+		return -pers->open_err;
+	return new_obj(K_SYS, -1);
+}
+
+static int f_close(int fd)
+{
+	struct obj *o;
+	int r = enter();
+
+	/* Like Linux, the fd is gone even when close reports an error. */
+	o = obj_of(fd);
+	if (!o)
+		return -EBADF;
+	o->open = false;
+	if (o->kind == K_DEV) {
+		if (o->nc)
+			objs[o->vm].ncount--;
+		o->kind = K_FREE;
+		put_vm(o->vm);
+	} else if (o->kind == K_VCPU) {
+		o->kind = K_FREE;
+		put_vm(o->vm);
+	} else if (o->kind == K_VM) {
+		put_vm((int)(o - objs));
+	} else {
+		o->kind = K_FREE;
+	}
+	return r;
+}
+
+static int cap_value(const struct obj *o, unsigned long cap)
+{
+	bool vm = o->kind == K_VM;
+
+	switch (cap) {
+	case KVM_CAP_USER_MEMORY:
+		return 1;
+	case KVM_CAP_USER_MEMORY2:
+		return pers->user_memory2;
+	case KVM_CAP_DISABLE_QUIRKS2:
+		return (int)(vm ? pers->quirks_vm : pers->quirks_sys);
+	case 236:
+		if (vm && pers->vm_flag_cap >= 0 && pers->cap236 && (pers->flag_v1 || pers->flag_v2) &&
+		    !pers->cap239)
+			return pers->vm_flag_cap;
+		return pers->cap236;
+	case 239:
+		if (vm && pers->vm_flag_cap >= 0 && pers->cap239)
+			return pers->vm_flag_cap;
+		return pers->cap239;
+	}
+	return 0;
+}
+
+static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
+		      bool v2)
+{
+	uint32_t valid = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
+	struct slot *s = NULL, *free_s = NULL;
+
+	if (v2) {
+		valid |= KVM_MEM_GUEST_MEMFD;
+		vm->v2_calls++;
+	} else {
+		vm->v1_calls++;
+	}
+	if ((v2 && pers->flag_v2) || (!v2 && pers->flag_v1))
+		valid |= KVM_MEM_NON_COHERENT_DMA;
+	if (flags & ~valid)
+		return -EINVAL;
+	for (int i = 0; i < MAX_SLOTS; i++) {
+		if (vm->slots[i].used && vm->slots[i].id == slot)
+			s = &vm->slots[i];
+		else if (!vm->slots[i].used && !free_s)
+			free_s = &vm->slots[i];
+	}
+	if (size == 0) {
+		if (!s)
+			return -EINVAL;
+		s->used = false;
+		return 0;
+	}
+	for (int i = 0; i < MAX_SLOTS; i++) {
+		struct slot *o = &vm->slots[i];
+
+		if (o->used && o != s && gpa < o->gpa + o->size && o->gpa < gpa + size)
+			return -EEXIST;
+	}
+	if (s) {
+		if (s->size != size || ((s->flags ^ flags) & KVM_MEM_NON_COHERENT_DMA))
+			return -EINVAL;
+	} else {
+		if (!free_s)
+			return -ENOSPC;
+		s = free_s;
+	}
+	*s = (struct slot){.used = true, .id = slot, .flags = flags, .gpa = gpa, .size = size};
+	return 0;
+}
+
+static int vm_ioctl(struct obj *o, unsigned long req, unsigned long arg)
+{
+	int vm = (int)(o - objs);
+
+	switch (req) {
+	case KVM_CHECK_EXTENSION:
+		return cap_value(o, arg);
+	case KVM_CREATE_DEVICE: {
+		struct kvm_create_device *cd = (struct kvm_create_device *)arg;
+		int fd;
+
+		if (!pers->dev_type || cd->type != pers->dev_type)
+			return -ENODEV;
+		if (cd->flags & KVM_CREATE_DEVICE_TEST)
+			return 0;
+		fd = new_obj(K_DEV, vm);
+		if (fd < 0)
+			return fd;
+		cd->fd = (uint32_t)fd;
+		return 0;
+	}
+	case KVM_SET_USER_MEMORY_REGION: {
+		const struct kvm_userspace_memory_region *m = (const void *)arg;
+
+		return set_region(o, m->slot, m->flags, m->guest_phys_addr, m->memory_size, false);
+	}
+	case KVM_SET_USER_MEMORY_REGION2: {
+		const struct kvm_userspace_memory_region2 *m = (const void *)arg;
+
+		if (!pers->user_memory2)
+			return -ENOTTY;
+		return set_region(o, m->slot, m->flags, m->guest_phys_addr, m->memory_size, true);
+	}
+	case KVM_ENABLE_CAP: {
+		const struct kvm_enable_cap *c = (const void *)arg;
+
+		if (c->cap != KVM_CAP_DISABLE_QUIRKS2 || (c->args[0] & ~pers->quirks_vm))
+			return -EINVAL;
+		o->disabled_quirks |= c->args[0];
+		return 0;
+	}
+	case KVM_CREATE_VCPU:
+		return new_obj(K_VCPU, vm);
+	}
+	return -ENOTTY;
+}
+
+static int dev_ioctl(struct obj *o, unsigned long req, unsigned long arg)
+{
+	const struct kvm_device_attr *a = (const void *)arg;
+	bool ours = pers->dev_is_virtio && a->group == KVM_DEV_VIRTIO_NONCOHERENT &&
+		    a->attr == KVM_DEV_VIRTIO_NONCOHERENT_SET;
+
+	switch (req) {
+	case KVM_HAS_DEVICE_ATTR:
+		return ours ? 0 : -ENXIO;
+	case KVM_SET_DEVICE_ATTR:
+		if (!ours)
+			return -ENXIO;
+		if (!o->nc) {
+			o->nc = true;
+			objs[o->vm].ncount++;
+		}
+		return 0;
+	}
+	return -ENOTTY;
+}
+
+static int f_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	struct obj *o;
+	int r = enter();
+
+	if (r)
+		return r;
+	o = obj_of(fd);
+	if (!o)
+		return -EBADF;
+	switch (o->kind) {
+	case K_SYS:
+		if (req == KVM_GET_API_VERSION)
+			return pers->api_version;
+		if (req == KVM_CHECK_EXTENSION)
+			return cap_value(o, arg);
+		if (req == KVM_CREATE_VM)
+			return pers->create_vm_err ? -pers->create_vm_err : new_obj(K_VM, -1);
+		return -ENOTTY;
+	case K_VM:
+		return vm_ioctl(o, req, arg);
+	case K_DEV:
+		return dev_ioctl(o, req, arg);
+	case K_VCPU:
+		return -EINVAL; /* x86's kvm_arch_vcpu_ioctl default */
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int f_fcntl_getfd(int fd)
+{
+	int r = enter();
+
+	if (r)
+		return r;
+	return obj_of(fd) ? 0 : -EBADF;
+}
+
+static int f_mmap_anon(size_t len, void **out)
+{
+	int r = enter();
+
+	if (r)
+		return r;
+	*out = aligned_alloc(4096, len);
+	if (!*out)
+		return -ENOMEM;
+	maps++;
+	return 0;
+}
+
+static int f_munmap(void *addr, size_t len)
+{
+	int r = enter();
+
+	(void)len;
+	free(addr);
+	maps--;
+	return r;
+}
+
+static ssize_t f_read_file(const char *path, char *buf, size_t len)
+{
+	const char *val = NULL;
+	int r = enter();
+
+	if (r)
+		return r;
+	if (!strcmp(path, "/sys/module/kvm_intel/parameters/ept"))
+		val = pers->ept;
+	else if (!strcmp(path, "/sys/module/kvm_amd/parameters/npt"))
+		val = pers->npt;
+	if (!val)
+		return -ENOENT;
+	snprintf(buf, len, "%s\n", val);
+	return (ssize_t)strlen(buf);
+}
+
+static int f_uname(struct utsname *u)
+{
+	int r = enter();
+
+	if (r)
+		return r;
+	memset(u, 0, sizeof(*u));
+	snprintf(u->release, sizeof(u->release), "%s", pers->release);
+	return 0;
+}
+
+static int f_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
+{
+	int r = enter();
+
+	(void)subleaf;
+	if (r)
+		return r;
+	if (!pers->vendor)
+		return -EOPNOTSUPP;
+	memset(regs, 0, 4 * sizeof(uint32_t));
+	if (leaf == 0) {
+		regs[0] = 0xd;
+		memcpy(&regs[1], pers->vendor, 4);
+		memcpy(&regs[3], pers->vendor + 4, 4);
+		memcpy(&regs[2], pers->vendor + 8, 4);
+	} else if (leaf == 1) {
+		regs[3] = pers->self_snoop ? 1u << 27 : 0;
+	}
+	return 0;
+}
+
+static const struct kvmnc_sys fake_sys = {
+	.open = f_open,
+	.close = f_close,
+	.ioctl = f_ioctl,
+	.fcntl_getfd = f_fcntl_getfd,
+	.mmap_anon = f_mmap_anon,
+	.munmap = f_munmap,
+	.read_file = f_read_file,
+	.uname = f_uname,
+	.cpuid = f_cpuid,
+};
+
+void fake_reset(const struct fake_personality *p)
+{
+	pers = p;
+	memset(objs, 0, sizeof(objs));
+	calls = fail_nth = fail_err = maps = 0;
+	fail_hit = false;
+	kvmnc_sys = &fake_sys;
+	kvmnc_probe_reset();
+}
+
+void fake_uninstall(void)
+{
+	kvmnc_sys = &kvmnc_sys_real;
+	kvmnc_probe_reset();
+}
+
+void fake_fail_nth(int nth, int err)
+{
+	fail_nth = nth ? calls + nth : 0;
+	fail_err = err;
+	if (nth)
+		fail_hit = false;
+}
+
+int fake_calls(void)
+{
+	return calls;
+}
+
+bool fake_fail_hit(void)
+{
+	return fail_hit;
+}
+
+int fake_open_fds(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_FDS; i++)
+		n += objs[i].kind != K_FREE && objs[i].open;
+	return n;
+}
+
+int fake_open_maps(void)
+{
+	return maps;
+}
+
+int fake_open_system_fd(void)
+{
+	return new_obj(K_SYS, -1);
+}
+
+int fake_open_other_fd(void)
+{
+	return new_obj(K_OTHER, -1);
+}
+
+int fake_open_vcpu_fd(int vm_fd)
+{
+	return new_obj(K_VCPU, vm_fd - FD_BASE);
+}
+
+int fake_create_vm(void)
+{
+	return pers->create_vm_err ? -pers->create_vm_err : new_obj(K_VM, -1);
+}
+
+void fake_close(int fd)
+{
+	int saved = fail_nth;
+
+	fail_nth = 0;
+	calls--; /* not the library's call */
+	f_close(fd);
+	fail_nth = saved;
+}
+
+void fake_vm_state(int vm_fd, struct fake_vm_state *st)
+{
+	const struct obj *vm = &objs[vm_fd - FD_BASE];
+
+	memset(st, 0, sizeof(*st));
+	for (int i = 0; i < MAX_SLOTS; i++)
+		st->nslots += vm->slots[i].used;
+	st->noncoherent_devices = vm->ncount;
+	for (int i = 0; i < MAX_FDS; i++)
+		st->devices += objs[i].kind == K_DEV && objs[i].open && objs[i].vm == vm_fd - FD_BASE;
+	st->disabled_quirks = vm->disabled_quirks;
+	st->v1_calls = vm->v1_calls;
+	st->v2_calls = vm->v2_calls;
+}
+
+int64_t fake_slot_flags(int vm_fd, uint32_t slot)
+{
+	const struct obj *vm = &objs[vm_fd - FD_BASE];
+
+	for (int i = 0; i < MAX_SLOTS; i++)
+		if (vm->slots[i].used && vm->slots[i].id == slot)
+			return vm->slots[i].flags;
+	return -1;
+}
+
+/* The kernels of DESIGN.md §3. */
+const struct fake_personality fake_personalities[] = {
+	{
+		.name = "debian-6.1",
+		.release = "6.1.0-28-amd64",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.quirks_sys = 0xff,
+		.quirks_vm = 0xff,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "stable-6.12-intel",
+		.release = "6.12.117-amd64",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "stable-6.12-intel-nosnoop",
+		.release = "6.12.117-amd64",
+		.vendor = "GenuineIntel",
+		.self_snoop = false,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "upstream-6.18-intel",
+		.release = "6.18.0",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x7ff,
+		.quirks_vm = 0x7ff,
+		.cap236 = 1,
+		.cap239 = 0,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "amd-npt",
+		.release = "6.12.117-amd64",
+		.vendor = "AuthenticAMD",
+		.self_snoop = false,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.npt = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "amd-npt-6.1",
+		.release = "6.1.0-28-amd64",
+		.vendor = "AuthenticAMD",
+		.api_version = 12,
+		.quirks_sys = 0xff,
+		.quirks_vm = 0xff,
+		.npt = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "chromeos-6.6",
+		.release = "6.6.50-chromeos",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = false,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.flag_v1 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "chromeos-6.12",
+		.release = "6.12.40-chromeos",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff, /* stable 6.12.78+ base: has the quirk */
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "patched-6.12",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "patched-6.12-amd-shadow",
+		.release = "6.12.117-kvmnc",
+		.vendor = "AuthenticAMD",
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.npt = "N",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "patched-6.12-private-vm",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.vm_flag_cap = 0,
+	},
+	{
+		.name = "pvm-shadow",
+		.release = "6.18.44-fc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x5ff,
+		.quirks_vm = 0x5ff,
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "type32-collision",
+		.release = "6.20.0-other",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.dev_type = 32,
+		.dev_is_virtio = false,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "arm64",
+		.release = "6.12.0-arm64",
+		.vendor = NULL,
+		.api_version = 12,
+		.user_memory2 = true,
+		.cap239 = 1, /* KVM_CAP_ARM_WRITABLE_IMP_ID_REGS on 6.15+ */
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "no-scratch-vm",
+		.release = "6.12.117-amd64",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.create_vm_err = EMFILE,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "no-permission",
+		.release = "6.12.117-amd64",
+		.vendor = "GenuineIntel",
+		.open_err = EACCES,
+		.api_version = 12,
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "old-api",
+		.release = "2.6.20",
+		.vendor = "GenuineIntel",
+		.api_version = 11,
+		.vm_flag_cap = -1,
+	},
+};
+
+const int fake_npersonalities = sizeof(fake_personalities) / sizeof(fake_personalities[0]);
+
+const struct fake_personality *fake_personality(const char *name)
+{
+	for (int i = 0; i < fake_npersonalities; i++)
+		if (!strcmp(fake_personalities[i].name, name))
+			return &fake_personalities[i];
+	return NULL;
+}

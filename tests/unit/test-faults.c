@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Every system call an operation makes, failing in turn with each plausible
+ * errno: the operation reports an error and leaves no fd and no state
+ * behind, in the kernel or in the handle.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "compat-kvm.h"
+#include "helpers.h"
+
+static const int errs[] = {EINTR, EAGAIN, ENOMEM, EBADF, ENOTTY, EPERM, EEXIST, EINVAL, EMFILE};
+#define NERRS (sizeof(errs) / sizeof(errs[0]))
+
+struct scenario {
+	const char *name;
+	const char *personality;
+	int scope;
+	/* Prepares the handle (may be NULL for open scenarios). */
+	void (*prepare)(struct kvmnc *h);
+	/* The operation under test. */
+	int (*op)(struct kvmnc **h, int vm);
+};
+
+static int total_cases;
+
+static void snapshot(struct kvmnc *h, int vm, struct fake_vm_state *vs,
+		     struct kvmnc_handle_info *info, int *nc)
+{
+	fake_vm_state(vm, vs);
+	memset(info, 0, sizeof(*info));
+	info->sz = sizeof(*info);
+	if (h) {
+		assert_int_equal(kvmnc_get_info(h, info), 0);
+		*nc = kvmnc_is_noncoherent(h);
+	} else {
+		*nc = -1;
+	}
+}
+
+static struct kvmnc *setup(const struct scenario *s, int *vm, bool with_handle)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = s->scope);
+	struct kvmnc_features f = {.sz = sizeof(f)};
+	struct kvmnc *h = NULL;
+
+	fake_reset(fake_personality(s->personality));
+	/* Probe first so that the faults land in the operation itself. */
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	*vm = fake_create_vm();
+	if (with_handle) {
+		assert_int_equal(kvmnc_open(*vm, &o, &h), 0);
+		if (s->prepare)
+			s->prepare(h);
+	}
+	return h;
+}
+
+static void run_scenario(const struct scenario *s, bool with_handle)
+{
+	struct fake_vm_state vs0, vs1;
+	struct kvmnc_handle_info i0, i1;
+	int vm, calls, nc0, nc1, fds0;
+	struct kvmnc *h;
+
+	h = setup(s, &vm, with_handle);
+	calls = fake_calls();
+	assert_int_equal(s->op(&h, vm), 0);
+	calls = fake_calls() - calls;
+	kvmnc_close(h);
+
+	for (int n = 1; n <= calls; n++) {
+		for (size_t e = 0; e < NERRS; e++) {
+			int r;
+
+			h = setup(s, &vm, with_handle);
+			snapshot(h, vm, &vs0, &i0, &nc0);
+			fds0 = fake_open_fds();
+			fake_fail_nth(n, errs[e]);
+			r = s->op(&h, vm);
+			fake_fail_nth(0, 0);
+			total_cases++;
+			if (!fake_fail_hit())
+				fail_msg("%s: call %d was not reached", s->name, n);
+			if (r == 0) {
+				/* Best-effort calls (a VM-specific query, a close) may fail
+				 * without failing the operation. */
+				kvmnc_close(h);
+				continue;
+			}
+			if (r > 0)
+				fail_msg("%s: call %d (%s): returned %d", s->name, n,
+					 strerror(errs[e]), r);
+			snapshot(h, vm, &vs1, &i1, &nc1);
+			if (fake_open_fds() != fds0 || memcmp(&vs0, &vs1, sizeof(vs0) - 2 * sizeof(int)) ||
+			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
+				fail_msg("%s: call %d failing with %s left state behind "
+					 "(fds %d->%d, slots %d->%d, devices %d->%d, quirks %#llx->%#llx)",
+					 s->name, n, strerror(errs[e]), fds0, fake_open_fds(),
+					 vs0.nslots, vs1.nslots, vs0.devices, vs1.devices,
+					 (unsigned long long)vs0.disabled_quirks,
+					 (unsigned long long)vs1.disabled_quirks);
+			kvmnc_close(h);
+		}
+	}
+}
+
+static int op_open(struct kvmnc **h, int vm)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE);
+
+	return kvmnc_open(vm, &o, h);
+}
+
+static int op_nc_region(struct kvmnc **h, int vm)
+{
+	struct kvmnc_region r = region(5, 0x40000000, 1 << 20, true);
+
+	(void)vm;
+	return kvmnc_set_region(*h, &r);
+}
+
+static int op_plain_region(struct kvmnc **h, int vm)
+{
+	struct kvmnc_region r = region(6, 0x80000000, 1 << 20, false);
+
+	(void)vm;
+	return kvmnc_set_region(*h, &r);
+}
+
+static void prep_nc_region(struct kvmnc *h)
+{
+	struct kvmnc_region r = region(5, 0x40000000, 1 << 20, true);
+
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+}
+
+static int op_delete_nc_region(struct kvmnc **h, int vm)
+{
+	struct kvmnc_region r = region(5, 0x40000000, 0, true);
+
+	(void)vm;
+	return kvmnc_set_region(*h, &r);
+}
+
+static int op_device_enable(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_device_enable(*h, 42);
+}
+
+static const struct scenario open_scenarios[] = {
+	{"open/patched", "patched-6.12", 0, NULL, op_open},
+	{"open/quirk", "stable-6.12-intel", 0, NULL, op_open},
+	{"open/private-vm", "patched-6.12-private-vm", 0, NULL, op_open},
+};
+
+static const struct scenario handle_scenarios[] = {
+	{"region/flag", "patched-6.12", KVMNC_SCOPE_SLOT, NULL, op_nc_region},
+	{"region/flag-v1", "chromeos-6.6", KVMNC_SCOPE_SLOT, NULL, op_nc_region},
+	{"region/device", "patched-6.12-amd-shadow", KVMNC_SCOPE_VM, NULL, op_nc_region},
+	{"region/quirk", "stable-6.12-intel", KVMNC_SCOPE_VM_IRREVERSIBLE, NULL, op_nc_region},
+	{"region/plain", "debian-6.1", KVMNC_SCOPE_SLOT, NULL, op_plain_region},
+	{"region/delete-device", "patched-6.12-amd-shadow", KVMNC_SCOPE_VM, prep_nc_region,
+	 op_delete_nc_region},
+	{"region/delete-flag", "patched-6.12", KVMNC_SCOPE_SLOT, prep_nc_region,
+	 op_delete_nc_region},
+	{"device/virtio", "patched-6.12", KVMNC_SCOPE_VM, NULL, op_device_enable},
+	{"device/quirk-lazy", "chromeos-6.12", KVMNC_SCOPE_VM_IRREVERSIBLE, NULL,
+	 op_device_enable},
+};
+
+static void test_open_faults(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(open_scenarios) / sizeof(open_scenarios[0]); i++)
+		run_scenario(&open_scenarios[i], false);
+}
+
+static void test_handle_faults(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(handle_scenarios) / sizeof(handle_scenarios[0]); i++)
+		run_scenario(&handle_scenarios[i], true);
+	print_message("%d fault-injection cases (operations x calls x errnos)\n", total_cases);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_open_faults, teardown_fake),
+		cmocka_unit_test_teardown(test_handle_faults, teardown_fake),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

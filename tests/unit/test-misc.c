@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Error texts, names, versions and the log callback. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+
+static void test_strerror(void **state)
+{
+	(void)state;
+	assert_non_null(strstr(kvmnc_strerror(-EOPNOTSUPP), "mechanism"));
+	assert_non_null(strstr(kvmnc_strerror(-ENOTTY), "KVM VM"));
+	assert_non_null(strstr(kvmnc_strerror(-E2BIG), "does not know"));
+	assert_string_equal(kvmnc_strerror(EBADF), kvmnc_strerror(-EBADF));
+	assert_string_equal(kvmnc_strerror(0), "Success");
+	assert_non_null(kvmnc_strerror(-EIO));
+	assert_non_null(kvmnc_strerror(-99999));
+	assert_non_null(kvmnc_strerror(-2147483647));
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(kvmnc_mechanism_name(KVMNC_MECH_NONE), "none");
+	assert_string_equal(kvmnc_mechanism_name(KVMNC_MECH_NATIVE), "native");
+	assert_string_equal(kvmnc_mechanism_name(KVMNC_MECH_MEMSLOT_FLAG), "memslot_flag");
+	assert_string_equal(kvmnc_mechanism_name(KVMNC_MECH_VIRTIO_DEVICE), "virtio_device");
+	assert_string_equal(kvmnc_mechanism_name(KVMNC_MECH_GUEST_PAT_QUIRK), "guest_pat_quirk");
+	assert_null(kvmnc_mechanism_name(5));
+	assert_null(kvmnc_mechanism_name(-1));
+}
+
+static void test_version(void **state)
+{
+	char want[32];
+
+	(void)state;
+	snprintf(want, sizeof(want), "%u.%u.%u", kvmnc_version_major(), kvmnc_version_minor(),
+		 kvmnc_version_patch());
+	assert_string_equal(kvmnc_version(), want);
+	assert_int_equal(kvmnc_version_major(), KVMNC_VERSION_MAJOR);
+	assert_int_equal(kvmnc_version_minor(), KVMNC_VERSION_MINOR);
+}
+
+static int nlogged, last_level;
+static char last_msg[512];
+
+static void logger(int level, const char *msg, void *ctx)
+{
+	assert_ptr_equal(ctx, &nlogged);
+	nlogged++;
+	last_level = level;
+	snprintf(last_msg, sizeof(last_msg), "%s", msg);
+}
+
+static void test_log(void **state)
+{
+	struct kvmnc_features f = {.sz = sizeof(f)};
+
+	(void)state;
+	/* Nothing is logged (or printed) without a callback. */
+	fake_reset(fake_personality("no-scratch-vm"));
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(nlogged, 0);
+
+	kvmnc_set_log(logger, KVMNC_LOG_WARN, &nlogged);
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_true(nlogged > 0);
+	assert_int_equal(last_level, KVMNC_LOG_WARN);
+	assert_non_null(strstr(last_msg, "scratch VM"));
+
+	/* Below the threshold: not delivered. */
+	nlogged = 0;
+	kvmnc_set_log(logger, KVMNC_LOG_ERROR, &nlogged);
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(nlogged, 0);
+
+	kvmnc_set_log(NULL, KVMNC_LOG_DEBUG, NULL);
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(nlogged, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_version),
+		cmocka_unit_test_teardown(test_log, teardown_fake),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

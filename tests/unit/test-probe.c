@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The probe against every kernel personality of DESIGN.md §3. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake-kernel.h"
+#include "internal.h"
+
+struct expect {
+	const char *personality;
+	int native, flag, device, quirk;
+	int recommended;
+	/* A word each reason must contain, NULL: not checked. */
+	const char *native_why, *flag_why, *device_why, *quirk_why;
+	uint32_t flag_cap;
+};
+
+static const struct expect expectations[] = {
+	{"debian-6.1", 0, 0, 0, 0, KVMNC_MECH_NONE, "Intel VMX", "KVM_SET_USER_MEMORY_REGION",
+	 "not registered", "older than 6.16", 0},
+	{"stable-6.12-intel", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL,
+	 "236 = 1 is KVM_CAP_PRE_FAULT_MEMORY", "not registered", "includes IGNORE_GUEST_PAT", 0},
+	{"stable-6.12-intel-nosnoop", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, NULL, NULL,
+	 "no self-snoop", 0},
+	{"upstream-6.18-intel", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, "refused", NULL,
+	 "bit 9", 0},
+	{"amd-npt", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "AMD NPT", NULL, NULL, "natively", 0},
+	{"amd-npt-6.1", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "AMD NPT", NULL, NULL, NULL, 0},
+	{"chromeos-6.6", 0, 1, 0, 0, KVMNC_MECH_MEMSLOT_FLAG, NULL,
+	 "KVM_SET_USER_MEMORY_REGION on a scratch VM (advertised by capability 236)", NULL, NULL,
+	 236},
+	{"chromeos-6.12", 0, 1, 0, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL,
+	 "REGION2 on a scratch VM (advertised by capability 239)", NULL, NULL, 239},
+	{"patched-6.12", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
+	 "NONCOHERENT_SET", NULL, 239},
+	{"patched-6.12-amd-shadow", 0, 0, 1, 0, KVMNC_MECH_VIRTIO_DEVICE, "NPT disabled", "refused",
+	 "NONCOHERENT_SET", "NPT is disabled", 0},
+	{"pvm-shadow", 0, 0, 0, 0, KVMNC_MECH_NONE, "Intel VMX", "refused", "not registered",
+	 "KVM is not kvm_intel", 0},
+	{"type32-collision", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, NULL,
+	 "not the KVM VIRTIO device", NULL, 0},
+	{"arm64", 0, 0, 0, 0, KVMNC_MECH_NONE, "not been checked", "refused", "not registered",
+	 "only on x86", 0},
+};
+
+static int teardown(void **state)
+{
+	(void)state;
+	fake_uninstall();
+	return 0;
+}
+
+static void check_reason(const struct kvmnc_mech_status *st, const char *word, const char *what)
+{
+	assert_non_null(st->reason);
+	assert_true(strlen(st->reason) > 0);
+	if (word && !strstr(st->reason, word))
+		fail_msg("%s reason \"%s\" lacks \"%s\"", what, st->reason, word);
+}
+
+static void test_personalities(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(expectations) / sizeof(expectations[0]); i++) {
+		const struct expect *e = &expectations[i];
+		const struct fake_personality *p = fake_personality(e->personality);
+		KVMNC_OPTS(kvmnc_features, f, .recommended = -1);
+
+		assert_non_null(p);
+		fake_reset(p);
+		print_message("personality %s\n", e->personality);
+		assert_int_equal(kvmnc_probe(NULL, &f), 0);
+		assert_int_equal(f.native.supported, e->native);
+		assert_int_equal(f.memslot_flag.supported, e->flag);
+		assert_int_equal(f.virtio_device.supported, e->device);
+		assert_int_equal(f.guest_pat_quirk.supported, e->quirk);
+		assert_int_equal(f.recommended, e->recommended);
+		assert_int_equal(f.memslot_flag_cap, e->flag_cap);
+		check_reason(&f.native, e->native_why, "native");
+		check_reason(&f.memslot_flag, e->flag_why, "memslot_flag");
+		check_reason(&f.virtio_device, e->device_why, "virtio_device");
+		check_reason(&f.guest_pat_quirk, e->quirk_why, "guest_pat_quirk");
+		assert_string_equal(f.kernel_release, p->release);
+		assert_int_equal(f.kvm_api_version, 12);
+		assert_int_equal(f.virtio_device_type, 32);
+		if (p->vendor)
+			assert_string_equal(f.cpu_vendor, p->vendor);
+		else
+			assert_string_equal(f.cpu_vendor, "");
+		/* The probe leaves nothing open behind. */
+		assert_int_equal(fake_open_fds(), 0);
+		assert_int_equal(fake_open_maps(), 0);
+	}
+}
+
+/* A second query answers from the cache: zero system calls. */
+static void test_cached(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, a, .recommended = 0);
+	KVMNC_OPTS(kvmnc_features, b, .recommended = 0);
+	int before;
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	assert_int_equal(kvmnc_probe(NULL, &a), 0);
+	before = fake_calls();
+	assert_true(before > 0);
+	assert_int_equal(kvmnc_probe(NULL, &b), 0);
+	assert_int_equal(fake_calls(), before);
+	assert_memory_equal(&a, &b, sizeof(a));
+	/* Another node is probed on its own. */
+	assert_int_equal(kvmnc_probe("/dev/kvm-alt", &b), 0);
+	assert_true(fake_calls() > before);
+}
+
+/* A scratch VM that cannot be made is "could not tell", and is not cached. */
+static void test_could_not_tell(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f, .recommended = 0);
+	int before;
+
+	(void)state;
+	fake_reset(fake_personality("no-scratch-vm"));
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(f.virtio_device.supported, -EMFILE);
+	assert_int_equal(f.memslot_flag.supported, -EMFILE);
+	check_reason(&f.virtio_device, "scratch VM", "device");
+	/* The quirk mask still comes from the node. */
+	assert_int_equal(f.guest_pat_quirk.supported, 1);
+	before = fake_calls();
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_true(fake_calls() > before);
+	assert_int_equal(fake_open_fds(), 0);
+}
+
+static void test_node_errors(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f, .recommended = 77);
+
+	(void)state;
+	fake_reset(fake_personality("no-permission"));
+	assert_int_equal(kvmnc_probe(NULL, &f), -EACCES);
+	assert_int_equal(f.recommended, 77); /* untouched on failure */
+	fake_reset(fake_personality("patched-6.12"));
+	assert_int_equal(kvmnc_probe("/dev/no-such-kvm", &f), -ENOENT);
+	fake_reset(fake_personality("old-api"));
+	assert_int_equal(kvmnc_probe(NULL, &f), -EPROTO);
+	assert_int_equal(fake_open_fds(), 0);
+}
+
+static void test_bad_args(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f, .recommended = 0);
+	struct {
+		struct kvmnc_features f;
+		char newer[16];
+	} big;
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	assert_int_equal(kvmnc_probe(NULL, NULL), -EINVAL);
+	assert_int_equal(kvmnc_probe("", &f), -EINVAL);
+	f.sz = 0;
+	assert_int_equal(kvmnc_probe(NULL, &f), -EINVAL);
+
+	/* An older, shorter struct gets what fits. */
+	f.sz = offsetofend(struct kvmnc_features, native);
+	f.memslot_flag.supported = 55;
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(f.native.supported, 0);
+	assert_int_equal(f.memslot_flag.supported, 55);
+
+	/* A newer, longer struct has the fields we do not know zeroed. */
+	memset(&big, 0xaa, sizeof(big));
+	big.f.sz = sizeof(big);
+	assert_int_equal(kvmnc_probe(NULL, &big.f), 0);
+	for (size_t i = 0; i < sizeof(big.newer); i++)
+		assert_int_equal(big.newer[i], 0);
+	assert_int_equal(big.f.recommended, KVMNC_MECH_MEMSLOT_FLAG);
+}
+
+/*
+ * Whatever single call fails, the probe leaves nothing open and gives no
+ * wrong definitive answer: a mechanism it calls supported or unsupported is
+ * what the kernel really has; a failed call can only make it "could not
+ * tell" (negative), never fold into "unsupported".
+ */
+/*
+ * EINVAL, ENOTTY and EPERM are also how a kernel says "no" to a trial (an
+ * unknown flag, an unknown attribute, a device without has_attr): from
+ * those, only a false "supported" is wrong.
+ */
+static bool is_kernel_no(int err)
+{
+	return err == EINVAL || err == ENOTTY || err == EPERM;
+}
+
+static void check_fault_answer(const struct fake_personality *p, int n, int err, const char *what,
+			       const struct kvmnc_mech_status *got,
+			       const struct kvmnc_mech_status *truth)
+{
+	if (got->supported == 1 && truth->supported != 1)
+		fail_msg("%s: call %d failing with %s made %s look supported", p->name, n,
+			 strerror(err), what);
+	if (!is_kernel_no(err) && got->supported >= 0 && got->supported != truth->supported)
+		fail_msg("%s: call %d failing with %s turned %s from %d into %d (%s)", p->name, n,
+			 strerror(err), what, truth->supported, got->supported, got->reason);
+}
+
+static void test_probe_faults(void **state)
+{
+	static const int errs[] = {EINTR, EAGAIN, ENOMEM, EBADF, ENOTTY, EPERM, EEXIST, EINVAL,
+				   EMFILE};
+	int cases = 0;
+
+	(void)state;
+	for (int pi = 0; pi < fake_npersonalities; pi++) {
+		const struct fake_personality *p = &fake_personalities[pi];
+		KVMNC_OPTS(kvmnc_features, truth, .recommended = 0);
+		int total;
+
+		fake_reset(p);
+		if (kvmnc_probe(NULL, &truth) < 0)
+			continue;
+		total = fake_calls();
+		for (int n = 1; n <= total; n++) {
+			for (size_t e = 0; e < sizeof(errs) / sizeof(errs[0]); e++) {
+				KVMNC_OPTS(kvmnc_features, f, .recommended = 0);
+				int r;
+
+				fake_reset(p);
+				fake_fail_nth(n, errs[e]);
+				r = kvmnc_probe(NULL, &f);
+				cases++;
+				assert_true(fake_fail_hit());
+				assert_int_equal(fake_open_fds(), 0);
+				assert_int_equal(fake_open_maps(), 0);
+				if (r < 0)
+					continue;
+				check_fault_answer(p, n, errs[e], "native", &f.native,
+						   &truth.native);
+				check_fault_answer(p, n, errs[e], "memslot_flag", &f.memslot_flag,
+						   &truth.memslot_flag);
+				check_fault_answer(p, n, errs[e], "virtio_device",
+						   &f.virtio_device, &truth.virtio_device);
+				check_fault_answer(p, n, errs[e], "guest_pat_quirk",
+						   &f.guest_pat_quirk, &truth.guest_pat_quirk);
+			}
+		}
+	}
+	print_message("%d probe fault cases\n", cases);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_personalities, teardown),
+		cmocka_unit_test_teardown(test_cached, teardown),
+		cmocka_unit_test_teardown(test_could_not_tell, teardown),
+		cmocka_unit_test_teardown(test_node_errors, teardown),
+		cmocka_unit_test_teardown(test_bad_args, teardown),
+		cmocka_unit_test_teardown(test_probe_faults, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
