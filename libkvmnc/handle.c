@@ -104,6 +104,9 @@ static int check_vm_fd(int fd)
 		return r == -EBADF ? -EBADF : r;
 	/* VM and system fds answer this; vCPU, device and other fds do not. */
 	r = SYS(ioctl, fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY);
+	/* KVM's answer to a process other than the VM's creator, e.g. after fork. */
+	if (r == -EIO)
+		return -EIO;
 	if (r <= 0)
 		return -ENOTTY;
 	/* Only the system fd knows the API version. */

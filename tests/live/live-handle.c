@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Handles on real VM fds, and every kind of fd that is not one. */
+#include <sys/wait.h>
+
+#include "../../libkvmnc/compat-kvm.h"
+#include "live.h"
+
+int main(void)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
+	struct kvmnc_handle_info info = {.sz = sizeof(info)};
+	struct kvmnc *h = NULL, *h2 = NULL;
+	int kvm = t_kvm_fd(), vm, vcpu, closed, pipefd[2], devnull, fds;
+
+	vm = t_create_vm(kvm);
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	t_check(vcpu >= 0, "a vCPU for the bad-fd checks");
+	if (pipe2(pipefd, O_CLOEXEC) < 0 || (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		return T_EXIT_FAIL;
+	closed = dup(devnull);
+	close(closed);
+
+	fds = t_count_fds();
+	T_EQ(kvmnc_open(pipefd[0], &o, &h), -ENOTTY, "a pipe is not a VM");
+	T_EQ(kvmnc_open(devnull, &o, &h), -ENOTTY, "/dev/null is not a VM");
+	T_EQ(kvmnc_open(closed, &o, &h), -EBADF, "a closed fd");
+	T_EQ(kvmnc_open(-1, &o, &h), -EBADF, "fd -1");
+	T_EQ(kvmnc_open(kvm, &o, &h), -ENOTTY, "the KVM system fd is not a VM");
+	T_EQ(kvmnc_open(vcpu, &o, &h), -ENOTTY, "a vCPU fd is not a VM");
+	t_check(h == NULL, "no handle came back from the failures");
+	T_EQ(t_count_fds(), fds, "failed opens leave no fd");
+
+	T_EQ(kvmnc_open(vm, &o, &h), 0, "open on the VM fd");
+	T_EQ(kvmnc_open(vm, &o, &h2), 0, "a second handle on the same VM");
+	T_EQ(kvmnc_get_info(h, &info), 0, "get_info");
+	printf("# regions use %s, devices use %s\n", kvmnc_mechanism_name(info.region_mechanism),
+	       kvmnc_mechanism_name(info.device_mechanism));
+	T_EQ(kvmnc_is_noncoherent(h), 0, "a fresh VM holds no non-coherent state");
+	T_EQ(kvmnc_close(h), 0, "close");
+	T_EQ(kvmnc_close(h), -EBADF, "double close");
+	T_EQ(kvmnc_get_info(h, &info), -EBADF, "use after close");
+	T_EQ(kvmnc_close(h2), 0, "close the second handle");
+	T_EQ(t_count_fds(), fds, "closing leaves no fd");
+	t_check(fcntl(vm, F_GETFD) >= 0, "the caller's VM fd stays open");
+
+	/*
+	 * KVM serves a VM only to the process that created it: a child after
+	 * fork gets EIO, and the library says so instead of "not a VM".
+	 */
+	T_EQ(kvmnc_open(vm, &o, &h), 0, "a handle the child inherits");
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct kvmnc *c = NULL;
+		int r = kvmnc_open(vm, &o, &c);
+
+		/* What the child may do with the inherited handle: close it. */
+		_exit(r == -EIO && c == NULL && kvmnc_close(h) == 0 ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	t_check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"a forked child gets -EIO on the parent's VM and can close the inherited handle");
+	T_EQ(kvmnc_is_noncoherent(h), 0, "the parent's handle still works");
+	T_EQ(kvmnc_close(h), 0, "parent closes its handle");
+
+	close(vcpu);
+	close(vm);
+	close(kvm);
+	return t_done();
+}
