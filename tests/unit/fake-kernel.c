@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,7 @@ static int enter(void)
 	return 0;
 }
 
-static int f_open(const char *path, int flags)
+static int f_open_locked(const char *path, int flags)
 {
 	int r = enter();
 
@@ -96,7 +97,7 @@ static int f_open(const char *path, int flags)
 	return new_obj(K_SYS, -1);
 }
 
-static int f_close(int fd)
+static int f_close_locked(int fd)
 {
 	struct obj *o;
 	int r = enter();
@@ -260,7 +261,7 @@ static int dev_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 	return -ENOTTY;
 }
 
-static int f_ioctl(int fd, unsigned long req, unsigned long arg)
+static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 {
 	struct obj *o;
 	int r = enter();
@@ -290,7 +291,7 @@ static int f_ioctl(int fd, unsigned long req, unsigned long arg)
 	}
 }
 
-static int f_fcntl_getfd(int fd)
+static int f_fcntl_getfd_locked(int fd)
 {
 	int r = enter();
 
@@ -299,7 +300,7 @@ static int f_fcntl_getfd(int fd)
 	return obj_of(fd) ? 0 : -EBADF;
 }
 
-static int f_mmap_anon(size_t len, void **out)
+static int f_mmap_anon_locked(size_t len, void **out)
 {
 	int r = enter();
 
@@ -312,7 +313,7 @@ static int f_mmap_anon(size_t len, void **out)
 	return 0;
 }
 
-static int f_munmap(void *addr, size_t len)
+static int f_munmap_locked(void *addr, size_t len)
 {
 	int r = enter();
 
@@ -322,7 +323,7 @@ static int f_munmap(void *addr, size_t len)
 	return r;
 }
 
-static ssize_t f_read_file(const char *path, char *buf, size_t len)
+static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 {
 	const char *val = NULL;
 	int r = enter();
@@ -339,7 +340,7 @@ static ssize_t f_read_file(const char *path, char *buf, size_t len)
 	return (ssize_t)strlen(buf);
 }
 
-static int f_uname(struct utsname *u)
+static int f_uname_locked(struct utsname *u)
 {
 	int r = enter();
 
@@ -350,7 +351,7 @@ static int f_uname(struct utsname *u)
 	return 0;
 }
 
-static int f_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
+static int f_cpuid_locked(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 {
 	int r = enter();
 
@@ -370,6 +371,32 @@ static int f_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 	}
 	return 0;
 }
+
+/*
+ * The fake is one big lock, like a kernel seen from userspace: each call is
+ * atomic, so the library's threads can race each other over it.
+ */
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define LOCKED(ret, name, params, args)                                                            \
+	static ret f_##name params                                                                 \
+	{                                                                                          \
+		ret r;                                                                             \
+		pthread_mutex_lock(&fake_lock);                                                    \
+		r = f_##name##_locked args;                                                        \
+		pthread_mutex_unlock(&fake_lock);                                                  \
+		return r;                                                                          \
+	}
+
+LOCKED(int, open, (const char *path, int flags), (path, flags))
+LOCKED(int, close, (int fd), (fd))
+LOCKED(int, ioctl, (int fd, unsigned long req, unsigned long arg), (fd, req, arg))
+LOCKED(int, fcntl_getfd, (int fd), (fd))
+LOCKED(int, mmap_anon, (size_t len, void **out), (len, out))
+LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
+LOCKED(ssize_t, read_file, (const char *path, char *buf, size_t len), (path, buf, len))
+LOCKED(int, uname, (struct utsname *u), (u))
+LOCKED(int, cpuid, (uint32_t leaf, uint32_t subleaf, uint32_t regs[4]), (leaf, subleaf, regs))
 
 static const struct kvmnc_sys fake_sys = {
 	.open = f_open,
@@ -455,10 +482,12 @@ void fake_close(int fd)
 {
 	int saved = fail_nth;
 
+	pthread_mutex_lock(&fake_lock);
 	fail_nth = 0;
 	calls--; /* not the library's call */
-	f_close(fd);
+	f_close_locked(fd);
 	fail_nth = saved;
+	pthread_mutex_unlock(&fake_lock);
 }
 
 void fake_vm_state(int vm_fd, struct fake_vm_state *st)
