@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Fault injection on the real kernel: every system call the library makes,
+ * failing in turn with each plausible errno, through a wrapper around the
+ * real seam. Counts /proc/self/fd before and after: no fd may leak, and the
+ * operation either fails with the injected errno's consequence or succeeds
+ * where the failed call was best effort.
+ */
+#include <dirent.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "live.h"
+
+static const int errs[] = {EINTR, EAGAIN, ENOMEM, EBADF, ENOTTY, EPERM, EEXIST, EINVAL, EMFILE};
+static int calls, fail_at, fail_err;
+
+static int inject(void)
+{
+	return ++calls == fail_at ? -fail_err : 0;
+}
+
+/* A failed open/ioctl that would have created an fd must not leave one. */
+static int w_open(const char *p, int f)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.open(p, f);
+}
+static int w_close(int fd)
+{
+	int r = inject();
+
+	/* The fd is released whatever close() reports, as on Linux. */
+	kvmnc_sys_real.close(fd);
+	return r;
+}
+static int w_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.ioctl(fd, req, arg);
+}
+static int w_fcntl_getfd(int fd)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.fcntl_getfd(fd);
+}
+static int w_mmap_anon(size_t len, void **out)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.mmap_anon(len, out);
+}
+static int w_munmap(void *a, size_t len)
+{
+	int r = inject();
+
+	kvmnc_sys_real.munmap(a, len);
+	return r;
+}
+static ssize_t w_read_file(const char *p, char *b, size_t len)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.read_file(p, b, len);
+}
+static int w_uname(struct utsname *u)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.uname(u);
+}
+static int w_cpuid(uint32_t l, uint32_t s, uint32_t regs[4])
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.cpuid(l, s, regs);
+}
+
+static const struct kvmnc_sys wrapped = {
+	w_open, w_close, w_ioctl, w_fcntl_getfd, w_mmap_anon, w_munmap, w_read_file, w_uname, w_cpuid,
+};
+
+static int proc_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return t_count_fds();
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+static int vm;
+static void *page;
+
+static int op_probe(void)
+{
+	struct kvmnc_features f = {.sz = sizeof(f)};
+
+	kvmnc_probe_reset();
+	return kvmnc_probe(NULL, &f);
+}
+
+static int op_open_close(void)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE);
+	struct kvmnc *h = NULL;
+	int r;
+
+	/* Cold, so that the probe inside open is under fault too. */
+	kvmnc_probe_reset();
+	r = kvmnc_open(vm, &o, &h);
+	if (r == 0)
+		kvmnc_close(h);
+	return r;
+}
+
+static int op_region(void)
+{
+	struct kvmnc_region reg = {
+		.sz = sizeof(reg),
+		.slot = 3,
+		.guest_phys_addr = 0x100000,
+		.memory_size = 4096,
+		.userspace_addr = (uintptr_t)page,
+	};
+	struct kvmnc *h = NULL;
+	int r;
+
+	kvmnc_sys = &kvmnc_sys_real;
+	if (kvmnc_open(vm, NULL, &h) < 0)
+		return -EIO;
+	kvmnc_sys = &wrapped;
+	r = kvmnc_set_region(h, &reg);
+	kvmnc_sys = &kvmnc_sys_real;
+	if (r == 0) {
+		reg.memory_size = 0;
+		kvmnc_set_region(h, &reg);
+	}
+	kvmnc_close(h);
+	return r;
+}
+
+static void run(const char *name, int (*op)(void), int *cases)
+{
+	int total, fds = proc_fds();
+
+	kvmnc_sys = &wrapped;
+	calls = 0;
+	fail_at = 0;
+	T_EQ(op(), 0, name);
+	total = calls;
+	for (int n = 1; n <= total; n++) {
+		for (size_t e = 0; e < sizeof(errs) / sizeof(errs[0]); e++) {
+			int r;
+
+			kvmnc_sys = &wrapped;
+			calls = 0;
+			fail_at = n;
+			fail_err = errs[e];
+			r = op();
+			kvmnc_sys = &kvmnc_sys_real;
+			(*cases)++;
+			if (r > 0 || proc_fds() != fds)
+				t_check(false, "%s: call %d failing with %s: returned %d, fds %d -> %d",
+					name, n, strerror(errs[e]), r, fds, proc_fds());
+		}
+	}
+	t_check(proc_fds() == fds, "%s: %d calls x %zu errnos, no fd leaked", name, total,
+		sizeof(errs) / sizeof(errs[0]));
+	kvmnc_sys = &kvmnc_sys_real;
+}
+
+int main(void)
+{
+	int kvm = t_kvm_fd(), cases = 0;
+
+	vm = t_create_vm(kvm);
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	run("probe", op_probe, &cases);
+	run("open+close", op_open_close, &cases);
+	run("set_region", op_region, &cases);
+	printf("# %d fault cases on the real kernel\n", cases);
+	close(vm);
+	close(kvm);
+	return t_done();
+}
