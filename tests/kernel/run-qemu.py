@@ -183,23 +183,28 @@ def parse_results(path):
 
 
 def parse_kunit(console):
-    """{suite: [(ok, case, directive)]} from the KTAP on the console."""
+    """{suite: [(ok, case, directive)]} from the KTAP on the console.
+    Suites are the "# Subtest:" lines at indent 4 under the top-level KTAP
+    header; their cases are the results at indent 4; parameterised cases'
+    per-parameter results (indent 8) are folded into the case result."""
     suites = {}
     cur = None
     pfx = re.compile(r"^\[\s*\d+\.\d+\]\s?")
     for raw in console.splitlines():
         ln = pfx.sub("", raw.rstrip("\r"))
-        m = re.match(r"^\s*# Subtest: (\S+)", ln)
-        if m:
+        indent = len(ln) - len(ln.lstrip(" "))
+        body = ln.strip()
+        m = re.match(r"^# Subtest: (\S+)", body)
+        if m and indent == 4:
             cur = m.group(1)
             suites.setdefault(cur, [])
             continue
-        m = re.match(r"^(\s+)(not ok|ok) \d+ (\S+)(?:\s*#\s*(.*))?$", ln)
-        if m and cur is not None:
-            suites[cur].append((m.group(2) == "ok", m.group(3), m.group(4) or ""))
+        m = re.match(r"^(not ok|ok) \d+ (\S+)(?:\s*#\s*(.*))?$", body)
+        if not m:
             continue
-        m = re.match(r"^(not ok|ok) \d+ (\S+)", ln)
-        if m and m.group(2) == cur:
+        if indent == 4 and cur is not None:
+            suites[cur].append((m.group(1) == "ok", m.group(2), m.group(3) or ""))
+        elif indent == 0:
             cur = None
     return suites
 
