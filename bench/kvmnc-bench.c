@@ -72,7 +72,8 @@ static int c_cpuid(uint32_t l, uint32_t s, uint32_t r[4])
 }
 
 static const struct kvmnc_sys counting = {
-	c_open, c_close, c_ioctl, c_fcntl_getfd, c_mmap_anon, c_munmap, c_read_file, c_uname, c_cpuid,
+	c_open,	  c_close,     c_ioctl, c_fcntl_getfd, c_mmap_anon,
+	c_munmap, c_read_file, c_uname, c_cpuid,
 };
 
 static double now(void)

@@ -41,7 +41,7 @@ struct kvm_userspace_memory_region2 {
 #endif
 
 /* Upstream meaning of the two numbers ChromeOS gave its flag capability. */
-#define KVMNC_CAP_PRE_FAULT_MEMORY	    236 /* upstream 6.10+ */
+#define KVMNC_CAP_PRE_FAULT_MEMORY	   236 /* upstream 6.10+ */
 #define KVMNC_CAP_ARM_WRITABLE_IMP_ID_REGS 239 /* upstream 6.15+, arm64 */
 
 /*
@@ -109,8 +109,10 @@ _Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_USER_MEMORY_REGION2, struct kvm_userspac
 _Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_USER_MEMORY_REGION, struct kvm_userspace_memory_region),
 	       "KVM_SET_USER_MEMORY_REGION");
 _Static_assert(KVMNC_IOC_ARG_OK(KVM_CREATE_DEVICE, struct kvm_create_device), "KVM_CREATE_DEVICE");
-_Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_DEVICE_ATTR, struct kvm_device_attr), "KVM_SET_DEVICE_ATTR");
-_Static_assert(KVMNC_IOC_ARG_OK(KVM_HAS_DEVICE_ATTR, struct kvm_device_attr), "KVM_HAS_DEVICE_ATTR");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_SET_DEVICE_ATTR, struct kvm_device_attr),
+	       "KVM_SET_DEVICE_ATTR");
+_Static_assert(KVMNC_IOC_ARG_OK(KVM_HAS_DEVICE_ATTR, struct kvm_device_attr),
+	       "KVM_HAS_DEVICE_ATTR");
 _Static_assert(KVMNC_IOC_ARG_OK(KVM_ENABLE_CAP, struct kvm_enable_cap), "KVM_ENABLE_CAP");
 
 #endif /* KVMNC_COMPAT_KVM_H */

@@ -45,8 +45,8 @@ extern const struct kvmnc_sys *kvmnc_sys;
 
 enum kvmnc_vendor {
 	KVMNC_VENDOR_NOT_X86 = 0,
-	KVMNC_VENDOR_INTEL,  /* VMX: Intel, Centaur, Zhaoxin */
-	KVMNC_VENDOR_AMD,    /* SVM: AMD, Hygon */
+	KVMNC_VENDOR_INTEL, /* VMX: Intel, Centaur, Zhaoxin */
+	KVMNC_VENDOR_AMD,   /* SVM: AMD, Hygon */
 	KVMNC_VENDOR_UNKNOWN,
 };
 

@@ -79,8 +79,8 @@ static int set_memory_region(struct kvmnc *h, const struct kvmnc_region *r, uint
 
 static int add_range(struct kvmnc *h, const struct kvmnc_region *r)
 {
-	int err = kvmnc_grow((void **)&h->ranges, &h->cap_ranges, h->nranges + 1,
-			     sizeof(*h->ranges));
+	int err =
+		kvmnc_grow((void **)&h->ranges, &h->cap_ranges, h->nranges + 1, sizeof(*h->ranges));
 
 	if (err < 0)
 		return err;

@@ -117,12 +117,14 @@ static void decide_native(struct kvmnc_host *hst)
 	}
 	switch (hst->vendor) {
 	case KVMNC_VENDOR_NOT_X86:
-		set_status(st, 0, "memory-type handling on this architecture has not been "
-				       "checked by libkvmnc; reported as unsupported");
+		set_status(st, 0,
+			   "memory-type handling on this architecture has not been "
+			   "checked by libkvmnc; reported as unsupported");
 		return;
 	case KVMNC_VENDOR_INTEL:
-		set_status(st, 0, "Intel VMX: KVM maps guest RAM as WB with IPAT (guest PAT "
-				       "ignored) unless a mechanism tells it otherwise");
+		set_status(st, 0,
+			   "Intel VMX: KVM maps guest RAM as WB with IPAT (guest PAT "
+			   "ignored) unless a mechanism tells it otherwise");
 		return;
 	case KVMNC_VENDOR_UNKNOWN:
 		set_status(st, 0, "unknown x86 vendor \"%s\": not known to honor guest PAT",
@@ -131,21 +133,25 @@ static void decide_native(struct kvmnc_host *hst)
 	}
 
 	if (f->tdp == 1) {
-		set_status(st, 1, "AMD NPT combines guest PAT with the host memory type: "
-				       "guest WC/UC reaches the hardware, nothing to enable");
+		set_status(st, 1,
+			   "AMD NPT combines guest PAT with the host memory type: "
+			   "guest WC/UC reaches the hardware, nothing to enable");
 	} else if (f->tdp == 0) {
-		set_status(st, 0, "AMD host with NPT disabled (kvm_amd npt=N): shadow paging "
-				       "ignores guest PAT");
+		set_status(st, 0,
+			   "AMD host with NPT disabled (kvm_amd npt=N): shadow paging "
+			   "ignores guest PAT");
 	} else if (f->tdp == -ENOENT && hst->sys_quirks_mask < 0) {
 		set_status(st, (int)hst->sys_quirks_mask, "could not read the quirk mask: %s",
 			   strerror((int)-hst->sys_quirks_mask));
 	} else if (f->tdp == -ENOENT && (hst->sys_quirks_mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
 		/* 6.12.78+ lists the quirk on SVM only when NPT is on. */
-		set_status(st, 1, "AMD host; the IGNORE_GUEST_PAT quirk is listed, so KVM uses "
-				       "NPT, which honors guest PAT");
+		set_status(st, 1,
+			   "AMD host; the IGNORE_GUEST_PAT quirk is listed, so KVM uses "
+			   "NPT, which honors guest PAT");
 	} else if (f->tdp == -ENOENT) {
-		set_status(st, 0, "AMD host, but KVM is not kvm_amd with NPT (no "
-				       "/sys/module/kvm_amd): shadow paging ignores guest PAT");
+		set_status(st, 0,
+			   "AMD host, but KVM is not kvm_amd with NPT (no "
+			   "/sys/module/kvm_amd): shadow paging ignores guest PAT");
 	} else {
 		set_status(st, f->tdp, "could not read kvm_amd's npt parameter: %s",
 			   strerror(-f->tdp));
@@ -180,33 +186,39 @@ void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, 
 	}
 	if (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT) {
 		if (vendor == KVMNC_VENDOR_AMD)
-			set_status(st, 0, "quirk mask 0x%llx lists IGNORE_GUEST_PAT, but on AMD "
-					       "NPT it is off from VM creation: guest PAT is honored "
-					       "natively",
+			set_status(st, 0,
+				   "quirk mask 0x%llx lists IGNORE_GUEST_PAT, but on AMD "
+				   "NPT it is off from VM creation: guest PAT is honored "
+				   "natively",
 				   mask);
 		else
-			set_status(st, 1, "quirk mask 0x%llx includes IGNORE_GUEST_PAT (bit 9): "
-					       "EPT with a self-snooping CPU",
+			set_status(st, 1,
+				   "quirk mask 0x%llx includes IGNORE_GUEST_PAT (bit 9): "
+				   "EPT with a self-snooping CPU",
 				   mask);
 		return;
 	}
 
 	if (vendor == KVMNC_VENDOR_INTEL && f->self_snoop == 0)
-		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: the CPU has no "
-				       "self-snoop, so honoring guest PAT would be unsafe",
+		set_status(st, 0,
+			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: the CPU has no "
+			   "self-snoop, so honoring guest PAT would be unsafe",
 			   mask);
 	else if (f->tdp == 0)
-		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: %s is disabled "
-				       "(shadow paging always ignores guest PAT)",
+		set_status(st, 0,
+			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: %s is disabled "
+			   "(shadow paging always ignores guest PAT)",
 			   mask, tdp_name(vendor));
 	else if (f->tdp < 0)
-		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: KVM is not %s "
-				       "here (no /sys/module/%s), so no EPT/NPT; shadow paging "
-				       "always ignores guest PAT",
+		set_status(st, 0,
+			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: KVM is not %s "
+			   "here (no /sys/module/%s), so no EPT/NPT; shadow paging "
+			   "always ignores guest PAT",
 			   mask, module_name(vendor), module_name(vendor));
 	else
-		set_status(st, 0, "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
-				       "than 6.16 / 6.12.78",
+		set_status(st, 0,
+			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
+			   "than 6.16 / 6.12.78",
 			   mask);
 }
 
@@ -226,8 +238,9 @@ static void probe_device(struct kvmnc_host *hst, int vm_fd)
 	hst->feat.virtio_device_type = KVM_DEV_TYPE_VIRTIO;
 	r = SYS(ioctl, vm_fd, KVM_CREATE_DEVICE, (unsigned long)&cd);
 	if (r == -ENODEV) {
-		set_status(st, 0, "KVM device type %u is not registered: kernel without the "
-				       "KVM VIRTIO device",
+		set_status(st, 0,
+			   "KVM device type %u is not registered: kernel without the "
+			   "KVM VIRTIO device",
 			   KVM_DEV_TYPE_VIRTIO);
 		return;
 	}
@@ -242,8 +255,9 @@ static void probe_device(struct kvmnc_host *hst, int vm_fd)
 	cd.fd = 0;
 	r = SYS(ioctl, vm_fd, KVM_CREATE_DEVICE, (unsigned long)&cd);
 	if (r < 0) {
-		set_status(st, r, "KVM device type %u is registered but could not be created: "
-				       "%s",
+		set_status(st, r,
+			   "KVM device type %u is registered but could not be created: "
+			   "%s",
 			   KVM_DEV_TYPE_VIRTIO, strerror(-r));
 		return;
 	}
@@ -252,16 +266,18 @@ static void probe_device(struct kvmnc_host *hst, int vm_fd)
 	SYS(close, dev_fd);
 	/* EPERM is KVM's answer for a device without has_attr: not ours either. */
 	if (r == 0)
-		set_status(st, 1, "KVM_DEV_TYPE_VIRTIO (%u) created on a scratch VM and has "
-				       "KVM_DEV_VIRTIO_NONCOHERENT_SET",
+		set_status(st, 1,
+			   "KVM_DEV_TYPE_VIRTIO (%u) created on a scratch VM and has "
+			   "KVM_DEV_VIRTIO_NONCOHERENT_SET",
 			   KVM_DEV_TYPE_VIRTIO);
 	else if (r == -ENXIO || r == -EINVAL || r == -ENODEV || r == -ENOTTY || r == -EPERM)
-		set_status(st, 0, "KVM device type %u exists but is not the KVM VIRTIO device "
-				       "(no NONCOHERENT_SET attribute: %s)",
+		set_status(st, 0,
+			   "KVM device type %u exists but is not the KVM VIRTIO device "
+			   "(no NONCOHERENT_SET attribute: %s)",
 			   KVM_DEV_TYPE_VIRTIO, strerror(-r));
 	else
-		set_status(st, r, "could not query KVM device type %u: %s",
-			   KVM_DEV_TYPE_VIRTIO, strerror(-r));
+		set_status(st, r, "could not query KVM device type %u: %s", KVM_DEV_TYPE_VIRTIO,
+			   strerror(-r));
 }
 
 /* What a capability that was not confirmed by trial means on this kernel. */
@@ -271,8 +287,9 @@ static const char *cap_note(int cap236, int cap239, char *note, size_t len)
 	if (cap239 > 0)
 		snprintf(note, len, "; capability 239 = %d means something else here", cap239);
 	else if (cap236 > 0)
-		snprintf(note, len, "; capability 236 = %d is KVM_CAP_PRE_FAULT_MEMORY here, not "
-				    "ChromeOS's flag capability",
+		snprintf(note, len,
+			 "; capability 236 = %d is KVM_CAP_PRE_FAULT_MEMORY here, not "
+			 "ChromeOS's flag capability",
 			 cap236);
 	return note;
 }
@@ -280,16 +297,15 @@ static const char *cap_note(int cap236, int cap239, char *note, size_t len)
 static void probe_flag(struct kvmnc_host *hst, int vm_fd, int cap236, int cap239)
 {
 	struct kvmnc_mech_status *st = &hst->feat.memslot_flag;
-	const char *ioc = hst->user_memory2 ? "KVM_SET_USER_MEMORY_REGION2"
-					    : "KVM_SET_USER_MEMORY_REGION";
+	const char *ioc =
+		hst->user_memory2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION";
 	char note[96];
 	void *page;
 	int r;
 
 	r = SYS(mmap_anon, KVMNC_PAGE_SIZE, &page);
 	if (r < 0) {
-		set_status(st, r, "could not map a page for the trial memslot: %s",
-			   strerror(-r));
+		set_status(st, r, "could not map a page for the trial memslot: %s", strerror(-r));
 		return;
 	}
 
@@ -312,16 +328,18 @@ static void probe_flag(struct kvmnc_host *hst, int vm_fd, int cap236, int cap239
 	SYS(munmap, page, KVMNC_PAGE_SIZE);
 
 	if (r == 0) {
-		hst->feat.memslot_flag_cap = cap239 > 0   ? KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
+		hst->feat.memslot_flag_cap = cap239 > 0	  ? KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
 					     : cap236 > 0 ? KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD
 							  : 0;
 		if (hst->feat.memslot_flag_cap)
-			set_status(st, 1, "KVM_MEM_NON_COHERENT_DMA accepted by %s on a "
-					       "scratch VM (advertised by capability %u)",
+			set_status(st, 1,
+				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on a "
+				   "scratch VM (advertised by capability %u)",
 				   ioc, hst->feat.memslot_flag_cap);
 		else
-			set_status(st, 1, "KVM_MEM_NON_COHERENT_DMA accepted by %s on a "
-					       "scratch VM (no capability advertises it)",
+			set_status(st, 1,
+				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on a "
+				   "scratch VM (no capability advertises it)",
 				   ioc);
 	} else if (r == -EINVAL) {
 		set_status(st, 0, "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,

@@ -60,7 +60,9 @@ static void print_json(const struct kvmnc_features *f, const struct row *rows, s
 	json_string(f->kernel_release);
 	printf(", \"cpu_vendor\": ");
 	json_string(f->cpu_vendor);
-	printf(", \"self_snoop\": %s", f->self_snoop < 0 ? "null" : f->self_snoop ? "true" : "false");
+	printf(", \"self_snoop\": %s", f->self_snoop < 0 ? "null"
+				       : f->self_snoop	 ? "true"
+							 : "false");
 	printf(", \"kvm_api_version\": %d", f->kvm_api_version);
 	printf(", \"tdp\": %s", f->tdp < 0 ? "null" : f->tdp ? "true" : "false");
 	printf(", \"quirks_mask\": %llu", (unsigned long long)f->quirks_mask);
@@ -99,7 +101,7 @@ static void print_table(const char *dev, const struct kvmnc_features *f, const s
 		printf("%-18s %-8s %s\n", rows[i].title, answer(rows[i].st->supported),
 		       rows[i].st->reason);
 	printf("\nRecommended:     %s\n", f->recommended ? kvmnc_mechanism_name(f->recommended)
-						       : "none (no mechanism is usable)");
+							 : "none (no mechanism is usable)");
 }
 
 int main(int argc, char **argv)

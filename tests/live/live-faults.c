@@ -80,7 +80,8 @@ static int w_cpuid(uint32_t l, uint32_t s, uint32_t regs[4])
 }
 
 static const struct kvmnc_sys wrapped = {
-	w_open, w_close, w_ioctl, w_fcntl_getfd, w_mmap_anon, w_munmap, w_read_file, w_uname, w_cpuid,
+	w_open,	  w_close,     w_ioctl, w_fcntl_getfd, w_mmap_anon,
+	w_munmap, w_read_file, w_uname, w_cpuid,
 };
 
 static int proc_fds(void)
@@ -169,7 +170,8 @@ static void run(const char *name, int (*op)(void), int *cases)
 			kvmnc_sys = &kvmnc_sys_real;
 			(*cases)++;
 			if (r > 0 || proc_fds() != fds)
-				t_check(false, "%s: call %d failing with %s: returned %d, fds %d -> %d",
+				t_check(false,
+					"%s: call %d failing with %s: returned %d, fds %d -> %d",
 					name, n, strerror(errs[e]), r, fds, proc_fds());
 		}
 	}

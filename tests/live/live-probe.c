@@ -10,7 +10,8 @@
 
 static int raw_device_registered(int kvm)
 {
-	struct kvm_create_device cd = {.type = KVM_DEV_TYPE_VIRTIO, .flags = KVM_CREATE_DEVICE_TEST};
+	struct kvm_create_device cd = {.type = KVM_DEV_TYPE_VIRTIO,
+				       .flags = KVM_CREATE_DEVICE_TEST};
 	int vm = t_create_vm(kvm), r;
 
 	r = ioctl(vm, KVM_CREATE_DEVICE, &cd) == 0 ? 1 : errno == ENODEV ? 0 : -errno;
@@ -68,9 +69,9 @@ int main(void)
 	       kvmnc_mechanism_name(f.recommended));
 	printf("# native: %d %s\n# memslot_flag: %d %s\n# virtio_device: %d %s\n"
 	       "# guest_pat_quirk: %d %s\n",
-	       f.native.supported, f.native.reason, f.memslot_flag.supported,
-	       f.memslot_flag.reason, f.virtio_device.supported, f.virtio_device.reason,
-	       f.guest_pat_quirk.supported, f.guest_pat_quirk.reason);
+	       f.native.supported, f.native.reason, f.memslot_flag.supported, f.memslot_flag.reason,
+	       f.virtio_device.supported, f.virtio_device.reason, f.guest_pat_quirk.supported,
+	       f.guest_pat_quirk.reason);
 
 	t_check(f.native.supported >= 0 && f.memslot_flag.supported >= 0 &&
 			f.virtio_device.supported >= 0 && f.guest_pat_quirk.supported >= 0,
@@ -81,7 +82,8 @@ int main(void)
 
 	dev = raw_device_registered(kvm);
 	if (dev == 0)
-		T_EQ(f.virtio_device.supported, 0, "device type 32 unregistered: device unsupported");
+		T_EQ(f.virtio_device.supported, 0,
+		     "device type 32 unregistered: device unsupported");
 	else
 		t_check(dev == 1, "raw test-create of type 32 answers (%d)", dev);
 	flag = raw_flag_accepted(kvm);

@@ -43,7 +43,7 @@ static inline void t_check(bool ok, const char *fmt, ...)
 #define T_EQ(got, want, what)                                                                      \
 	do {                                                                                       \
 		long long g_ = (long long)(got), w_ = (long long)(want);                           \
-		t_check(g_ == w_, "%s (got %lld, want %lld)", what, g_, w_);                      \
+		t_check(g_ == w_, "%s (got %lld, want %lld)", what, g_, w_);                       \
 	} while (0)
 
 static inline int t_done(void)

@@ -135,8 +135,8 @@ static int cap_value(const struct obj *o, unsigned long cap)
 	case KVM_CAP_DISABLE_QUIRKS2:
 		return (int)(vm ? pers->quirks_vm : pers->quirks_sys);
 	case 236:
-		if (vm && pers->vm_flag_cap >= 0 && pers->cap236 && (pers->flag_v1 || pers->flag_v2) &&
-		    !pers->cap239)
+		if (vm && pers->vm_flag_cap >= 0 && pers->cap236 &&
+		    (pers->flag_v1 || pers->flag_v2) && !pers->cap239)
 			return pers->vm_flag_cap;
 		return pers->cap236;
 	case 239:
@@ -395,7 +395,7 @@ LOCKED(int, fcntl_getfd, (int fd), (fd))
 LOCKED(int, mmap_anon, (size_t len, void **out), (len, out))
 LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
 LOCKED(ssize_t, read_file, (const char *path, char *buf, size_t len), (path, buf, len))
-LOCKED(int, uname, (struct utsname *u), (u))
+LOCKED(int, uname, (struct utsname * u), (u))
 LOCKED(int, cpuid, (uint32_t leaf, uint32_t subleaf, uint32_t regs[4]), (leaf, subleaf, regs))
 
 static const struct kvmnc_sys fake_sys = {
@@ -499,7 +499,8 @@ void fake_vm_state(int vm_fd, struct fake_vm_state *st)
 		st->nslots += vm->slots[i].used;
 	st->noncoherent_devices = vm->ncount;
 	for (int i = 0; i < MAX_FDS; i++)
-		st->devices += objs[i].kind == K_DEV && objs[i].open && objs[i].vm == vm_fd - FD_BASE;
+		st->devices +=
+			objs[i].kind == K_DEV && objs[i].open && objs[i].vm == vm_fd - FD_BASE;
 	st->disabled_quirks = vm->disabled_quirks;
 	st->v1_calls = vm->v1_calls;
 	st->v2_calls = vm->v2_calls;

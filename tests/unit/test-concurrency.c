@@ -33,8 +33,8 @@ static void *worker(void *arg)
 
 	for (int i = 0; i < ITERS; i++) {
 		struct kvmnc_region r =
-			region(tid * 100 + (uint32_t)(i % 10), ((uint64_t)tid << 32) + (uint64_t)i * 4096,
-			       4096, i % 2);
+			region(tid * 100 + (uint32_t)(i % 10),
+			       ((uint64_t)tid << 32) + (uint64_t)i * 4096, 4096, i % 2);
 		struct kvmnc *h = NULL, *t;
 		int rc;
 

@@ -99,10 +99,12 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 				fail_msg("%s: call %d (%s): returned %d", s->name, n,
 					 strerror(errs[e]), r);
 			snapshot(h, vm, &vs1, &i1, &nc1);
-			if (fake_open_fds() != fds0 || memcmp(&vs0, &vs1, sizeof(vs0) - 2 * sizeof(int)) ||
+			if (fake_open_fds() != fds0 ||
+			    memcmp(&vs0, &vs1, sizeof(vs0) - 2 * sizeof(int)) ||
 			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
 				fail_msg("%s: call %d failing with %s left state behind "
-					 "(fds %d->%d, slots %d->%d, devices %d->%d, quirks %#llx->%#llx)",
+					 "(fds %d->%d, slots %d->%d, devices %d->%d, quirks "
+					 "%#llx->%#llx)",
 					 s->name, n, strerror(errs[e]), fds0, fake_open_fds(),
 					 vs0.nslots, vs1.nslots, vs0.devices, vs1.devices,
 					 (unsigned long long)vs0.disabled_quirks,
@@ -173,8 +175,7 @@ static const struct scenario handle_scenarios[] = {
 	{"region/delete-flag", "patched-6.12", KVMNC_SCOPE_SLOT, prep_nc_region,
 	 op_delete_nc_region},
 	{"device/virtio", "patched-6.12", KVMNC_SCOPE_VM, NULL, op_device_enable},
-	{"device/quirk-lazy", "chromeos-6.12", KVMNC_SCOPE_VM_IRREVERSIBLE, NULL,
-	 op_device_enable},
+	{"device/quirk-lazy", "chromeos-6.12", KVMNC_SCOPE_VM_IRREVERSIBLE, NULL, op_device_enable},
 };
 
 static void test_open_faults(void **state)

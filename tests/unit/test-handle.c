@@ -87,7 +87,8 @@ static void test_policy(void **state)
 		assert_int_equal(info.scope, p->scope);
 		assert_int_equal(info.quirk_disabled, p->quirk_at_open);
 		fake_vm_state(vm, &vs);
-		assert_int_equal(vs.disabled_quirks, p->quirk_at_open ? KVMNC_QUIRK_IGNORE_GUEST_PAT : 0);
+		assert_int_equal(vs.disabled_quirks,
+				 p->quirk_at_open ? KVMNC_QUIRK_IGNORE_GUEST_PAT : 0);
 		assert_int_equal(kvmnc_close(h), 0);
 		fake_close(vm);
 		assert_int_equal(fake_open_fds(), 0);

@@ -38,14 +38,16 @@ static void test_flag_path(void **state)
 	nc.guest_phys_addr = 0x200000000ULL;
 	nc.flags = KVMNC_MEM_LOG_DIRTY_PAGES;
 	assert_int_equal(kvmnc_set_region(h, &nc), 0);
-	assert_int_equal(fake_slot_flags(vm, 1), KVM_MEM_NON_COHERENT_DMA | KVM_MEM_LOG_DIRTY_PAGES);
+	assert_int_equal(fake_slot_flags(vm, 1),
+			 KVM_MEM_NON_COHERENT_DMA | KVM_MEM_LOG_DIRTY_PAGES);
 
 	/* Non-coherence is fixed at creation, both ways. */
 	nc.kvmnc_flags = 0;
 	assert_int_equal(kvmnc_set_region(h, &nc), -EINVAL);
 	plain.kvmnc_flags = KVMNC_REGION_NONCOHERENT;
 	assert_int_equal(kvmnc_set_region(h, &plain), -EINVAL);
-	assert_int_equal(fake_slot_flags(vm, 1), KVM_MEM_NON_COHERENT_DMA | KVM_MEM_LOG_DIRTY_PAGES);
+	assert_int_equal(fake_slot_flags(vm, 1),
+			 KVM_MEM_NON_COHERENT_DMA | KVM_MEM_LOG_DIRTY_PAGES);
 	assert_int_equal(fake_slot_flags(vm, 2), 0);
 
 	/* Delete, then the slot can come back plain. */

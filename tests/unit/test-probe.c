@@ -215,8 +215,8 @@ static void check_fault_answer(const struct fake_personality *p, int n, int err,
 
 static void test_probe_faults(void **state)
 {
-	static const int errs[] = {EINTR, EAGAIN, ENOMEM, EBADF, ENOTTY, EPERM, EEXIST, EINVAL,
-				   EMFILE};
+	static const int errs[] = {EINTR, EAGAIN, ENOMEM, EBADF, ENOTTY,
+				   EPERM, EEXIST, EINVAL, EMFILE};
 	int cases = 0;
 
 	(void)state;
@@ -247,8 +247,8 @@ static void test_probe_faults(void **state)
 						   &truth.native);
 				check_fault_answer(p, n, errs[e], "memslot_flag", &f.memslot_flag,
 						   &truth.memslot_flag);
-				check_fault_answer(p, n, errs[e], "virtio_device",
-						   &f.virtio_device, &truth.virtio_device);
+				check_fault_answer(p, n, errs[e], "virtio_device", &f.virtio_device,
+						   &truth.virtio_device);
 				check_fault_answer(p, n, errs[e], "guest_pat_quirk",
 						   &f.guest_pat_quirk, &truth.guest_pat_quirk);
 			}
