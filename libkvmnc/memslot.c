@@ -146,7 +146,8 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 	bool nc, created = false;
 	int err;
 
-	if (!r)
+	/* Without the address fields a region means nothing (and 0 would delete). */
+	if (!r || r->sz < offsetofend(struct kvmnc_region, userspace_addr))
 		return -EINVAL;
 	err = kvmnc_check_opts(r, sizeof(*r));
 	if (err < 0)

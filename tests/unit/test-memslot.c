@@ -202,6 +202,8 @@ static void test_bad_regions(void **state)
 	r = region(1, 0, 1 * MB, false);
 	r.sz = 0;
 	assert_int_equal(kvmnc_set_region(h, &r), -EINVAL);
+	r.sz = offsetof(struct kvmnc_region, userspace_addr);
+	assert_int_equal(kvmnc_set_region(h, &r), -EINVAL);
 	r = region(1, 4095, 1 * MB, false);
 	assert_int_equal(kvmnc_set_region(h, &r), -EINVAL);
 	r = region(1, 0, 1 * MB + 1, false);
