@@ -79,11 +79,24 @@ static inline __attribute__((noreturn)) void fz_fail(const char *file, int line,
 			fz_fail(__FILE__, __LINE__, #cond);                                        \
 	} while (0)
 
-/* Every entry point returns 0, a positive value or a negative errno. */
+/* kvmnc_strerror() has a text for whatever the library returned. */
+static inline void fz_check_strerror(int r)
+{
+	const char *s = kvmnc_strerror(r);
+
+	FZ_CHECK(s != NULL && s[0] != '\0');
+}
+
+/*
+ * Every entry point returns 0, a positive value or a negative errno; those
+ * that return no count return 0 or a negative errno.
+ */
 #define FZ_ERRNO_MAX 4095
-#define FZ_CHECK_RET(r) FZ_CHECK((r) >= -FZ_ERRNO_MAX)
-/* ... and those that return no count return 0 or a negative errno. */
-#define FZ_CHECK_RET0(r) FZ_CHECK((r) <= 0 && (r) >= -FZ_ERRNO_MAX)
+#define FZ_CHECK_RET0(r)                                                                           \
+	do {                                                                                       \
+		FZ_CHECK((r) <= 0 && (r) >= -FZ_ERRNO_MAX);                                        \
+		fz_check_strerror(r);                                                              \
+	} while (0)
 
 /* Errnos a kernel call can fail with, for fault injection. */
 static const int fz_errnos[] = {

@@ -194,7 +194,8 @@ static void op_set_region(struct fuzz_in *in, struct kvmnc *h, struct model *m)
 	r = kvmnc_set_region(h, &u.r);
 	FZ_CHECK_RET0(r);
 
-	if (sz < sizeof(size_t))
+	/* Too short to hold the addresses (a size 0 would read as a delete). */
+	if (sz < offsetofend(struct kvmnc_region, userspace_addr))
 		FZ_CHECK(r == -EINVAL);
 	else if (trailing_nz)
 		FZ_CHECK(r == -E2BIG);

@@ -13,6 +13,7 @@
 # as crash-*, leak-*, timeout-* or oom-*; minimize one with
 #   FUZZER -minimize_crash=1 -runs=10000 crash-...
 # and, once the bug is fixed, add it to the corpus as a regression input.
+# With $KVMNC_FUZZ_CORPUS_OUT set, the grown corpus is copied there.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -53,4 +54,9 @@ if [ $rc -ne 0 ] || [ -n "$found" ]; then
 	exit 1
 fi
 echo "$name: no crash in ${seconds}s; corpus grew to $(find "$work/corpus" -type f | wc -l) inputs"
+if [ -n "${KVMNC_FUZZ_CORPUS_OUT:-}" ]; then
+	mkdir -p "$KVMNC_FUZZ_CORPUS_OUT"
+	cp -- "$work/corpus"/* "$KVMNC_FUZZ_CORPUS_OUT/"
+	echo "grown corpus copied to $KVMNC_FUZZ_CORPUS_OUT"
+fi
 rm -rf "$work"
