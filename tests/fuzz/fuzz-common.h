@@ -100,8 +100,8 @@ static inline void fz_check_strerror(int r)
 
 /* Errnos a kernel call can fail with, for fault injection. */
 static const int fz_errnos[] = {
-	EINTR,	ENOMEM, EMFILE, ENFILE, EIO,	EINVAL, ENOTTY, EBADF,	EPERM,	EACCES, ENOENT,
-	ENODEV, ENXIO,	EFAULT, EAGAIN, ENOSPC, EEXIST, E2BIG,	EPROTO, EBUSY,	ENOSYS, EOPNOTSUPP,
+	EINTR,	ENOMEM, EMFILE, ENFILE, EIO,	EINVAL, ENOTTY, EBADF,	EPERM, EACCES, ENOENT,
+	ENODEV, ENXIO,	EFAULT, EAGAIN, ENOSPC, EEXIST, E2BIG,	EPROTO, EBUSY, ENOSYS, EOPNOTSUPP,
 };
 
 static inline int fz_errno(struct fuzz_in *in)

@@ -26,14 +26,14 @@
 
 #include "fuzz-common.h"
 
-#define PAGE	     4096u
-#define ARENA_PAGES  8u
-#define REGION_BUF   128u
-#define MODEL_SLOTS  256u
-#define MODEL_DEVS   64u
-#define MAX_OPS	     256
-#define FLAG_NC_DMA  (1ull << 3) /* KVM_MEM_NON_COHERENT_DMA */
-#define QUIRK_PAT    (1ull << 9) /* KVM_X86_QUIRK_IGNORE_GUEST_PAT */
+#define PAGE	    4096u
+#define ARENA_PAGES 8u
+#define REGION_BUF  128u
+#define MODEL_SLOTS 256u
+#define MODEL_DEVS  64u
+#define MAX_OPS	    256
+#define FLAG_NC_DMA (1ull << 3) /* KVM_MEM_NON_COHERENT_DMA */
+#define QUIRK_PAT   (1ull << 9) /* KVM_X86_QUIRK_IGNORE_GUEST_PAT */
 
 /* Guest memory stand-ins: the only memory the helpers are ever given. */
 static unsigned char arena[ARENA_PAGES * PAGE] __attribute__((aligned(4096)));
@@ -204,8 +204,8 @@ static void op_set_region(struct fuzz_in *in, struct kvmnc *h, struct model *m)
 
 	ms = model_find(m, eff.slot);
 	FZ_CHECK(eff.slot >> 16 < KVMNC_MAX_AS && (eff.slot & 0xffff) < KVMNC_MAX_SLOT_ID);
-	FZ_CHECK((eff.flags & ~(KVMNC_MEM_LOG_DIRTY_PAGES | KVMNC_MEM_READONLY |
-				KVMNC_MEM_GUEST_MEMFD)) == 0);
+	FZ_CHECK((eff.flags &
+		  ~(KVMNC_MEM_LOG_DIRTY_PAGES | KVMNC_MEM_READONLY | KVMNC_MEM_GUEST_MEMFD)) == 0);
 	FZ_CHECK((eff.kvmnc_flags & ~KVMNC_REGION_NONCOHERENT) == 0);
 	if (eff.memory_size == 0) {
 		/* The fake refuses to delete what is not there. */

@@ -72,7 +72,7 @@ static const struct {
 	{__NR_fstat, "fstat"},
 	{__NR_pread64, "pread64"},
 	{__NR_access, "access"},
-	{__NR_readlink, "readlink"}, /* $ORIGIN in the build tree's RUNPATH */
+	{__NR_readlink, "readlink"},   /* $ORIGIN in the build tree's RUNPATH */
 	{__NR_getrandom, "getrandom"}, /* malloc's tcache / stack protector */
 	/* Output and exit. */
 	{__NR_write, "write"},
@@ -137,11 +137,11 @@ static void label(struct prog *p, enum label l)
 	p->at[l] = p->n;
 }
 
-#define LD_ABS(p, off)	  emit(p, BPF_LD | BPF_W | BPF_ABS, (uint32_t)(off), L_NEXT, L_NEXT)
-#define JEQ(p, k, jt, jf) emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(k), jt, jf)
+#define LD_ABS(p, off)	   emit(p, BPF_LD | BPF_W | BPF_ABS, (uint32_t)(off), L_NEXT, L_NEXT)
+#define JEQ(p, k, jt, jf)  emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(k), jt, jf)
 #define JSET(p, k, jt, jf) emit(p, BPF_JMP | BPF_JSET | BPF_K, (uint32_t)(k), jt, jf)
-#define JGE(p, k, jt, jf) emit(p, BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(k), jt, jf)
-#define RET(p, k)	  emit(p, BPF_RET | BPF_K, (uint32_t)(k), L_NEXT, L_NEXT)
+#define JGE(p, k, jt, jf)  emit(p, BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(k), jt, jf)
+#define RET(p, k)	   emit(p, BPF_RET | BPF_K, (uint32_t)(k), L_NEXT, L_NEXT)
 
 /* Little-endian halves of a 64-bit argument in struct seccomp_data. */
 #define ARG_LO(i) (offsetof(struct seccomp_data, args) + (i) * sizeof(uint64_t))
