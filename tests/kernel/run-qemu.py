@@ -209,6 +209,27 @@ def parse_kunit(console):
     return suites
 
 
+def host_tsc_khz():
+    """TCG's guest TSC runs at the host TSC rate.  Without ACPI the guest has
+    no HPET/PM timer to calibrate against and PIT calibration fails under
+    TCG, so the guest would mark its TSC unusable and its KVM would report
+    KVM_GET_TSC_KHZ = 0, which every x86 selftest asserts on.  Hand the
+    guest the host's rate instead (tsc_early_khz=)."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/tsc_freq_khz", encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for ln in f:
+                if ln.startswith("cpu MHz"):
+                    return int(float(ln.split(":")[1]) * 1000)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 2000000
+
+
 def boot(run, cfg, kdir, plan, files, env, logdir, timeout, tap):
     """Pack the initramfs, boot QEMU, return (results, console text)."""
     os.makedirs(logdir, exist_ok=True)
@@ -238,7 +259,8 @@ def boot(run, cfg, kdir, plan, files, env, logdir, timeout, tap):
             "-chardev", f"file,id=con,path={console}", "-serial", "chardev:con",
             "-chardev", f"file,id=res,path={results}", "-serial", "chardev:res",
             "-kernel", os.path.join(kdir, "bzImage"), "-initrd", initrd,
-            "-append", "console=ttyS0,115200 panic=-1 loglevel=7 kvmnc.run=" + run]
+            "-append", f"console=ttyS0,115200 panic=-1 loglevel=7 tsc_early_khz={host_tsc_khz()}"
+            f" kvmnc.run={run}"]
     with open(os.path.join(logdir, "qemu-cmdline"), "w", encoding="utf-8") as f:
         f.write(shlex.join(qemu) + "\n")
     log(f"{run}: booting: {shlex.join(qemu)}")
@@ -379,6 +401,8 @@ def main():
     ap.add_argument("--cache-dir", default="", help="kernel cache (KVMNC_KERNEL_CACHE)")
     ap.add_argument("--timeout", type=int, default=900, help="hard QEMU timeout, s")
     ap.add_argument("--strict", action="store_true", help="exit 1 on any failure")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only this upstream selftest (repeatable; for debugging)")
     a = ap.parse_args()
     if a.cache_dir:
         os.environ["KVMNC_KERNEL_CACHE"] = a.cache_dir
@@ -435,12 +459,15 @@ def main():
                 plan.append((rel, 120, f"./st/{rel}"))
     upstream = []
     if cfg.get("upstream"):
-        for name, tmo in read_list(os.path.join(HERE, "selftests.list")):
+        for name, rest in read_list(os.path.join(HERE, "selftests.list")):
+            if a.only and name not in a.only:
+                continue
+            tmo, _, args = (rest or "120").partition(" ")
             path, rel = find_selftest(kdir, name)
             upstream.append((name, rel))
             if path:
                 files.append((path, f"/kvmnc/st/{rel}"))
-                plan.append((rel, int(tmo or 120), f"./st/{rel}"))
+                plan.append((rel, int(tmo), f"./st/{rel} {args.strip()}".strip()))
     if not plan:
         plan.append(("true", 10, "true"))
     timeout = min(a.timeout, 90 + sum(t for _, t, _ in plan))
