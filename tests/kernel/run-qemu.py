@@ -185,25 +185,34 @@ def parse_results(path):
 def parse_kunit(console):
     """{suite: [(ok, case, directive)]} from the KTAP on the console.
     Suites are the "# Subtest:" lines at indent 4 under the top-level KTAP
-    header; their cases are the results at indent 4; parameterised cases'
-    per-parameter results (indent 8) are folded into the case result."""
+    header and their cases the results at indent 4; a parameterised case's
+    per-parameter results (indent 8) are listed too, as "case.param",
+    before the case's own line."""
     suites = {}
     cur = None
+    param_case = None
     pfx = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+    result = re.compile(r"^(not ok|ok) \d+ (.+?)(?:\s+#\s*(.*))?$")
     for raw in console.splitlines():
         ln = pfx.sub("", raw.rstrip("\r"))
         indent = len(ln) - len(ln.lstrip(" "))
         body = ln.strip()
-        m = re.match(r"^# Subtest: (\S+)", body)
-        if m and indent == 4:
-            cur = m.group(1)
-            suites.setdefault(cur, [])
+        m = re.match(r"^# Subtest: (.+)$", body)
+        if m:
+            if indent == 4:
+                cur = m.group(1).strip()
+                suites.setdefault(cur, [])
+            elif indent == 8:
+                param_case = m.group(1).strip()
             continue
-        m = re.match(r"^(not ok|ok) \d+ (\S+)(?:\s*#\s*(.*))?$", body)
+        m = result.match(body)
         if not m:
             continue
-        if indent == 4 and cur is not None:
+        if indent == 8 and cur is not None and param_case:
+            suites[cur].append((m.group(1) == "ok", f"{param_case}.{m.group(2)}", m.group(3) or ""))
+        elif indent == 4 and cur is not None:
             suites[cur].append((m.group(1) == "ok", m.group(2), m.group(3) or ""))
+            param_case = None
         elif indent == 0:
             cur = None
     return suites
