@@ -76,7 +76,7 @@ class Tap:
         desc = desc.replace("#", "\\#").replace("\n", " ")
         s = f"{'ok' if ok else 'not ok'} {self.n} - {desc}"
         if directive:
-            s += f" # {directive}"
+            s += " # " + directive.replace("#", "").replace("\n", " ")
         print(s, flush=True)
         if not ok and not (directive or "").upper().startswith("TODO"):
             self.failed.append(desc)
@@ -329,7 +329,9 @@ def report_guest_test(tap, res, name, kind, deny=None):
             if m:
                 tap.line(m.group(1) == "ok", f"{name}: {m.group(2)}")
     skiprc = 77 if kind in ("library", "smoke") else KSFT_SKIP
-    lastline = next((ln for ln in reversed(out) if ln.strip()), "")
+    lastline = next((ln for ln in reversed(out) if "skip" in ln.lower()),
+                    next((ln for ln in reversed(out) if ln.strip()), ""))
+    lastline = re.sub(r"^\s*(1\.\.0\s*)?#?\s*(SKIP\b)?\s*-?\s*", "", lastline).replace("#", "")
     if rc == 0 or (kind == "probe" and rc == 1):
         status = "pass"  # kvmnc-probe: 1 = "no mechanism usable", judged by the JSON checks
     elif rc == skiprc:
