@@ -454,8 +454,13 @@ def main():
             tap.fail(f"{name} is statically linked (it has a PT_INTERP; link it with -static)")
             continue
         library[name] = exe
+    # The four required live tests, any further live-* the library adds,
+    # then the probe.
+    lib_names = LIBRARY_TESTS + sorted(n for n in library
+                                       if n.startswith("live-") and n not in LIBRARY_TESTS)
+    lib_names.append(PROBE)
     if cfg.get("library"):
-        for name in LIBRARY_TESTS + [PROBE]:
+        for name in lib_names:
             if name in library:
                 files.append((library[name], f"/kvmnc/{name}"))
                 cmd = f"./{name}" if name != PROBE else f"./{name} --json"
@@ -494,7 +499,7 @@ def main():
         else:
             tap.skip("kvm-smoke", "not given (--smoke)")
     if cfg.get("library"):
-        for name in LIBRARY_TESTS + [PROBE]:
+        for name in lib_names:
             if name not in library:
                 tap.skip(name, "library executable not built yet (kvmnc_guest_execs lacks it)")
                 continue
