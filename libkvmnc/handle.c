@@ -109,10 +109,14 @@ static int check_vm_fd(int fd)
 		return -EIO;
 	if (r <= 0)
 		return -ENOTTY;
-	/* Only the system fd knows the API version. */
-	if (SYS(ioctl, fd, KVM_GET_API_VERSION, 0) >= 0)
+	/*
+	 * Only the system fd knows the API version; a VM answers ENOTTY (EINVAL
+	 * on some architectures). Any other failure says nothing either way.
+	 */
+	r = SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
+	if (r >= 0)
 		return -ENOTTY;
-	return 0;
+	return r == -ENOTTY || r == -EINVAL ? 0 : r;
 }
 
 /*
@@ -226,6 +230,10 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 		r = kvmnc_check_opts(opts, sizeof(*opts));
 		if (r < 0)
 			return r;
+		/* Half a pointer is no pointer: every real version ends on a member. */
+		if (opts->sz > offsetof(struct kvmnc_open_opts, dev_path) &&
+		    opts->sz < offsetofend(struct kvmnc_open_opts, dev_path))
+			return -EINVAL;
 		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
 	}
 	if (o.scope < KVMNC_SCOPE_SLOT || o.scope > KVMNC_SCOPE_VM_IRREVERSIBLE ||

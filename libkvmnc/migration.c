@@ -163,6 +163,13 @@ KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)
 
 	if (bad_range(addr, len))
 		return -EINVAL;
+	if (len == 0) {
+		/* Still say whether the handle is open. */
+		nc = kvmnc_handle_get(h);
+		if (nc == 0)
+			kvmnc_handle_put(h);
+		return nc;
+	}
 	nc = need_flush(h, addr, len);
 	if (nc > 0)
 		flush_lines(addr, len);

@@ -129,17 +129,6 @@ static struct kvmnc_open_opts *gen_opts(struct fuzz_in *in, void *buf, bool *tra
 		sz = sizeof(*o) + fz_u8(in) % (OPTS_BUF - sizeof(*o) + 1);
 		break;
 	}
-#ifndef FUZZ_SPLIT_POINTER
-	/*
-	 * A size that ends inside dev_path hands the library half a pointer,
-	 * which it dereferences (see findings/README.md). No caller compiled
-	 * against any version of the header can pass such a size; build with
-	 * -DFUZZ_SPLIT_POINTER to fuzz it anyway.
-	 */
-	if (sz > offsetof(struct kvmnc_open_opts, dev_path) &&
-	    sz < offsetofend(struct kvmnc_open_opts, dev_path))
-		sz = offsetof(struct kvmnc_open_opts, dev_path);
-#endif
 	if (!(mode & 8) || (mode & 0x40) || sz <= sizeof(*o))
 		memset(b + sizeof(*o), 0, OPTS_BUF - sizeof(*o));
 	/* The pointer member: a fixed string or NULL, whatever the input said. */

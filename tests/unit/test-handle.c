@@ -215,12 +215,36 @@ static void test_bad_opts(void **state)
 	assert_int_equal(kvmnc_open(vm, &big.o, &h), 0);
 	kvmnc_close(h);
 
+	/* A size that splits the dev_path pointer never came from a real header. */
+	o.dev_path = "/dev/kvm";
+	o.sz = offsetof(struct kvmnc_open_opts, dev_path) + 4;
+	assert_int_equal(kvmnc_open(vm, &o, &h), -EINVAL);
+
 	/* An older caller without dev_path. */
 	o.sz = offsetofend(struct kvmnc_open_opts, mechanism);
 	o.dev_path = "/dev/no-such-kvm"; /* beyond sz: must not be read */
 	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
 	kvmnc_close(h);
 	assert_int_equal(fake_open_fds(), 1);
+}
+
+/* The system fd whose API-version query fails is still not a VM. */
+static void test_system_fd_query_fails(void **state)
+{
+	struct kvmnc *h = NULL;
+	int sys;
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	sys = fake_open_system_fd();
+	/* fcntl, CHECK_EXTENSION, then KVM_GET_API_VERSION fails. */
+	fake_fail_nth(3, ENOMEM);
+	assert_int_equal(kvmnc_open(sys, NULL, &h), -ENOMEM);
+	assert_true(fake_fail_hit());
+	assert_null(h);
+	fake_fail_nth(3, EPERM);
+	assert_int_equal(kvmnc_open(sys, NULL, &h), -EPERM);
+	assert_int_equal(kvmnc_open(sys, NULL, &h), -ENOTTY);
 }
 
 static void test_lifetime(void **state)
@@ -289,6 +313,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_forced, teardown),
 		cmocka_unit_test_teardown(test_bad_fds, teardown),
 		cmocka_unit_test_teardown(test_bad_opts, teardown),
+		cmocka_unit_test_teardown(test_system_fd_query_fails, teardown),
 		cmocka_unit_test_teardown(test_lifetime, teardown),
 		cmocka_unit_test_teardown(test_info_sizes, teardown),
 	};

@@ -102,6 +102,11 @@ static void test_bad_args(void **state)
 	assert_int_equal(kvmnc_copy_to_guest(h, a, a + 8, 16), -EINVAL); /* overlap */
 	assert_int_equal(kvmnc_copy_to_guest(h, (void *)(UINTPTR_MAX - 8), b, 16), -EINVAL);
 	assert_int_equal(kvmnc_flush(h, NULL, 1), -EINVAL);
+	/* Nothing to flush touches nothing, even with a VM-wide mechanism in force. */
+	assert_int_equal(kvmnc_device_enable(h, 1), -EOPNOTSUPP); /* SLOT scope */
+	h->quirk_disabled = true;
+	assert_int_equal(kvmnc_flush(h, (const void *)0x1001, 0), 0);
+	h->quirk_disabled = false;
 	assert_int_equal(kvmnc_copy_from_guest(h, NULL, NULL, 0), 0);
 	assert_int_equal(kvmnc_copy_from_guest(NULL, a, b, 10), -EBADF);
 	kvmnc_close(h);
