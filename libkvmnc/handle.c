@@ -28,6 +28,18 @@ int kvmnc_check_opts(const void *opts, size_t known_sz)
 	return 0;
 }
 
+void kvmnc_copy_out(void *dst, const void *src, size_t src_sz)
+{
+	size_t dst_sz = *(size_t *)dst;
+	size_t n = dst_sz < src_sz ? dst_sz : src_sz;
+
+	/* A newer caller's fields we do not know read as zero. */
+	memcpy(dst, src, n);
+	if (dst_sz > n)
+		memset((char *)dst + n, 0, dst_sz - n);
+	*(size_t *)dst = dst_sz;
+}
+
 int kvmnc_grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 {
 	uint32_t ncap;
@@ -315,7 +327,6 @@ KVMNC_API int kvmnc_close(struct kvmnc *h)
 KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
 {
 	struct kvmnc_handle_info i = {.sz = sizeof(i)};
-	size_t n;
 	int r;
 
 	if (!info || info->sz < sizeof(info->sz))
@@ -331,12 +342,7 @@ KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
 	i.enabled_devices = h->ndevs;
 	i.vm_quirks_mask = h->vm_quirks_mask;
 	kvmnc_handle_put(h);
-
-	n = info->sz < sizeof(i) ? info->sz : sizeof(i);
-	i.sz = info->sz;
-	memcpy(info, &i, n);
-	if (info->sz > n)
-		memset((char *)info + n, 0, info->sz - n);
+	kvmnc_copy_out(info, &i, sizeof(i));
 	return 0;
 }
 
@@ -349,7 +355,7 @@ KVMNC_API int kvmnc_get_features(struct kvmnc *h, struct kvmnc_features *out)
 	r = kvmnc_handle_get(h);
 	if (r < 0)
 		return r;
-	kvmnc_copy_features(out, out->sz, &h->host.feat);
+	kvmnc_copy_out(out, &h->host.feat, sizeof(h->host.feat));
 	kvmnc_handle_put(h);
 	return 0;
 }

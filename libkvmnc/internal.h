@@ -128,8 +128,8 @@ int kvmnc_probe_host(const char *path, struct kvmnc_host *out);
 /* @mask is KVM_CAP_DISABLE_QUIRKS2's answer, or a negative errno. */
 void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, int64_t mask);
 int kvmnc_recommend(const struct kvmnc_features *f);
-void kvmnc_copy_features(struct kvmnc_features *dst, size_t dst_sz,
-			 const struct kvmnc_features *src);
+/* Copies an out struct to a caller's @dst, honoring the caller's sz. */
+void kvmnc_copy_out(void *dst, const void *src, size_t src_sz);
 void kvmnc_probe_reset(void); /* unit tests only */
 
 /* device.c */

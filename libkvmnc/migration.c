@@ -12,8 +12,7 @@
 #include "internal.h"
 
 #define CACHE_LINE 64
-/* Flush and copy in chunks so the flushed lines are still close when copied. */
-#define CHUNK (64 * 1024)
+#define CHUNK	   (64 * 1024)
 
 bool kvmnc_range_noncoherent(const struct kvmnc *h, uint64_t start, uint64_t len)
 {
@@ -115,13 +114,18 @@ KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h)
 	return r;
 }
 
-KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
+/*
+ * Copies in chunks so that the lines flushed are still close by: before the
+ * copy when reading guest memory (drop stale lines), after it when writing
+ * (push the data out to memory).
+ */
+static int copy_coherent(struct kvmnc *h, void *dst, const void *src, size_t len, bool to_guest)
 {
 	int nc;
 
 	if (bad_range(dst, len) || bad_range(src, len) || (len && overlaps(dst, src, len)))
 		return -EINVAL;
-	nc = need_flush(h, src, len);
+	nc = need_flush(h, to_guest ? dst : src, len);
 	if (nc <= 0) {
 		if (nc == 0 && len)
 			memcpy(dst, src, len);
@@ -130,31 +134,23 @@ KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src,
 	for (size_t off = 0; off < len; off += CHUNK) {
 		size_t n = len - off < CHUNK ? len - off : CHUNK;
 
-		flush_lines((const char *)src + off, n);
+		if (!to_guest)
+			flush_lines((const char *)src + off, n);
 		memcpy((char *)dst + off, (const char *)src + off, n);
+		if (to_guest)
+			flush_lines((char *)dst + off, n);
 	}
 	return 0;
 }
 
+KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
+{
+	return copy_coherent(h, dst, src, len, false);
+}
+
 KVMNC_API int kvmnc_copy_to_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
 {
-	int nc;
-
-	if (bad_range(dst, len) || bad_range(src, len) || (len && overlaps(dst, src, len)))
-		return -EINVAL;
-	nc = need_flush(h, dst, len);
-	if (nc <= 0) {
-		if (nc == 0 && len)
-			memcpy(dst, src, len);
-		return nc;
-	}
-	for (size_t off = 0; off < len; off += CHUNK) {
-		size_t n = len - off < CHUNK ? len - off : CHUNK;
-
-		memcpy((char *)dst + off, (const char *)src + off, n);
-		flush_lines((char *)dst + off, n);
-	}
-	return 0;
+	return copy_coherent(h, dst, src, len, true);
 }
 
 KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)

@@ -501,18 +501,6 @@ int kvmnc_probe_host(const char *path, struct kvmnc_host *out)
 	return r;
 }
 
-void kvmnc_copy_features(struct kvmnc_features *dst, size_t dst_sz,
-			 const struct kvmnc_features *src)
-{
-	size_t n = dst_sz < sizeof(*src) ? dst_sz : sizeof(*src);
-
-	/* A newer caller's fields we do not know read as zero. */
-	memcpy(dst, src, n);
-	if (dst_sz > n)
-		memset((char *)dst + n, 0, dst_sz - n);
-	dst->sz = dst_sz;
-}
-
 KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out)
 {
 	struct kvmnc_host hst;
@@ -524,7 +512,7 @@ KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out)
 	r = kvmnc_probe_host(dev_path, &hst);
 	if (r < 0)
 		return r;
-	kvmnc_copy_features(out, out->sz, &hst.feat);
+	kvmnc_copy_out(out, &hst.feat, sizeof(hst.feat));
 	return 0;
 }
 
