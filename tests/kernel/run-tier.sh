@@ -61,7 +61,12 @@ if [ -n "$builddir" ]; then
 	if [ ${#runs[@]} -ne ${#ALL_RUNS[@]} ]; then
 		for r in "${runs[@]}"; do args+=("kernel-$r"); done
 	fi
-	stage "meson compile" "$MESON" compile -C "$builddir"
+	# Under `ninja kernel-tier` (a run_target: MESON_BUILD_ROOT is set) the
+	# outer ninja already built what the tests need; a nested ninja on the
+	# same build dir must not run.
+	if [ -z "${MESON_BUILD_ROOT:-}" ]; then
+		stage "meson compile" "$MESON" compile -C "$builddir"
+	fi
 	# Build both kernels first so their time shows as its own stage.
 	stage "kernel stock" "$HERE/build-kernel.sh" stock >/dev/null
 	rc=0
