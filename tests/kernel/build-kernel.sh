@@ -145,38 +145,35 @@ mkdir -p "$WORK/$FLAVOUR"
 if [ "$(cat "$WORK/$FLAVOUR/extracted" 2>/dev/null)" != "$DEB_VERSION" ] || [ ! -d "$SRC" ]; then
 	extract
 fi
-# Undo the previous patch set unless it is identical to the wanted one.
-same=1
+# Keep the longest common prefix of the applied and the wanted patch set;
+# revert the rest of the applied set (newest first), apply the rest of the
+# wanted one.  Only files those patches touch get new mtimes.
 prev=()
 for p in "$APPLIED"/*.patch; do [ -e "$p" ] && prev+=("$p"); done
-if [ ${#prev[@]} -ne ${#PATCH_LIST[@]} ]; then
-	same=
-else
-	for i in "${!prev[@]}"; do
-		cmp -s "${prev[$i]}" "${PATCH_LIST[$i]}" || same=
-	done
-fi
-if [ -z "$same" ] && [ ${#prev[@]} -ne 0 ]; then
-	for ((i = ${#prev[@]} - 1; i >= 0; i--)); do
-		log "reverting previously applied $(basename "${prev[$i]}")"
-		if ! apply_one "$SRC" "${prev[$i]}" -R; then
-			log "cannot revert it cleanly; re-extracting"
-			extract
-			break
-		fi
-		rm -f "${prev[$i]}"
-	done
-fi
-if [ -z "$same" ]; then
-	rm -rf "$APPLIED"
-	mkdir -p "$APPLIED"
-	for p in "${PATCH_LIST[@]}"; do
-		log "applying $(basename "$p")"
-		apply_one "$SRC" "$p" ||
-			die "patch $(basename "$p") does not apply to $DEB_PACKAGE $DEB_VERSION (see the errors above); fix the series"
-		cp "$p" "$APPLIED/"
-	done
-fi
+common=0
+while [ "$common" -lt ${#prev[@]} ] && [ "$common" -lt ${#PATCH_LIST[@]} ] &&
+	[ "$(basename "${prev[$common]}")" = "$(basename "${PATCH_LIST[$common]}")" ] &&
+	cmp -s "${prev[$common]}" "${PATCH_LIST[$common]}"; do
+	common=$((common + 1))
+done
+for ((i = ${#prev[@]} - 1; i >= common; i--)); do
+	log "reverting previously applied $(basename "${prev[$i]}")"
+	if ! apply_one "$SRC" "${prev[$i]}" -R; then
+		log "cannot revert it cleanly; re-extracting"
+		extract
+		common=0
+		break
+	fi
+	rm -f "${prev[$i]}"
+done
+for ((i = common; i < ${#PATCH_LIST[@]}; i++)); do
+	p=${PATCH_LIST[$i]}
+	log "applying $(basename "$p")"
+	apply_one "$SRC" "$p" ||
+		die "patch $(basename "$p") does not apply to $DEB_PACKAGE $DEB_VERSION (see the errors above); fix the series"
+	cp "$p" "$APPLIED/"
+done
+[ "$common" -eq 0 ] || log "kept $common already applied patch(es)"
 mkv=$(sed -n 's/^VERSION = //p;s/^PATCHLEVEL = //p;s/^SUBLEVEL = //p' "$SRC/Makefile" | paste -sd.)
 [ "$mkv" = "$KERNELVERSION" ] ||
 	die "the tree from $TARBALL is version $mkv, patches/BASE pins KERNELVERSION=$KERNELVERSION"
@@ -265,14 +262,22 @@ cp "$BUILD/arch/x86/boot/bzImage" "$TMPOUT/bzImage"
 cp "$BUILD/.config" "$TMPOUT/config"
 cp "$BUILD/System.map" "$TMPOUT/System.map"
 cp -a "$BUILD/usr/include" "$TMPOUT/headers"
-# Every ELF executable the selftests build produced, keeping the layout
-# (set_memory_region_test, x86_64/state_test, ...).
-(cd "$KST" && find . -type f -perm -u+x ! -name '*.o' ! -name '*.sh' -printf '%P\n') |
-	while read -r t; do
-		[ "$(head -c4 "$KST/$t" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
-		mkdir -p "$TMPOUT/selftests/$(dirname "$t")"
-		cp "$KST/$t" "$TMPOUT/selftests/$t"
-	done
+# Exactly the programs the (patched) selftests Makefile lists: a test that a
+# previous patch set added and this one dropped may linger in $KST.
+# shellcheck disable=SC2016 # $(TEST_GEN_PROGS) is for make, not the shell
+progs=$(make -s --no-print-directory -C "$SRC/tools/testing/selftests/kvm" ARCH=x86_64 \
+	OUTPUT="$KST" KHDR_INCLUDES="-isystem $BUILD/usr/include" \
+	--eval='kvmnc-print-progs: ; @echo $(TEST_GEN_PROGS)' kvmnc-print-progs) ||
+	die "cannot list the KVM selftests"
+nprogs=0
+for t in $progs; do
+	rel=${t#"$KST"/}
+	[ -f "$t" ] || die "selftest $rel was not built"
+	mkdir -p "$TMPOUT/selftests/$(dirname "$rel")"
+	cp "$t" "$TMPOUT/selftests/$rel"
+	nprogs=$((nprogs + 1))
+done
+log "published $nprogs selftests"
 cp "$BUILDLOG" "$TMPOUT/build.log"
 {
 	echo "flavour=$FLAVOUR"
