@@ -290,10 +290,11 @@ cp "$BUILDLOG" "$TMPOUT/build.log"
 mv "$TMPOUT/stamp.tmp" "$TMPOUT/stamp"
 rm -rf "$OUT"
 mv "$TMPOUT" "$OUT"
-# Old outputs of this flavour are dead weight once a new key is built.
-for old in "$CACHE/$FLAVOUR"-*; do
-	[ "$old" = "$OUT" ] || rm -rf "$old"
-done
+# Keep this and the previous output of the flavour (a run of another
+# checkout may still be booting it); older ones are dead weight.
+# shellcheck disable=SC2010,SC2012 # names are <flavour>-<hex key>
+{ ls -1dt "$CACHE/$FLAVOUR"-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +3 || true; } |
+	while read -r old; do rm -rf "$old"; done
 stage_done "publish"
 log "done in $((SECONDS - T_TOTAL)) s: $OUT"
 printf '%s\n' "$OUT"
