@@ -77,19 +77,14 @@ static int set_memory_region(struct kvmnc *h, const struct kvmnc_region *r, uint
 	return SYS(ioctl, h->vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&m);
 }
 
-static int add_range(struct kvmnc *h, const struct kvmnc_region *r)
+/* The caller has made room (before the kernel call, so this cannot fail). */
+static void add_range(struct kvmnc *h, const struct kvmnc_region *r)
 {
-	int err =
-		kvmnc_grow((void **)&h->ranges, &h->cap_ranges, h->nranges + 1, sizeof(*h->ranges));
-
-	if (err < 0)
-		return err;
 	h->ranges[h->nranges++] = (struct kvmnc_range){
 		.start = r->userspace_addr,
 		.len = r->memory_size,
 		.slot = r->slot,
 	};
-	return 0;
 }
 
 static void del_range(struct kvmnc *h, uint32_t slot)
@@ -213,7 +208,7 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 		goto out;
 	}
 	if (nc && !s->present) {
-		add_range(h, &reg); /* cannot fail: room was made above */
+		add_range(h, &reg);
 		h->nc_regions++;
 	} else if (nc) {
 		for (uint32_t i = 0; i < h->nranges; i++)
