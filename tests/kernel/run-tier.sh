@@ -78,7 +78,7 @@ fi
 
 mkdir -p "$logdir"
 smoke=$logdir/kvm-smoke
-stage "compile kvm-smoke" "${CC:-cc}" -static -O2 -Wall -Wextra -o "$smoke" "$HERE/guest/kvm-smoke.c"
+stage "compile kvm-smoke" "${CC:-cc}" -static -O2 -Wall -Wextra -I"$HERE/../../libkvmnc" -o "$smoke" "$HERE/guest/kvm-smoke.c"
 stage "kernel stock" "$HERE/build-kernel.sh" stock >/dev/null
 rc=0
 stage "kernel patched" "$HERE/build-kernel.sh" patched >/dev/null || rc=$?

@@ -11,7 +11,8 @@
  * Without KVMNC_EXPECT it only prints what it observes.  Output is TAP;
  * exit 0 pass, 1 fail, 77 skip (no /dev/kvm).
  *
- * Debian 12's linux-libc-dev is 6.1, so everything newer is defined here.
+ * Debian 12's linux-libc-dev is 6.1: what is newer comes from
+ * libkvmnc/compat-kvm.h (see below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,33 +27,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Numbers shared with the series (fixed, see tests/kernel/README.md). */
-#define SMOKE_DEV_TYPE_VIRTIO 32
-#define SMOKE_DEV_VIRTIO_NONCOHERENT 1
-#define SMOKE_DEV_VIRTIO_NONCOHERENT_SET 1
-#define SMOKE_MEM_NON_COHERENT_DMA (1u << 3)
-#define SMOKE_CAP_USER_CONFIGURE_NONCOHERENT_DMA 239
-
-/* Upstream ABI newer than the 6.1 UAPI headers. */
-#define SMOKE_CAP_DISABLE_QUIRKS2 213
-#define SMOKE_CAP_USER_MEMORY2 231
-#define SMOKE_QUIRK_IGNORE_GUEST_PAT (1u << 9)
-
-struct smoke_userspace_memory_region2 {
-	uint32_t slot;
-	uint32_t flags;
-	uint64_t guest_phys_addr;
-	uint64_t memory_size;
-	uint64_t userspace_addr;
-	uint64_t guest_memfd_offset;
-	uint32_t guest_memfd;
-	uint32_t pad1;
-	uint64_t pad2[14];
-};
-_Static_assert(sizeof(struct smoke_userspace_memory_region2) == 160,
-	       "kvm_userspace_memory_region2 layout");
-#define SMOKE_SET_USER_MEMORY_REGION2 \
-	_IOW(KVMIO, 0x49, struct smoke_userspace_memory_region2)
+/*
+ * The numbers shared with the series and the newer upstream ABI come from
+ * the library's compat header (header only: no library code is linked), so
+ * that one place holds them and tests/check-uapi-numbers.py checks it.
+ */
+#include "compat-kvm.h"
 
 enum expect { EXPECT_NONE, STOCK_NPT, PATCHED_NPT, PATCHED_SHADOW };
 
@@ -111,7 +91,7 @@ static int read_bool_param(const char *path)
 static int set_slot2(int vm, uint32_t slot, uint32_t flags, uint64_t gpa,
 		     void *mem, uint64_t size, int *err)
 {
-	struct smoke_userspace_memory_region2 r;
+	struct kvm_userspace_memory_region2 r;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -120,7 +100,7 @@ static int set_slot2(int vm, uint32_t slot, uint32_t flags, uint64_t gpa,
 	r.guest_phys_addr = gpa;
 	r.memory_size = size;
 	r.userspace_addr = (uintptr_t)mem;
-	rc = ioctl(vm, SMOKE_SET_USER_MEMORY_REGION2, &r);
+	rc = ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r);
 	*err = errno;
 	return rc;
 }
@@ -186,17 +166,17 @@ int main(void)
 	if (vm < 0)
 		goto out;
 
-	cap = ioctl(vm, KVM_CHECK_EXTENSION, SMOKE_CAP_USER_MEMORY2);
+	cap = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2);
 	check(cap > 0, "KVM_CAP_USER_MEMORY2 (231) present: %d", cap);
-	mask = ioctl(vm, KVM_CHECK_EXTENSION, SMOKE_CAP_DISABLE_QUIRKS2);
+	mask = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2);
 	info("KVM_CAP_DISABLE_QUIRKS2 mask=%#lx, IGNORE_GUEST_PAT bit 9 %s",
-	     mask, (mask > 0 && (mask & SMOKE_QUIRK_IGNORE_GUEST_PAT)) ?
+	     mask, (mask > 0 && (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) ?
 			   "present" : "absent");
 
 	/* 1. The virtio device type. */
 	{
 		struct kvm_create_device cd = {
-			.type = SMOKE_DEV_TYPE_VIRTIO,
+			.type = KVM_DEV_TYPE_VIRTIO,
 			.flags = KVM_CREATE_DEVICE_TEST,
 		};
 
@@ -204,7 +184,7 @@ int main(void)
 		err = errno;
 		registered = rc == 0;
 		info("KVM_CREATE_DEVICE_TEST type %d: %s -> %s",
-		     SMOKE_DEV_TYPE_VIRTIO, errname(rc, err),
+		     KVM_DEV_TYPE_VIRTIO, errname(rc, err),
 		     registered ? "registered" : "not registered");
 		if (ex == STOCK_NPT)
 			check(rc < 0 && err == ENODEV,
@@ -216,10 +196,10 @@ int main(void)
 			      errname(rc, err));
 	}
 	if (registered) {
-		struct kvm_create_device cd = { .type = SMOKE_DEV_TYPE_VIRTIO };
+		struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VIRTIO };
 		struct kvm_device_attr a = {
-			.group = SMOKE_DEV_VIRTIO_NONCOHERENT,
-			.attr = SMOKE_DEV_VIRTIO_NONCOHERENT_SET,
+			.group = KVM_DEV_VIRTIO_NONCOHERENT,
+			.attr = KVM_DEV_VIRTIO_NONCOHERENT_SET,
 		};
 
 		rc = ioctl(vm, KVM_CREATE_DEVICE, &cd);
@@ -246,7 +226,7 @@ int main(void)
 
 	/* 2. The capability. */
 	cap = ioctl(vm, KVM_CHECK_EXTENSION,
-		    SMOKE_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
+		    KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
 	info("KVM_CHECK_EXTENSION(239) = %d", cap);
 	if (ex == STOCK_NPT)
 		check(cap == 0, "stock: cap 239 is 0, got %d", cap);
@@ -266,7 +246,7 @@ int main(void)
 	rc = set_slot2(vm, 0, 0, 0, mem, sz, &err);
 	check(rc == 0, "plain slot via KVM_SET_USER_MEMORY_REGION2: %s",
 	      errname(rc, err));
-	rc = set_slot2(vm, 1, SMOKE_MEM_NON_COHERENT_DMA, 1ull << 30, mem, sz,
+	rc = set_slot2(vm, 1, KVM_MEM_NON_COHERENT_DMA, 1ull << 30, mem, sz,
 		       &err);
 	flag_ok = rc == 0;
 	info("slot with flag 1<<3 via REGION2: %s", errname(rc, err));
@@ -287,11 +267,11 @@ int main(void)
 		check(rc < 0 && err == EINVAL,
 		      "flag cannot be cleared on a live slot: %s",
 		      errname(rc, err));
-		rc = set_slot2(vm, 1, SMOKE_MEM_NON_COHERENT_DMA, 1ull << 30,
+		rc = set_slot2(vm, 1, KVM_MEM_NON_COHERENT_DMA, 1ull << 30,
 			       mem, 0, &err);
 		check(rc == 0, "flagged slot deleted: %s", errname(rc, err));
 	}
-	rc = set_slot1(vm, 2, SMOKE_MEM_NON_COHERENT_DMA, 2ull << 30, mem, sz,
+	rc = set_slot1(vm, 2, KVM_MEM_NON_COHERENT_DMA, 2ull << 30, mem, sz,
 		       &err);
 	info("slot with flag 1<<3 via v1 KVM_SET_USER_MEMORY_REGION: %s",
 	     errname(rc, err));
