@@ -433,6 +433,12 @@ static bool definitive(const struct kvmnc_features *f)
 	       f->virtio_device.supported >= 0 && f->guest_pat_quirk.supported >= 0;
 }
 
+static void free_host(struct kvmnc_host *hst)
+{
+	free(hst->path);
+	free(hst);
+}
+
 /*
  * Only definitive answers are cached: a scratch VM that failed for EMFILE or
  * ENOMEM says nothing about the kernel, and the next call should try again.
@@ -462,8 +468,7 @@ static int probe_locked(const char *path, struct kvmnc_host **out, bool *cached)
 	hst->feat.sz = sizeof(hst->feat);
 	r = probe_node(path, hst);
 	if (r < 0) {
-		free(hst->path);
-		free(hst);
+		free_host(hst);
 		return r;
 	}
 	*cached = definitive(&hst->feat);
@@ -473,12 +478,6 @@ static int probe_locked(const char *path, struct kvmnc_host **out, bool *cached)
 	}
 	*out = hst;
 	return 0;
-}
-
-static void free_host(struct kvmnc_host *hst)
-{
-	free(hst->path);
-	free(hst);
 }
 
 /* Copies the answer out, so that uncached entries can be freed at once. */
