@@ -13,21 +13,31 @@
 #define MAX_SLOTS 64
 #define FD_BASE	  1000
 
-enum kind { K_FREE, K_SYS, K_VM, K_DEV, K_VCPU, K_OTHER };
+/* Numbers the fake answers although Debian 12's headers may lack them. */
+#define F_CAP_NR_MEMSLOTS	   10
+#define F_CAP_READONLY_MEM	   81
+#define F_CAP_MULTI_ADDRESS_SPACE  118
+#define F_CAP_MEMORY_ATTRIBUTES	   233
+#define F_CAP_VM_TYPES		   235
+#define F_MEMORY_ATTRIBUTE_PRIVATE (1u << 3)
+
+enum kind { K_FREE, K_SYS, K_VM, K_DEV, K_VCPU, K_OTHER, K_TUN };
 
 struct slot {
 	bool used;
 	uint32_t id;
 	uint32_t flags;
-	uint64_t gpa, size;
+	uint64_t gpa, size, hva;
 };
 
 struct obj {
 	enum kind kind;
-	int vm;	   /* owning VM's index for K_DEV/K_VCPU */
-	bool nc;   /* device: NONCOHERENT_SET done */
-	int refs;  /* VM: fds referring to it (itself + devices) */
-	bool open; /* the fd is open (a VM may outlive its fd) */
+	int vm;		      /* owning VM's index for K_DEV/K_VCPU */
+	bool nc;	      /* device: NONCOHERENT_SET done */
+	int refs;	      /* VM: fds referring to it (itself + devices) */
+	bool open;	      /* the fd is open (a VM may outlive its fd) */
+	unsigned long vmtype; /* VM: its KVM_CREATE_VM type */
+	bool virtio;	      /* device: the VIRTIO device */
 	struct slot slots[MAX_SLOTS];
 	int ncount;
 	uint64_t disabled_quirks;
@@ -38,6 +48,59 @@ static const struct fake_personality *pers;
 static struct obj objs[MAX_FDS];
 static int calls, fail_nth, fail_err, maps;
 static bool fail_hit;
+
+static bool is_x86(void)
+{
+	return pers->vendor != NULL;
+}
+
+static bool is_amd(void)
+{
+	return pers->vendor && !strcmp(pers->vendor, "AuthenticAMD");
+}
+
+/* The kernel's view of the CPU: what /proc/cpuinfo shows. */
+static bool kernel_ss(void)
+{
+	return pers->self_snoop && !pers->clearcpuid_ss;
+}
+
+static bool param_on(const char *v)
+{
+	return v && (v[0] == 'Y' || v[0] == '1');
+}
+
+/* Where the v2 series lets guest PAT be honored at all. */
+static bool pat_honorable(void)
+{
+	if (!is_x86())
+		return true;
+	if (is_amd())
+		return param_on(pers->npt);
+	return param_on(pers->ept) && kernel_ss();
+}
+
+static bool vm_private(const struct obj *vm)
+{
+	return is_x86() && (vm->vmtype == FAKE_VM_SW_PROTECTED || vm->vmtype == FAKE_VM_TDX);
+}
+
+static bool vm_protected(const struct obj *vm)
+{
+	return is_x86() && vm->vmtype == FAKE_VM_TDX;
+}
+
+static int nr_as(const struct obj *vm)
+{
+	if (!is_x86())
+		return 1;
+	return vm && vm_private(vm) ? 1 : 2;
+}
+
+static int nr_memslots(void)
+{
+	return is_x86() ? 32764 : 32767;
+}
 
 static struct obj *obj_of(int fd)
 {
@@ -66,6 +129,15 @@ static int new_obj(enum kind k, int vm)
 	return -EMFILE;
 }
 
+static int new_vm(unsigned long type)
+{
+	int fd = new_obj(K_VM, -1);
+
+	if (fd >= 0)
+		objs[fd - FD_BASE].vmtype = type;
+	return fd;
+}
+
 static void put_vm(int vm)
 {
 	if (--objs[vm].refs == 0)
@@ -85,11 +157,29 @@ static int enter(void)
 
 static int f_open_locked(const char *path, int flags)
 {
+	size_t len = strlen(path);
 	int r = enter();
 
 	(void)flags;
 	if (r)
 		return r;
+	if (len >= 4096)
+		return -ENAMETOOLONG;
+	for (const char *c = path; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n > 255)
+			return -ENAMETOOLONG;
+		c += n + (c[n] == '/');
+	}
+	if (!strcmp(path, "/dev") || !strcmp(path, "/dev/"))
+		return -EISDIR;
+	if (len > 1 && path[len - 1] == '/')
+		return -ENOTDIR; /* a device node named as a directory */
+	if (!strcmp(path, "/dev/net/tun"))
+		return new_obj(K_TUN, -1);
+	if (!strcmp(path, "/dev/null"))
+		return new_obj(K_OTHER, -1);
 	if (strcmp(path, KVMNC_DEFAULT_DEV) && strcmp(path, "/dev/kvm-alt"))
 		return -ENOENT;
 	if (pers->open_err)
@@ -143,15 +233,29 @@ static int cap_value(const struct obj *o, unsigned long cap)
 		if (vm && pers->vm_flag_cap >= 0 && pers->cap239)
 			return pers->vm_flag_cap;
 		return pers->cap239;
+	case F_CAP_NR_MEMSLOTS:
+		return nr_memslots();
+	case F_CAP_MULTI_ADDRESS_SPACE:
+		return is_x86() ? nr_as(vm ? o : NULL) : 0;
+	case F_CAP_READONLY_MEM:
+		return vm ? !vm_protected(o) : 1;
+	case F_CAP_MEMORY_ATTRIBUTES:
+		/* 6.8+ with private memory support. */
+		if (!pers->user_memory2 || !is_x86())
+			return 0;
+		return !vm || vm_private(o) ? F_MEMORY_ATTRIBUTE_PRIVATE : 0;
+	case F_CAP_VM_TYPES:
+		return pers->user_memory2 && is_x86() ? (int)(1u | pers->vm_types) : 0;
 	}
 	return 0;
 }
 
 static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
-		      bool v2)
+		      uint64_t hva, bool v2)
 {
 	uint32_t valid = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
 	struct slot *s = NULL, *free_s = NULL;
+	bool flag_ok = v2 ? pers->flag_v2 : pers->flag_v1;
 
 	if (v2) {
 		valid |= KVM_MEM_GUEST_MEMFD;
@@ -159,9 +263,13 @@ static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gp
 	} else {
 		vm->v1_calls++;
 	}
-	if ((v2 && pers->flag_v2) || (!v2 && pers->flag_v1))
+	if (pers->v2 && (!pat_honorable() || vm_private(vm)))
+		flag_ok = false;
+	if (flag_ok)
 		valid |= KVM_MEM_NON_COHERENT_DMA;
 	if (flags & ~valid)
+		return -EINVAL;
+	if ((slot >> 16) >= (uint32_t)nr_as(vm) || (slot & 0xffff) >= (uint32_t)nr_memslots())
 		return -EINVAL;
 	for (int i = 0; i < MAX_SLOTS; i++) {
 		if (vm->slots[i].used && vm->slots[i].id == slot)
@@ -178,19 +286,37 @@ static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gp
 	for (int i = 0; i < MAX_SLOTS; i++) {
 		struct slot *o = &vm->slots[i];
 
-		if (o->used && o != s && gpa < o->gpa + o->size && o->gpa < gpa + size)
+		if (o->used && o != s && (o->id >> 16) == (slot >> 16) && gpa < o->gpa + o->size &&
+		    o->gpa < gpa + size)
 			return -EEXIST;
 	}
 	if (s) {
-		if (s->size != size || ((s->flags ^ flags) & KVM_MEM_NON_COHERENT_DMA))
+		/* As KVM: only the GPA and the mutable flags may change. */
+		if (s->size != size || s->hva != hva ||
+		    ((s->flags ^ flags) & (KVM_MEM_NON_COHERENT_DMA | KVM_MEM_READONLY)))
 			return -EINVAL;
 	} else {
 		if (!free_s)
 			return -ENOSPC;
 		s = free_s;
 	}
-	*s = (struct slot){.used = true, .id = slot, .flags = flags, .gpa = gpa, .size = size};
+	*s = (struct slot){
+		.used = true, .id = slot, .flags = flags, .gpa = gpa, .size = size, .hva = hva};
 	return 0;
+}
+
+/* Which registered type @type is, or 0 if none. */
+static bool dev_registered(uint32_t type, bool *virtio)
+{
+	if (pers->dev_type && type == pers->dev_type) {
+		*virtio = pers->dev_is_virtio;
+		return true;
+	}
+	if (pers->dev_type2 && type == pers->dev_type2) {
+		*virtio = pers->dev2_is_virtio;
+		return true;
+	}
+	return false;
 }
 
 static int vm_ioctl(struct obj *o, unsigned long req, unsigned long arg)
@@ -202,29 +328,37 @@ static int vm_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 		return cap_value(o, arg);
 	case KVM_CREATE_DEVICE: {
 		struct kvm_create_device *cd = (struct kvm_create_device *)arg;
+		bool virtio = false;
 		int fd;
 
-		if (!pers->dev_type || cd->type != pers->dev_type)
+		if (!dev_registered(cd->type, &virtio))
+			return -ENODEV;
+		if (virtio && pers->v2 && !pat_honorable())
 			return -ENODEV;
 		if (cd->flags & KVM_CREATE_DEVICE_TEST)
 			return 0;
+		if (virtio && pers->v2 && vm_private(o))
+			return -ENODEV;
 		fd = new_obj(K_DEV, vm);
 		if (fd < 0)
 			return fd;
+		objs[fd - FD_BASE].virtio = virtio;
 		cd->fd = (uint32_t)fd;
 		return 0;
 	}
 	case KVM_SET_USER_MEMORY_REGION: {
 		const struct kvm_userspace_memory_region *m = (const void *)arg;
 
-		return set_region(o, m->slot, m->flags, m->guest_phys_addr, m->memory_size, false);
+		return set_region(o, m->slot, m->flags, m->guest_phys_addr, m->memory_size,
+				  m->userspace_addr, false);
 	}
 	case KVM_SET_USER_MEMORY_REGION2: {
 		const struct kvm_userspace_memory_region2 *m = (const void *)arg;
 
 		if (!pers->user_memory2)
 			return -ENOTTY;
-		return set_region(o, m->slot, m->flags, m->guest_phys_addr, m->memory_size, true);
+		return set_region(o, m->slot, m->flags, m->guest_phys_addr, m->memory_size,
+				  m->userspace_addr, true);
 	}
 	case KVM_ENABLE_CAP: {
 		const struct kvm_enable_cap *c = (const void *)arg;
@@ -243,7 +377,7 @@ static int vm_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 static int dev_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 {
 	const struct kvm_device_attr *a = (const void *)arg;
-	bool ours = pers->dev_is_virtio && a->group == KVM_DEV_VIRTIO_NONCOHERENT &&
+	bool ours = o->virtio && a->group == KVM_DEV_VIRTIO_NONCOHERENT &&
 		    a->attr == KVM_DEV_VIRTIO_NONCOHERENT_SET;
 
 	switch (req) {
@@ -277,8 +411,13 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 			return pers->api_version;
 		if (req == KVM_CHECK_EXTENSION)
 			return cap_value(o, arg);
-		if (req == KVM_CREATE_VM)
-			return pers->create_vm_err ? -pers->create_vm_err : new_obj(K_VM, -1);
+		if (req == KVM_CREATE_VM) {
+			if (arg == 0 && pers->create_vm_err)
+				return -pers->create_vm_err;
+			if (arg != 0 && (arg >= 32 || !(pers->vm_types & (1u << arg))))
+				return -EINVAL;
+			return new_vm(arg);
+		}
 		return -ENOTTY;
 	case K_VM:
 		return vm_ioctl(o, req, arg);
@@ -286,6 +425,8 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 		return dev_ioctl(o, req, arg);
 	case K_VCPU:
 		return -EINVAL; /* x86's kvm_arch_vcpu_ioctl default */
+	case K_TUN:
+		return -EBADFD; /* tun before TUNSETIFF */
 	default:
 		return -ENOTTY;
 	}
@@ -323,6 +464,23 @@ static int f_munmap_locked(void *addr, size_t len)
 	return r;
 }
 
+/* The first processor's block of /proc/cpuinfo, as the kernel sees the CPU. */
+static void cpuinfo(char *buf, size_t len)
+{
+	if (!is_x86()) {
+		snprintf(buf, len,
+			 "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm\n");
+		return;
+	}
+	snprintf(buf, len,
+		 "processor\t: 0\nvendor_id\t: %s\ncpu family\t: 6\nflags\t\t: fpu vme de pse "
+		 "tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx "
+		 "fxsr sse sse2 %sht tm pbe syscall nx lm constant_tsc %s\nbugs\t\t: "
+		 "spectre_v1\n\nprocessor\t: 1\nflags\t\t: fpu %s\n",
+		 pers->vendor, kernel_ss() ? "ss " : "", is_amd() ? "svm npt" : "vmx ept",
+		 kernel_ss() ? "ss" : "");
+}
+
 static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 {
 	const char *val = NULL;
@@ -330,6 +488,10 @@ static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 
 	if (r)
 		return r;
+	if (!strcmp(path, "/proc/cpuinfo")) {
+		cpuinfo(buf, len);
+		return (ssize_t)strlen(buf);
+	}
 	if (!strcmp(path, "/sys/module/kvm_intel/parameters/ept"))
 		val = pers->ept;
 	else if (!strcmp(path, "/sys/module/kvm_amd/parameters/npt"))
@@ -367,6 +529,7 @@ static int f_cpuid_locked(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 		memcpy(&regs[3], pers->vendor + 4, 4);
 		memcpy(&regs[2], pers->vendor + 8, 4);
 	} else if (leaf == 1) {
+		/* The instruction does not know about clearcpuid=. */
 		regs[3] = pers->self_snoop ? 1u << 27 : 0;
 	}
 	return 0;
@@ -388,7 +551,6 @@ static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 		return r;                                                                          \
 	}
 
-LOCKED(int, open, (const char *path, int flags), (path, flags))
 LOCKED(int, close, (int fd), (fd))
 LOCKED(int, ioctl, (int fd, unsigned long req, unsigned long arg), (fd, req, arg))
 LOCKED(int, fcntl_getfd, (int fd), (fd))
@@ -397,6 +559,56 @@ LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
 LOCKED(ssize_t, read_file, (const char *path, char *buf, size_t len), (path, buf, len))
 LOCKED(int, uname, (struct utsname * u), (u))
 LOCKED(int, cpuid, (uint32_t leaf, uint32_t subleaf, uint32_t regs[4]), (leaf, subleaf, regs))
+
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
+static char block_path[64];
+static bool block_waiting;
+
+/* An open that takes as long as the test wants, holding none of the fake's locks. */
+static int f_open(const char *path, int flags)
+{
+	int r;
+
+	pthread_mutex_lock(&block_lock);
+	while (block_path[0] && !strcmp(path, block_path)) {
+		block_waiting = true;
+		pthread_cond_broadcast(&block_cond);
+		pthread_cond_wait(&block_cond, &block_lock);
+	}
+	block_waiting = false;
+	pthread_mutex_unlock(&block_lock);
+
+	pthread_mutex_lock(&fake_lock);
+	r = f_open_locked(path, flags);
+	pthread_mutex_unlock(&fake_lock);
+	return r;
+}
+
+void fake_block_open(const char *path)
+{
+	pthread_mutex_lock(&block_lock);
+	snprintf(block_path, sizeof(block_path), "%s", path);
+	pthread_mutex_unlock(&block_lock);
+}
+
+void fake_unblock_open(void)
+{
+	pthread_mutex_lock(&block_lock);
+	block_path[0] = '\0';
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+}
+
+bool fake_open_blocked(void)
+{
+	bool w;
+
+	pthread_mutex_lock(&block_lock);
+	w = block_waiting;
+	pthread_mutex_unlock(&block_lock);
+	return w;
+}
 
 static const struct kvmnc_sys fake_sys = {
 	.open = f_open,
@@ -410,8 +622,30 @@ static const struct kvmnc_sys fake_sys = {
 	.cpuid = f_cpuid,
 };
 
+/* A child of fork() must find the fake's locks free, as the kernel's are. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&block_lock);
+	pthread_mutex_lock(&fake_lock);
+}
+
+static void fork_release(void)
+{
+	pthread_mutex_unlock(&fake_lock);
+	pthread_mutex_unlock(&block_lock);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
 void fake_reset(const struct fake_personality *p)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	/* Before the library's own handler, so that its prepare runs first. */
+	pthread_once(&once, register_atfork);
 	pers = p;
 	memset(objs, 0, sizeof(objs));
 	calls = fail_nth = fail_err = maps = 0;
@@ -475,7 +709,12 @@ int fake_open_vcpu_fd(int vm_fd)
 
 int fake_create_vm(void)
 {
-	return pers->create_vm_err ? -pers->create_vm_err : new_obj(K_VM, -1);
+	return new_vm(0);
+}
+
+int fake_create_vm_type(unsigned long type)
+{
+	return new_vm(type);
 }
 
 void fake_close(int fd)
@@ -488,6 +727,19 @@ void fake_close(int fd)
 	f_close_locked(fd);
 	fail_nth = saved;
 	pthread_mutex_unlock(&fake_lock);
+}
+
+int fake_vmm_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	int saved = fail_nth, r;
+
+	pthread_mutex_lock(&fake_lock);
+	fail_nth = 0;
+	r = f_ioctl_locked(fd, req, arg);
+	calls--;
+	fail_nth = saved;
+	pthread_mutex_unlock(&fake_lock);
+	return r;
 }
 
 void fake_vm_state(int vm_fd, struct fake_vm_state *st)
@@ -733,6 +985,215 @@ const struct fake_personality fake_personalities[] = {
 		.vendor = "GenuineIntel",
 		.api_version = 11,
 		.vm_flag_cap = -1,
+	},
+	/* Appended below: fuzz seeds index the table, so the order above stays. */
+	{
+		/* The RFC as posted: KVM_DEV_TYPE_VIRTIO after RISCV_AIA, i.e. 12. */
+		.name = "seed-rfc-6.12",
+		.release = "6.12.0-rfc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.dev_type = 12,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* 6.16+ LoongArch: type 12 is KVM_DEV_TYPE_LOONGARCH_IPI. */
+		.name = "loongarch-type12",
+		.release = "6.16.0-loongarch",
+		.vendor = NULL,
+		.api_version = 12,
+		.user_memory2 = true,
+		.dev_type = 12,
+		.dev_is_virtio = false,
+		.vm_flag_cap = -1,
+	},
+	{
+		/* Upstream 6.16 with TDX: the quirk is forced off for TDX VMs. */
+		.name = "tdx-6.16",
+		.release = "6.16.0",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x7ff,
+		.quirks_vm = 0x7ff,
+		.cap236 = 1,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+		.vm_types = 1u << FAKE_VM_TDX,
+	},
+	{
+		/* arm64 with a small PARange: KVM_CREATE_VM(0) asks for a 40-bit IPA. */
+		.name = "needs-vm-type",
+		.release = "6.12.0-arm64",
+		.vendor = NULL,
+		.api_version = 12,
+		.create_vm_err = EINVAL,
+		.user_memory2 = true,
+		.vm_flag_cap = -1,
+		.vm_types = 1u << 4,
+	},
+	{
+		/* patched-6.12 seen from a VMM whose seccomp filter denies KVM_CREATE_VM. */
+		.name = "sandboxed",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.create_vm_err = EPERM,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* patched-6.12 for an unprivileged VMM that was handed its VM fd. */
+		.name = "unprivileged",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.open_err = EACCES,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* stable 6.12.117 booted with clearcpuid=ss: CPUID still says ss. */
+		.name = "stable-6.12-clearcpuid-ss",
+		.release = "6.12.117-amd64",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.clearcpuid_ss = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* The v1 series with clearcpuid=ss: device and flag work, unsafely. */
+		.name = "patched-v1-nosnoop",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.clearcpuid_ss = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* The v1 series with kvm_intel.ept=0: device and flag change nothing. */
+		.name = "patched-v1-ept0",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "N",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* The v2 series on the same host: device and flag refused. */
+		.name = "patched-v2-nosnoop",
+		.release = "6.12.117-kvmnc2",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.clearcpuid_ss = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "patched-v2-ept0",
+		.release = "6.12.117-kvmnc2",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.ept = "N",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* The v2 series on a good host; VMs of type 1 have private memory. */
+		.name = "patched-v2",
+		.release = "6.12.117-kvmnc2",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+		.vm_types = 1u << FAKE_VM_SW_PROTECTED,
 	},
 };
 

@@ -17,10 +17,12 @@ struct fake_personality {
 	/* CPUID vendor; NULL: not x86 (cpuid unavailable). */
 	const char *vendor;
 	bool self_snoop;
+	/* CPUID reports self-snoop but the kernel cleared it (clearcpuid=ss). */
+	bool clearcpuid_ss;
 	/* errno for opening the node; 0 opens. */
 	int open_err;
 	int api_version;
-	/* errno for KVM_CREATE_VM; 0 creates. */
+	/* errno for KVM_CREATE_VM of type 0 (the VMM's own VM is made apart). */
 	int create_vm_err;
 	bool user_memory2;
 	uint64_t quirks_sys;
@@ -33,12 +35,27 @@ struct fake_personality {
 	/* Registered device type number (0: none); is it the VIRTIO device? */
 	uint32_t dev_type;
 	bool dev_is_virtio;
+	/* A second registered type (the seed RFC's 12, or LoongArch's). */
+	uint32_t dev_type2;
+	bool dev2_is_virtio;
+	/*
+	 * The v2 series: device (TEST create included) and flag refused where
+	 * guest PAT cannot be honored (no self-snoop, no TDP), and on VM types
+	 * with private memory (the real create).
+	 */
+	bool v2;
 	/* Contents of kvm_intel's ept / kvm_amd's npt parameters; NULL: no file. */
 	const char *ept;
 	const char *npt;
 	/* What the VM (not the node) answers for the flag capability; -1: same. */
 	int vm_flag_cap;
+	/* KVM_CAP_VM_TYPES; VM types other than 0 that KVM_CREATE_VM accepts. */
+	uint32_t vm_types;
 };
+
+/* x86 VM types the fake knows. */
+#define FAKE_VM_SW_PROTECTED 1 /* private memory */
+#define FAKE_VM_TDX	     5 /* private memory, protected state */
 
 /* Built-in personalities, by name; NULL if unknown. */
 const struct fake_personality *fake_personality(const char *name);
@@ -65,9 +82,20 @@ int fake_open_maps(void);
 int fake_open_system_fd(void);
 int fake_open_other_fd(void);
 int fake_open_vcpu_fd(int vm_fd);
-/* A VM fd as the VMM would hold it. */
+/* A VM fd as the VMM would hold it (made before any filter: always works). */
 int fake_create_vm(void);
+int fake_create_vm_type(unsigned long type);
 void fake_close(int fd);
+/* An ioctl the VMM issues itself, not through the library (not counted). */
+int fake_vmm_ioctl(int fd, unsigned long req, unsigned long arg);
+
+/*
+ * Opening @path blocks (outside the fake's lock) until fake_unblock_open();
+ * fake_open_blocked() says whether a caller is waiting there now.
+ */
+void fake_block_open(const char *path);
+void fake_unblock_open(void);
+bool fake_open_blocked(void);
 
 /* Observations on the VM behind @vm_fd. */
 struct fake_vm_state {
