@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define KVMNC_VERSION_MAJOR 1
-#define KVMNC_VERSION_MINOR 0
+#define KVMNC_VERSION_MINOR 1
 #define KVMNC_VERSION_PATCH 0
 
 #define KVMNC_API __attribute__((visibility("default")))
@@ -39,11 +39,37 @@ extern "C" {
  * Extensible structs: the first member is `size_t sz`, set by the caller to
  * sizeof() the struct it was compiled with. The library accepts a shorter
  * (older) struct and refuses a longer one only when the bytes it does not
- * know are non-zero (-E2BIG). Declare them zeroed with KVMNC_OPTS(), e.g.
- *   KVMNC_OPTS(kvmnc_open_opts, opts, .scope = KVMNC_SCOPE_VM);
- * From C++, value-initialize the struct ({}) and set sz.
+ * know are non-zero (-E2BIG); structs over 4096 bytes are refused (-E2BIG)
+ * before anything past sz is read.
+ *
+ * Declare them zeroed with sz set:
+ *   KVMNC_OPTS(kvmnc_open_opts, opts, .scope = KVMNC_SCOPE_VM);   (C)
+ *   KVMNC_OPTS(kvmnc_features, f);                                (C99, no warning)
+ *   struct kvmnc_features f = KVMNC_OPTS_INIT(kvmnc_features);    (C and C++11)
+ * From C++ before C++20 (no designated initializers) use KVMNC_OPTS_INIT()
+ * and assign the fields.
  */
-#define KVMNC_OPTS(TYPE, NAME, ...) struct TYPE NAME = {.sz = sizeof(struct TYPE), __VA_ARGS__}
+#define KVMNC_OPTS_FIRST_(first, ...) first
+#define KVMNC_OPTS_REST_(first, ...)  __VA_ARGS__
+/* NAME travels in the variable arguments, so that no initializer at all is valid C99. */
+#define KVMNC_OPTS(TYPE, ...)                                                                      \
+	struct TYPE KVMNC_OPTS_FIRST_(__VA_ARGS__, ) = {.sz = sizeof(struct TYPE),                 \
+							KVMNC_OPTS_REST_(__VA_ARGS__, )}
+
+#ifdef __cplusplus
+} /* extern "C" */
+/* Value-initialized (all zero), then sized: C++11 and later. */
+template <typename T> static inline T kvmnc_opts_init_()
+{
+	T t = T();
+	t.sz = sizeof(T);
+	return t;
+}
+#define KVMNC_OPTS_INIT(TYPE) kvmnc_opts_init_<struct TYPE>()
+extern "C" {
+#else
+#define KVMNC_OPTS_INIT(TYPE) ((struct TYPE){.sz = sizeof(struct TYPE)})
+#endif
 
 /* Opaque per-VM handle. */
 struct kvmnc;
@@ -104,18 +130,59 @@ struct kvmnc_features {
 	uint64_t quirks_mask;
 	/* Capability that advertised the memslot flag (236 or 239), 0 if none. */
 	uint32_t memslot_flag_cap;
-	/* The KVM device type number tried for the VIRTIO device. */
+	/*
+	 * The KVM device type that proved to be the VIRTIO device: 32
+	 * (patches/) or 12 (the RFC as posted); 0 when none did. (1.0 reported
+	 * the number it tried, 32, whatever the answer.)
+	 */
 	uint32_t virtio_device_type;
+
+	/* Since 1.1. */
+	/* KVM_CHECK_EXTENSION(KVM_CAP_VM_TYPES): bit n set when VM type n can be created. */
+	uint32_t vm_types;
+	/* KVMNC_VM_* facts of the VM the answers are for (a handle's); 0 for a scratch VM. */
+	uint32_t vm_flags;
+	/* Memslot address spaces and user memslot ids per space, as KVM answers; 0 unknown. */
+	uint32_t address_spaces;
+	uint32_t memslots;
+	/* Where the flag and device trials ran (KVMNC_PROBED_*). */
+	int probed_on;
+};
+
+/* kvmnc_features.vm_flags */
+/* The VM type has private (guest_memfd) memory: KVM_CAP_MEMORY_ATTRIBUTES lists PRIVATE. */
+#define KVMNC_VM_PRIVATE_MEMORY (1u << 0)
+/* The VM type has protected state (no read-only memslots): TDX on Intel, SEV-ES/SNP on AMD. */
+#define KVMNC_VM_PROTECTED_STATE (1u << 1)
+
+/* kvmnc_features.probed_on */
+enum kvmnc_probed_on {
+	/* No trial could run (the flag and device answers are "could not tell"). */
+	KVMNC_PROBED_NOWHERE = 0,
+	/* A scratch VM the library created and closed. */
+	KVMNC_PROBED_SCRATCH_VM = 1,
+	/* The caller's VM (no scratch VM could be made): a trial memslot on a free
+	 * slot id, deleted again, and a device created and closed without being set. */
+	KVMNC_PROBED_CALLER_VM = 2,
 };
 
 /*
  * Probe the KVM node @dev_path (NULL: "/dev/kvm"). Host-wide facts are cached
  * per process and per path once they are definitive; a cached call makes no
- * system call. The first call creates one scratch VM to confirm by trial
- * what capability numbers only hint at. Thread-safe.
+ * system call and never waits for another thread's probe. The first call
+ * creates one scratch VM to confirm by trial what capability numbers only
+ * hint at. Where no scratch VM can be made for a reason that will not go away
+ * (a seccomp filter, a kernel that needs a VM type), the answer says "could
+ * not tell" for the flag and the device, is cached as such, and the first
+ * kvmnc_open() completes it from the caller's VM (then cached for the path).
+ * Thread-safe.
  *
- * Returns 0, or a negative errno when the node cannot be used at all
- * (-ENOENT: no such node; -EACCES/-EPERM: no permission; -ENOTTY: not KVM).
+ * Returns 0, or a negative errno when the node cannot be used at all:
+ * -ENOENT no such node (also a trailing slash, a symlink loop, a node without
+ * its driver); -EACCES/-EPERM no permission; -ENOTTY not a KVM node (a
+ * directory, any other file or device); -EINVAL a path longer than PATH_MAX
+ * or a component longer than NAME_MAX; -EPROTO a KVM API version other than
+ * 12; resource errors (-EMFILE, -ENOMEM) as open(2) gives them.
  */
 KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out);
 
@@ -126,9 +193,27 @@ struct kvmnc_open_opts {
 	/* 0 (KVMNC_MECH_NONE): choose automatically; otherwise use exactly this
 	 * mechanism or fail with -EOPNOTSUPP. */
 	int mechanism;
-	/* The KVM node the VM came from; NULL: "/dev/kvm". */
+	/* The KVM node the VM came from; NULL: "/dev/kvm". With KVMNC_OPEN_KVM_FD
+	 * it only names the node for the probe cache. */
 	const char *dev_path;
+
+	/* Since 1.1. */
+	/* KVMNC_OPEN_* */
+	uint32_t flags;
+	/* With KVMNC_OPEN_KVM_FD: the caller's fd of the KVM node (kept open by the
+	 * caller; the library only issues ioctls on it during kvmnc_open()). */
+	int kvm_fd;
 };
+
+/*
+ * The caller will call kvmnc_device_enable(). Where the device mechanism is
+ * the guest-PAT quirk, it is disabled in kvmnc_open(), before memslots and
+ * vCPUs exist; without this flag kvmnc_device_enable() on such a handle
+ * gives -EBUSY, because KVM does not recompute mappings that already exist.
+ */
+#define KVMNC_OPEN_DEVICES (1u << 0)
+/* opts.kvm_fd is the KVM node: the library opens no path (sandboxed VMMs). */
+#define KVMNC_OPEN_KVM_FD (1u << 1)
 
 /*
  * Open a handle on the VM @vm_fd. The caller keeps ownership of @vm_fd and
@@ -137,17 +222,38 @@ struct kvmnc_open_opts {
  * disabled here, before any memslot or vCPU exists (the kernel does not
  * recompute mappings that already exist).
  *
- * Errors: -EINVAL bad arguments, -EBADF @vm_fd is not open, -ENOTTY @vm_fd is
- * not a KVM VM, -EOPNOTSUPP the forced mechanism is unavailable, -E2BIG
- * unknown non-zero option bytes, or what kvmnc_probe() returned.
+ * The host facts come from kvmnc_probe(); what differs per VM is asked of
+ * @vm_fd (quirk mask, VM type, address spaces, memslot ids). When the probe
+ * could not try the flag and the device (no scratch VM: a seccomp filter
+ * denies KVM_CREATE_VM), or when the node itself cannot be opened by an
+ * unprivileged VMM (dev_path NULL; -EACCES, -EPERM or -ENOENT), they are
+ * tried on @vm_fd: a trial memslot on the highest user slot id at guest
+ * address 64 GiB - 4 KiB, deleted again, and a device created and closed
+ * without KVM_SET_DEVICE_ATTR. Open right after KVM_CREATE_VM so that the
+ * trial meets no memslot of the VMM's.
+ *
+ * Errors: -EINVAL bad arguments (unknown flags too), -EBADF @vm_fd (or
+ * kvm_fd) is not open, -ENOTTY @vm_fd is not a KVM VM (or kvm_fd not a KVM
+ * node), -EOPNOTSUPP the forced mechanism is unavailable, -E2BIG unknown
+ * non-zero option bytes or sz > 4096, or what kvmnc_probe() returned.
  */
 KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct kvmnc **out);
 
 /*
  * Close a handle: closes every device fd the library created for the VM and
- * frees the handle. Non-coherent memslots stay as registered (they belong to
- * the VM). NULL is accepted (returns 0); a handle that is not open gives
- * -EBADF.
+ * forgets the handle. What stays in the VM depends on the mechanism:
+ *  - memslot flag: slots keep KVM_MEM_NON_COHERENT_DMA (it belongs to the
+ *    slot, set when KVM created it);
+ *  - VIRTIO device: the devices close, so KVM stops honoring guest PAT for the
+ *    handle's regions and devices (a warning is logged when regions remain);
+ *  - guest-PAT quirk: stays disabled for the VM's life;
+ *  - native: nothing changes.
+ * Keep the handle open for as long as the VM runs non-coherent DMA. NULL is
+ * accepted (returns 0); a handle that is not open gives -EBADF, as long as
+ * its memory has not gone to a newer handle (treat a closed handle like a
+ * closed fd number). In a child after fork() it closes the child's copies of
+ * the device fds and nothing else, even if another thread of the parent was
+ * inside the library at fork().
  */
 KVMNC_API int kvmnc_close(struct kvmnc *h);
 
@@ -177,6 +283,8 @@ KVMNC_API int kvmnc_get_features(struct kvmnc *h, struct kvmnc_features *out);
 #define KVMNC_MEM_LOG_DIRTY_PAGES (1u << 0)
 #define KVMNC_MEM_READONLY	  (1u << 1)
 #define KVMNC_MEM_GUEST_MEMFD	  (1u << 2)
+/* KVM_MEM_NON_COHERENT_DMA, as the library adds it (since 1.1; see kvmnc_region_plan). */
+#define KVMNC_MEM_NON_COHERENT_DMA (1u << 3)
 
 /* kvmnc_region.kvmnc_flags */
 #define KVMNC_REGION_NONCOHERENT (1u << 0)
@@ -203,11 +311,86 @@ struct kvmnc_region {
  * Create, move or delete a memslot. With KVMNC_REGION_NONCOHERENT, guest
  * memory types are honored for it by the handle's region mechanism: the
  * memslot flag, or a VM-wide mechanism the scope allows; -EOPNOTSUPP when
- * there is none. Whether a slot is non-coherent is fixed when it is created
- * (-EINVAL on an attempt to change it); delete and re-create it instead.
- * Plain regions pass through to KVM unchanged.
+ * there is none. Plain regions pass through to KVM unchanged.
+ *
+ * KVM's answer is the truth: the library tracks only non-coherent slots and
+ * updates its view from what KVM did. With the memslot flag KVM refuses to
+ * change whether an existing slot is non-coherent (-EINVAL); delete and
+ * re-create it instead. A slot the VMM deleted with its own ioctl can be
+ * re-created either way (tell the library about such a delete with
+ * kvmnc_region_removed() if the slot is not re-created). The address space must be below
+ * what the VM supports (KVM_CAP_MULTI_ADDRESS_SPACE: 2 on x86, 1 for VM
+ * types with private memory) and the slot id below KVM_CAP_NR_MEMSLOTS;
+ * -EINVAL otherwise, before any kernel call. A failed call changes nothing.
  */
 KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r);
+
+/*
+ * For VMMs that issue the memslot ioctls themselves (QEMU's
+ * kvm_set_user_memory_region(), crosvm's set_user_memory_region()): the
+ * library says what to do, the VMM does it, then reports what KVM said.
+ *
+ *   struct kvmnc_region r = {.sz = sizeof(r), .slot = ..., ...,
+ *                            .kvmnc_flags = KVMNC_REGION_NONCOHERENT};
+ *   struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+ *   err = kvmnc_region_prepare(h, &r, &plan);     // before the ioctl
+ *   mem.flags = plan.flags;                        // the VMM's own struct
+ *   ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &mem);
+ *   kvmnc_region_complete(h, r.slot, ret < 0 ? -errno : 0);
+ *   ...
+ *   ioctl(vm, ..., memory_size 0);                 // later, the delete
+ *   kvmnc_region_removed(h, slot);
+ */
+struct kvmnc_region_plan {
+	size_t sz;
+	/* The memslot flags to pass to KVM: the region's, plus add_flags. */
+	uint32_t flags;
+	/* What the library added: KVMNC_MEM_NON_COHERENT_DMA with the memslot
+	 * flag, 0 otherwise. */
+	uint32_t add_flags;
+	/* The mechanism that covers the region (enum kvmnc_mechanism); for
+	 * a plain region KVMNC_MECH_NONE. */
+	int mechanism;
+	/* 1 when kvmnc_region_prepare() took a VM-wide step for this region
+	 * (created the VIRTIO device that covers regions); a failure reported
+	 * to kvmnc_region_complete() undoes it. */
+	int vm_wide_step;
+};
+
+/*
+ * Plan a memslot change the caller will make itself: validate @r as
+ * kvmnc_set_region() does, decide the flags, and take the VM-wide step
+ * first if the mechanism needs one (it must exist before KVM maps the
+ * memory). A region asking for non-coherence may say so in kvmnc_flags or
+ * by putting KVMNC_MEM_NON_COHERENT_DMA in flags (as crosvm does); plan->flags
+ * then has the bit only where the memslot flag is the mechanism. Plain
+ * regions and deletes may be planned too (plan->flags is r->flags).
+ *
+ * The plan waits for kvmnc_region_complete() with the same slot; until then
+ * a second plan for it gives -EALREADY. Also -EOPNOTSUPP (no mechanism for a
+ * non-coherent region), -EINVAL, -E2BIG, -ENOMEM, -EBADF. On failure nothing
+ * is planned or changed.
+ */
+KVMNC_API int kvmnc_region_prepare(struct kvmnc *h, const struct kvmnc_region *r,
+				   struct kvmnc_region_plan *plan);
+
+/*
+ * Report what KVM answered to the planned change of @slot: 0, or the
+ * negative errno of the ioctl. On success the library's view follows (a
+ * non-coherent region is registered and its memory flushed by the copy
+ * helpers; a plain one or a delete drops what was registered); on failure
+ * the plan is dropped and its VM-wide step undone (the quirk excepted, as
+ * always), leaving no state behind. -ENOENT when no plan waits for @slot,
+ * -EINVAL for a positive @result.
+ */
+KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result);
+
+/*
+ * The caller deleted @slot (or learnt that KVM no longer has it): forget it.
+ * -ENOENT when the library holds no non-coherent region at @slot, -EALREADY
+ * when a plan for it waits for its outcome.
+ */
+KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot);
 
 /*
  * Declare that device model @device_id (any number the caller chooses, such
@@ -215,7 +398,9 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r);
  * VIRTIO device mechanism this creates its KVM device and sets
  * KVM_DEV_VIRTIO_NONCOHERENT_SET; with the quirk or native mechanism it is
  * recorded. Enabling an enabled device returns 0 and changes nothing.
- * -EOPNOTSUPP when the scope allows no VM-wide mechanism.
+ * -EOPNOTSUPP when the scope allows no VM-wide mechanism; -EBUSY when the
+ * mechanism is the guest-PAT quirk and the handle was opened without
+ * KVMNC_OPEN_DEVICES (too late: existing mappings would stay WB).
  */
 KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id);
 
@@ -224,16 +409,23 @@ KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id);
 
 /*
  * Live migration. Returns 1 when the VM holds memory a device may write
- * without snooping (non-coherent regions, enabled devices, or a VM-wide
- * mechanism in force), 0 when not, negative errno on error. A VMM that does
- * not use the helpers below should block migration while this is 1.
+ * without snooping, as the VMM declared it: a registered non-coherent region
+ * (through kvmnc_set_region() or the VMM-owned path, planned ones included)
+ * or an enabled device; 0 when not, negative errno on error. A VM-wide
+ * mechanism in force by itself (the quirk disabled, no region, no device)
+ * is 0: honoring guest PAT without a non-snooping device leaves the caches
+ * coherent. A VMM that does not use the helpers below should block
+ * migration while this is 1.
  */
 KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h);
 
 /*
  * Copy guest memory (@src, a host address inside a memslot) to @dst so that
  * what a device wrote non-coherently is seen: the source lines are flushed
- * from the CPU caches first where the memory is non-coherent.
+ * from the CPU caches first where the memory is non-coherent, i.e. inside a
+ * registered non-coherent region, or anywhere while a device is enabled (it
+ * may DMA to any guest memory, and the library does not know which memory is
+ * guest memory).
  */
 KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src, size_t len);
 
@@ -272,7 +464,7 @@ KVMNC_API const char *kvmnc_strerror(int err);
 /* "native", "memslot_flag", "virtio_device", "guest_pat_quirk", "none"; NULL if unknown. */
 KVMNC_API const char *kvmnc_mechanism_name(int mechanism);
 
-/* The library's version at run time, e.g. "1.0.0". */
+/* The library's version at run time, e.g. "1.1.0". */
 KVMNC_API const char *kvmnc_version(void);
 KVMNC_API unsigned int kvmnc_version_major(void);
 KVMNC_API unsigned int kvmnc_version_minor(void);

@@ -80,6 +80,14 @@ struct kvm_userspace_memory_region2 {
 #define KVM_DEV_VIRTIO_NONCOHERENT_SET 1
 #endif
 
+/* The RFC as posted put KVM_DEV_TYPE_VIRTIO after KVM_DEV_TYPE_RISCV_AIA. */
+#define KVMNC_DEV_TYPE_VIRTIO_SEED 12
+
+/* Since 6.8; spelled apart so that older headers build. */
+#define KVMNC_CAP_MEMORY_ATTRIBUTES    233
+#define KVMNC_CAP_VM_TYPES	       235
+#define KVMNC_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
+
 #define KVMNC_KVM_API_VERSION 12
 
 /* Our numbers, whoever defined them. */
@@ -89,6 +97,16 @@ _Static_assert(KVM_MEM_GUEST_MEMFD == (1UL << 2), "KVM_MEM_GUEST_MEMFD");
 _Static_assert(KVM_MEM_NON_COHERENT_DMA == (1UL << 3), "KVM_MEM_NON_COHERENT_DMA");
 _Static_assert(KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA == 239, "flag capability");
 _Static_assert(KVM_DEV_TYPE_VIRTIO == 32, "KVM_DEV_TYPE_VIRTIO");
+_Static_assert(KVM_CAP_NR_MEMSLOTS == 10 && KVM_CAP_READONLY_MEM == 81 &&
+		       KVM_CAP_MULTI_ADDRESS_SPACE == 118,
+	       "capabilities asked of a VM");
+#ifdef KVM_CAP_MEMORY_ATTRIBUTES
+_Static_assert(KVM_CAP_MEMORY_ATTRIBUTES == KVMNC_CAP_MEMORY_ATTRIBUTES, "MEMORY_ATTRIBUTES");
+_Static_assert(KVM_MEMORY_ATTRIBUTE_PRIVATE == KVMNC_MEMORY_ATTRIBUTE_PRIVATE, "ATTRIBUTE_PRIVATE");
+#endif
+#ifdef KVM_CAP_VM_TYPES
+_Static_assert(KVM_CAP_VM_TYPES == KVMNC_CAP_VM_TYPES, "KVM_CAP_VM_TYPES");
+#endif
 _Static_assert(KVM_DEV_VIRTIO_NONCOHERENT == 1 && KVM_DEV_VIRTIO_NONCOHERENT_SET == 1,
 	       "KVM_DEV_VIRTIO_NONCOHERENT(_SET)");
 

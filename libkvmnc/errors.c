@@ -1,44 +1,112 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Error texts, the log callback and the version getters. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
+#define LOG_MSG_MAX 512
+/* Messages a thread may queue while it holds a library lock. */
+#define LOG_QUEUE 8
+
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static kvmnc_log_fn log_fn;
 static void *log_ctx;
 static int log_max = -1;
+
+/*
+ * Per thread: how deep in library locks it is, and what it wanted to say
+ * meanwhile. A callback that calls back into the library must find every
+ * lock free, so nothing is delivered until the outermost lock is dropped.
+ */
+static __thread unsigned int held;
+static __thread unsigned int nqueued, dropped;
+static __thread struct {
+	int level;
+	char msg[LOG_MSG_MAX];
+} queue[LOG_QUEUE];
 
 KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx)
 {
 	pthread_mutex_lock(&log_lock);
 	log_fn = fn;
 	log_ctx = ctx;
-	log_max = fn ? max_level : -1;
+	__atomic_store_n(&log_max, fn ? max_level : -1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&log_lock);
 }
 
-void kvmnc_log(int level, const char *fmt, ...)
+static void deliver(int level, const char *msg)
 {
 	kvmnc_log_fn fn;
-	char msg[512];
-	va_list ap;
 	void *ctx;
 
 	pthread_mutex_lock(&log_lock);
 	fn = level <= log_max ? log_fn : NULL;
 	ctx = log_ctx;
 	pthread_mutex_unlock(&log_lock);
-	if (!fn)
-		return;
+	if (fn)
+		fn(level, msg, ctx);
+}
 
+void kvmnc_log(int level, const char *fmt, ...)
+{
+	char msg[LOG_MSG_MAX];
+	va_list ap;
+
+	/* Formatting costs; skip it when nobody listens at this level. */
+	if (level > __atomic_load_n(&log_max, __ATOMIC_RELAXED))
+		return;
+	if (held && nqueued == LOG_QUEUE) {
+		dropped++;
+		return;
+	}
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(held ? queue[nqueued].msg : msg, LOG_MSG_MAX, fmt, ap);
 	va_end(ap);
-	fn(level, msg, ctx);
+	if (held) {
+		queue[nqueued++].level = level;
+		return;
+	}
+	deliver(level, msg);
+}
+
+void kvmnc_log_hold(void)
+{
+	held++;
+}
+
+void kvmnc_log_release(void)
+{
+	struct {
+		int level;
+		char msg[LOG_MSG_MAX];
+	} out[LOG_QUEUE];
+	unsigned int n, lost;
+
+	if (--held || !nqueued)
+		return;
+	/* A callback that calls the library again queues anew: deliver from a copy. */
+	n = nqueued;
+	lost = dropped;
+	nqueued = dropped = 0;
+	memcpy(out, queue, n * sizeof(queue[0]));
+	for (unsigned int i = 0; i < n; i++)
+		deliver(out[i].level, out[i].msg);
+	if (lost)
+		kvmnc_log(KVMNC_LOG_WARN, "%u more library messages were dropped", lost);
+}
+
+void kvmnc_log_fork_lock(void)
+{
+	pthread_mutex_lock(&log_lock);
+}
+
+void kvmnc_log_fork_unlock(void)
+{
+	pthread_mutex_unlock(&log_lock);
 }
 
 /*
@@ -48,8 +116,13 @@ void kvmnc_log(int level, const char *fmt, ...)
 KVMNC_API const char *kvmnc_strerror(int err)
 {
 	const char *s;
+	int e;
 
-	switch (err < 0 ? -err : err) {
+	/* -INT_MIN does not exist; no errno is that large anyway. */
+	if (err == INT_MIN)
+		return "Unknown error";
+	e = err < 0 ? -err : err;
+	switch (e) {
 	case 0:
 		return "Success";
 	case EOPNOTSUPP:
@@ -59,11 +132,12 @@ KVMNC_API const char *kvmnc_strerror(int err)
 	case ENOTTY:
 		return "Not a KVM VM file descriptor (or not a KVM node)";
 	case E2BIG:
-		return "Struct has non-zero bytes this version of libkvmnc does not know";
+		return "Struct has non-zero bytes this version of libkvmnc does not know, or is "
+		       "larger than 4096 bytes";
 	case EINVAL:
 		return "Invalid argument";
 	case ENOENT:
-		return "No such KVM node, memslot or enabled device";
+		return "No such KVM node, memslot, enabled device or pending region plan";
 	case EACCES:
 	case EPERM:
 		return "Permission denied on the KVM node";
@@ -77,9 +151,17 @@ KVMNC_API const char *kvmnc_strerror(int err)
 		return "Out of memory";
 	case EMFILE:
 		return "Too many open files";
+	case EBUSY:
+		return "Too late for the guest-PAT quirk: memory mapped before now would not be "
+		       "covered (declare KVMNC_OPEN_DEVICES in kvmnc_open())";
+	case EALREADY:
+		return "A region plan for this memslot is already waiting for its outcome";
+	case EIO:
+		return "KVM refused the VM to this process (a child after fork() may only close "
+		       "handles)";
 	}
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-	s = strerrordesc_np(err < 0 ? -err : err);
+	s = strerrordesc_np(e);
 	if (s)
 		return s;
 #endif

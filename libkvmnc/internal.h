@@ -1,5 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Internal interfaces shared by the library's sources. Not installed. */
+/*
+ * Internal interfaces shared by the library's sources. Not installed.
+ *
+ * The sources form layers; each calls only into the layers below it:
+ *
+ *   public calls  handle.c (open, close, queries)   memslot.c   device.c   migration.c
+ *   handles       registry.c (lifetime, locks, fork)
+ *   mechanisms    probe.c (host and VM facts, decisions)   quirk.c
+ *   kernel        kvm.c (KVM ioctls)   cpu.c (what the CPU and KVM's module say)
+ *   base          sys.c (system-call seam)   util.c (structs, tables)   errors.c (log, texts)
+ */
 #ifndef KVMNC_INTERNAL_H
 #define KVMNC_INTERNAL_H
 
@@ -14,15 +24,21 @@
 
 #define KVMNC_DEFAULT_DEV "/dev/kvm"
 #define KVMNC_PAGE_SIZE	  4096ULL
-#define KVMNC_MAX_AS	  16	/* address spaces; x86 uses two (SMM) */
-#define KVMNC_MAX_SLOT_ID 32768 /* KVM_MEM_SLOTS_NUM is SHRT_MAX */
+/* Caller structs larger than this are refused (-E2BIG), as openat2() does. */
+#define KVMNC_STRUCT_MAX 4096
+/* Bounds when KVM does not say (1.0 accepted these). */
+#define KVMNC_MAX_AS	  16
+#define KVMNC_MAX_SLOT_ID 32768
 
 #define offsetofend(TYPE, FIELD) (offsetof(TYPE, FIELD) + sizeof(((TYPE *)0)->FIELD))
+#define ARRAY_SIZE(a)		 (sizeof(a) / sizeof((a)[0]))
+
+/* ---- sys.c: the system-call seam ---------------------------------------- */
 
 /*
- * The system-call seam: every call the library makes into the kernel goes
- * through this table, so the unit tests can stand in a fake kernel. Each
- * entry returns a negative errno on failure, never -1.
+ * Every call the library makes into the kernel goes through this table, so
+ * the unit tests can stand in a fake kernel. Each entry returns a negative
+ * errno on failure, never -1.
  */
 struct kvmnc_sys {
 	int (*open)(const char *path, int flags);
@@ -31,7 +47,7 @@ struct kvmnc_sys {
 	int (*fcntl_getfd)(int fd);
 	int (*mmap_anon)(size_t len, void **out);
 	int (*munmap)(void *addr, size_t len);
-	/* Reads up to len - 1 bytes and NUL-terminates. */
+	/* Reads up to len - 1 bytes (until EOF) and NUL-terminates. */
 	ssize_t (*read_file)(const char *path, char *buf, size_t len);
 	int (*uname)(struct utsname *u);
 	/* -EOPNOTSUPP where there is no CPUID. */
@@ -43,6 +59,64 @@ extern const struct kvmnc_sys *kvmnc_sys;
 
 #define SYS(name, ...) (kvmnc_sys->name(__VA_ARGS__))
 
+/* ---- errors.c: log callback --------------------------------------------- */
+
+void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define pr_warn(...)  kvmnc_log(KVMNC_LOG_WARN, __VA_ARGS__)
+#define pr_info(...)  kvmnc_log(KVMNC_LOG_INFO, __VA_ARGS__)
+#define pr_debug(...) kvmnc_log(KVMNC_LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * The callback never runs with a library lock held: between these two a
+ * thread's messages are queued, and the outermost exit delivers them.
+ */
+void kvmnc_log_hold(void);
+void kvmnc_log_release(void);
+/* fork(): the log lock is taken around it, like every other library lock. */
+void kvmnc_log_fork_lock(void);
+void kvmnc_log_fork_unlock(void);
+
+/* ---- util.c: caller structs and keyed tables ---------------------------- */
+
+/*
+ * A caller's input struct of known size @known: -EINVAL if its sz is below
+ * @min_sz, -E2BIG above KVMNC_STRUCT_MAX or when bytes the library does not
+ * know are non-zero. Copies what both know into @dst, zeroing the rest.
+ */
+int kvmnc_struct_in(void *dst, size_t known, const void *src, size_t min_sz);
+/* An output struct's sz is usable: -EINVAL below sizeof(size_t), -E2BIG above the bound. */
+int kvmnc_struct_out_ok(const void *dst);
+/* Copies an out struct to a caller's @dst, honoring the caller's sz. */
+void kvmnc_struct_out(void *dst, const void *src, size_t src_sz);
+
+/*
+ * Records keyed by a uint32_t (the first member of each record), dense in
+ * an array (so they can be walked) and found by an open-addressing index.
+ * kvmnc_table_insert() never fails: callers reserve room before the kernel
+ * call whose success they must record.
+ */
+struct kvmnc_table {
+	unsigned char *recs;
+	uint32_t *index; /* 0: empty; otherwise record number + 1 */
+	size_t rec_size;
+	uint32_t n, cap, index_mask;
+};
+
+void kvmnc_table_init(struct kvmnc_table *t, size_t rec_size);
+void kvmnc_table_free(struct kvmnc_table *t);
+/* Room for one more record; -ENOMEM. */
+int kvmnc_table_reserve(struct kvmnc_table *t);
+void *kvmnc_table_find(const struct kvmnc_table *t, uint32_t key);
+/* The key must be absent and room reserved; returns the zeroed record, key set. */
+void *kvmnc_table_insert(struct kvmnc_table *t, uint32_t key);
+void kvmnc_table_remove(struct kvmnc_table *t, void *rec);
+static inline void *kvmnc_table_at(const struct kvmnc_table *t, uint32_t i)
+{
+	return t->recs + (size_t)i * t->rec_size;
+}
+
+/* ---- cpu.c: the CPU as KVM sees it --------------------------------------- */
+
 enum kvmnc_vendor {
 	KVMNC_VENDOR_NOT_X86 = 0,
 	KVMNC_VENDOR_INTEL, /* VMX: Intel, Centaur, Zhaoxin */
@@ -50,99 +124,175 @@ enum kvmnc_vendor {
 	KVMNC_VENDOR_UNKNOWN,
 };
 
-/* One probed KVM node; entries live for the rest of the process. */
-struct kvmnc_host {
-	struct kvmnc_host *next;
-	char *path;
-	struct kvmnc_features feat;
+struct kvmnc_cpu {
 	int vendor;
-	int cpuid_err; /* CPUID failed for another reason than "not x86" */
-	bool user_memory2;
-	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
-	int64_t sys_quirks_mask;
+	char vendor_str[13];
+	/* CPUID failed for another reason than "not x86" (negative errno), or 0. */
+	int cpuid_err;
+	/* Self-snoop as the kernel sees it: 1, 0, -1 not x86. */
+	int self_snoop;
+	/* Where self_snoop came from: true /proc/cpuinfo, false the CPUID fallback. */
+	bool self_snoop_kernel;
+	/* /proc/cpuinfo could not be read for another reason than its absence (-errno). */
+	int self_snoop_err;
+	/* EPT/NPT in use by KVM: 1, 0, or negative errno (-ENOENT: not kvm_intel/kvm_amd). */
+	int tdp;
 };
 
+void kvmnc_cpu_probe(struct kvmnc_cpu *c);
+const char *kvmnc_tdp_name(int vendor);
+const char *kvmnc_kvm_module(int vendor);
+
+enum { KVMNC_FLUSH_NONE, KVMNC_FLUSH_CLFLUSH, KVMNC_FLUSH_CLFLUSHOPT };
+/* The cache-line flush instruction this CPU has (CPUID through the seam, cached). */
+int kvmnc_cpu_flush_insn(void);
+void kvmnc_cpu_reset(void); /* unit tests only */
+
+/* ---- kvm.c: KVM ioctls ---------------------------------------------------- */
+
+int kvmnc_kvm_check(int fd, unsigned long cap);
+/* One memslot call, v2 ioctl when @v2 (with guest_memfd), else v1. */
+int kvmnc_kvm_set_region(int vm_fd, bool v2, const struct kvmnc_region *r, uint32_t flags);
+/* KVM_CREATE_DEVICE with KVM_CREATE_DEVICE_TEST: 0 registered, -ENODEV not, -errno. */
+int kvmnc_kvm_device_test(int vm_fd, uint32_t type);
+/* A new device fd, or negative errno. */
+int kvmnc_kvm_device_create(int vm_fd, uint32_t type);
+/* KVM_HAS_DEVICE_ATTR(KVM_DEV_VIRTIO_NONCOHERENT, _SET): 0 it is the VIRTIO device. */
+int kvmnc_kvm_device_has_nc(int dev_fd);
+/* A new VIRTIO device fd with NONCOHERENT_SET done, or negative errno and no fd. */
+int kvmnc_kvm_virtio_device(int vm_fd, uint32_t type);
+int kvmnc_kvm_disable_quirks(int vm_fd, uint64_t quirks);
+
+/* ---- probe.c: host and VM facts, and what they mean ---------------------- */
+
+/* What a VM answers about itself, on its own fd. */
+struct kvmnc_vm_facts {
+	int64_t quirks;	  /* KVM_CAP_DISABLE_QUIRKS2, or -errno */
+	int mem_attrs;	  /* KVM_CAP_MEMORY_ATTRIBUTES, or -errno */
+	int readonly_mem; /* KVM_CAP_READONLY_MEM, or -errno */
+	int address_spaces;
+	int memslots;
+	int flag_cap; /* the flag capability's answer on the VM, or -1 not asked */
+};
+
+/* One probed KVM node; published entries are immutable and live for the process. */
+struct kvmnc_host {
+	struct kvmnc_host *next;
+	char *key;
+	struct kvmnc_features feat;
+	struct kvmnc_cpu cpu;
+	bool user_memory2;
+	int um2; /* KVM_CAP_USER_MEMORY2's answer, or -errno */
+	int cap236, cap239;
+	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
+	int64_t sys_quirks_mask;
+	/* 0: the trials ran; otherwise why not (negative errno). */
+	int trial_err;
+	/* The failure is one that will not go away (a filter, a VM type). */
+	bool trial_err_final;
+};
+
+/*
+ * The host answer for node @key: cached (no system call), or probed on
+ * @kvm_fd (>= 0, the caller's) or on the node opened at @key. Copies it out.
+ */
+int kvmnc_probe_host(const char *key, int kvm_fd, struct kvmnc_host *out);
+/*
+ * As kvmnc_probe_host() for a handle whose VM is @vm_fd, when the node
+ * itself cannot be opened: everything that can be asked of the VM is.
+ */
+void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct kvmnc_host *out);
+/*
+ * Narrows @host to what VM @vm_fd says about itself, trying on that VM what
+ * the host probe could not (a free slot id, a device created and closed).
+ * Publishes the result as the host's answer when it is definitive and the
+ * VM is of the default type.
+ */
+void kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
+int kvmnc_recommend(const struct kvmnc_features *f);
+void kvmnc_probe_reset(void); /* unit tests only */
+
+/* ---- registry.c: handles --------------------------------------------------- */
+
 struct kvmnc_slot {
-	uint64_t gpa;
-	uint64_t size;
-	uint64_t hva;
+	uint32_t slot; /* key: address space << 16 | id */
 	uint32_t flags;
-	bool present;
-	bool noncoherent;
+	uint64_t gpa, size, hva;
+};
+
+struct kvmnc_pending {
+	uint32_t slot; /* key */
+	bool nc;
+	/* A new non-coherent slot: counted in pending_nc. */
+	bool counts;
+	/* This plan created the VIRTIO device that covers regions. */
+	bool took_device;
+	uint32_t flags;
+	struct kvmnc_region r;
 };
 
 struct kvmnc_dev {
-	uint32_t id;
-	int fd; /* -1 where the mechanism needs no device */
-};
-
-struct kvmnc_range {
-	uint64_t start;
-	uint64_t len;
-	uint32_t slot;
+	uint32_t id; /* key */
+	int fd;	     /* -1 where the mechanism needs no device */
 };
 
 struct kvmnc {
+	/* Lifetime word, atomic: OPEN bit, LIVE bit, references (registry.c). */
+	uint32_t state;
+	/* Type-stable: initialized once with the slab, never destroyed. */
 	pthread_mutex_t lock;
-	/* Protected by the registry lock. */
-	unsigned int refs;
+	/* The rest is protected by the lock. */
 	bool closed;
 
 	int vm_fd; /* the caller's; never closed here */
 	int scope;
+	uint32_t open_flags;
 	int region_mech;
 	int device_mech;
 	bool quirk_disabled;
 	uint64_t vm_quirks_mask;
-	/* The probe's answer, amended with what this VM says. */
+	/* The probe's answer, narrowed by what this VM says. */
 	struct kvmnc_host host;
+	uint32_t nr_as, nr_slots;
 
-	struct kvmnc_slot *slots[KVMNC_MAX_AS];
-	uint32_t nslots[KVMNC_MAX_AS];
-	uint32_t nc_regions;
-
-	/* Host ranges of non-coherent slots, for the migration helpers. */
-	struct kvmnc_range *ranges;
-	uint32_t nranges, cap_ranges;
-
-	struct kvmnc_dev *devs;
-	uint32_t ndevs, cap_devs;
+	/* Non-coherent memslots KVM holds (the only slots the library tracks). */
+	struct kvmnc_table nc;
+	/* VMM-owned path: planned, outcome not reported yet. */
+	struct kvmnc_table pending;
+	uint32_t pending_nc;
+	struct kvmnc_table devs;
 	/* Device the VIRTIO mechanism holds while non-coherent regions exist. */
 	int region_dev_fd;
 };
 
-/* errors.c */
-void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define pr_warn(...)  kvmnc_log(KVMNC_LOG_WARN, __VA_ARGS__)
-#define pr_info(...)  kvmnc_log(KVMNC_LOG_INFO, __VA_ARGS__)
-#define pr_debug(...) kvmnc_log(KVMNC_LOG_DEBUG, __VA_ARGS__)
-
-/* handle.c */
-int kvmnc_check_opts(const void *opts, size_t known_sz);
+/* A new handle, LIVE but not yet open; NULL without memory. */
+struct kvmnc *kvmnc_handle_alloc(void);
+/* Makes an allocated handle reachable. */
+void kvmnc_handle_publish(struct kvmnc *h);
+/* Frees an allocated handle that was never published. */
+void kvmnc_handle_discard(struct kvmnc *h);
+/* Takes a reference and the handle lock; -EBADF if @h is not an open handle. */
 int kvmnc_handle_get(struct kvmnc *h);
 void kvmnc_handle_put(struct kvmnc *h);
-int kvmnc_grow(void **arr, uint32_t *cap, uint32_t need, size_t elem);
+/*
+ * A reference without the lock, for paths that read only what is published
+ * atomically (the copy helpers, once their range set is lock-free).
+ */
+int kvmnc_handle_ref(struct kvmnc *h);
+void kvmnc_handle_unref(struct kvmnc *h);
+/* Ends an open handle: afterwards get/ref fail; -EBADF if not open. The lock is taken. */
+int kvmnc_handle_close_begin(struct kvmnc *h);
 
-/* probe.c */
-int kvmnc_probe_host(const char *path, struct kvmnc_host *out);
-/* @mask is KVM_CAP_DISABLE_QUIRKS2's answer, or a negative errno. */
-void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, int64_t mask);
-int kvmnc_recommend(const struct kvmnc_features *f);
-/* Copies an out struct to a caller's @dst, honoring the caller's sz. */
-void kvmnc_copy_out(void *dst, const void *src, size_t src_sz);
-void kvmnc_probe_reset(void); /* unit tests only */
+/* ---- quirk.c --------------------------------------------------------------- */
 
-/* device.c */
-int kvmnc_create_virtio_device(int vm_fd);
-void kvmnc_close_devices(struct kvmnc *h);
-
-/* quirk.c */
 int kvmnc_quirk_disable(struct kvmnc *h);
 
-/* memslot.c */
-void kvmnc_free_slots(struct kvmnc *h);
+/* Closes the handle's device fds (devices and the region device). */
+void kvmnc_release_devices(struct kvmnc *h);
 
-/* migration.c */
+/* ---- migration.c ------------------------------------------------------------ */
+
+/* True when [start, start + len) may hold what a device wrote without snooping. */
 bool kvmnc_range_noncoherent(const struct kvmnc *h, uint64_t start, uint64_t len);
 
 #endif /* KVMNC_INTERNAL_H */

@@ -2,11 +2,17 @@
 /*
  * The memslot path. A non-coherent region gets KVM_MEM_NON_COHERENT_DMA
  * where the kernel takes it, or rides on a VM-wide mechanism; plain regions
- * pass through. The handle keeps a table indexed by slot id so that each
- * call costs one ioctl and O(1) bookkeeping, however many slots there are.
+ * pass through. Every change is the same three steps, whoever issues the
+ * ioctl: plan (validate, decide the flags, take the VM-wide step first),
+ * the KVM call, commit (make the library's view what KVM did).
+ * kvmnc_set_region() runs all three; a VMM that keeps its own memslot code
+ * runs the middle one itself between kvmnc_region_prepare() and
+ * kvmnc_region_complete().
+ *
+ * Only non-coherent slots are tracked, in a table keyed by slot: a plain
+ * slot costs one lookup and no memory, however many there are.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "compat-kvm.h"
@@ -14,217 +20,271 @@
 
 #define KNOWN_MEM_FLAGS (KVMNC_MEM_LOG_DIRTY_PAGES | KVMNC_MEM_READONLY | KVMNC_MEM_GUEST_MEMFD)
 
-_Static_assert(KVMNC_MEM_LOG_DIRTY_PAGES == KVM_MEM_LOG_DIRTY_PAGES, "LOG_DIRTY_PAGES");
-_Static_assert(KVMNC_MEM_READONLY == KVM_MEM_READONLY, "READONLY");
-_Static_assert(KVMNC_MEM_GUEST_MEMFD == KVM_MEM_GUEST_MEMFD, "GUEST_MEMFD");
+struct plan {
+	struct kvmnc_region reg; /* flags without the non-coherent bit */
+	uint32_t flags;		 /* what goes to KVM */
+	bool nc;		 /* the slot is to be non-coherent (not for deletes) */
+	bool took_device;	 /* this plan created the region device */
+};
 
-void kvmnc_free_slots(struct kvmnc *h)
+/* Without the address fields a region means nothing (and 0 would delete). */
+static int region_in(const struct kvmnc_region *r, struct kvmnc_region *reg)
 {
-	for (int i = 0; i < KVMNC_MAX_AS; i++) {
-		free(h->slots[i]);
-		h->slots[i] = NULL;
-		h->nslots[i] = 0;
-	}
+	if (!r)
+		return -EINVAL;
+	return kvmnc_struct_in(reg, sizeof(*reg), r,
+			       offsetofend(struct kvmnc_region, userspace_addr));
 }
 
-static int check_region(const struct kvmnc_region *r)
+/* What KVM would refuse anyway (deletes included), refused before any kernel call. */
+static int check_region(const struct kvmnc *h, const struct kvmnc_region *r, bool vmm)
 {
 	const uint64_t mask = KVMNC_PAGE_SIZE - 1;
+	uint32_t known = KNOWN_MEM_FLAGS | (vmm ? KVMNC_MEM_NON_COHERENT_DMA : 0);
+	bool nc = (r->kvmnc_flags & KVMNC_REGION_NONCOHERENT) ||
+		  (r->flags & KVMNC_MEM_NON_COHERENT_DMA);
 
-	if ((r->slot >> 16) >= KVMNC_MAX_AS || (r->slot & 0xffff) >= KVMNC_MAX_SLOT_ID)
+	if ((r->slot >> 16) >= h->nr_as || (r->slot & 0xffff) >= h->nr_slots)
 		return -EINVAL;
-	if (r->flags & ~KNOWN_MEM_FLAGS)
+	if (r->flags & ~known)
 		return -EINVAL;
 	if (r->kvmnc_flags & ~KVMNC_REGION_NONCOHERENT)
 		return -EINVAL;
-	if (r->memory_size == 0)
-		return 0;
 	if ((r->guest_phys_addr | r->memory_size | r->userspace_addr) & mask)
+		return -EINVAL;
+	if ((r->flags & KVMNC_MEM_GUEST_MEMFD) && (r->guest_memfd_offset & mask))
 		return -EINVAL;
 	if (r->guest_phys_addr + r->memory_size < r->guest_phys_addr ||
 	    r->userspace_addr + r->memory_size < r->userspace_addr)
 		return -EINVAL;
 	/* Private memory is never mapped by a device doing host DMA. */
-	if ((r->flags & KVMNC_MEM_GUEST_MEMFD) && (r->kvmnc_flags & KVMNC_REGION_NONCOHERENT))
+	if ((r->flags & KVMNC_MEM_GUEST_MEMFD) && nc && r->memory_size)
 		return -EINVAL;
 	return 0;
 }
 
-static int set_memory_region(struct kvmnc *h, const struct kvmnc_region *r, uint32_t flags)
-{
-	if (h->host.user_memory2) {
-		struct kvm_userspace_memory_region2 m = {
-			.slot = r->slot,
-			.flags = flags,
-			.guest_phys_addr = r->guest_phys_addr,
-			.memory_size = r->memory_size,
-			.userspace_addr = r->userspace_addr,
-			.guest_memfd_offset = r->guest_memfd_offset,
-			.guest_memfd = (uint32_t)r->guest_memfd,
-		};
-		return SYS(ioctl, h->vm_fd, KVM_SET_USER_MEMORY_REGION2, (unsigned long)&m);
-	}
-	if (flags & KVM_MEM_GUEST_MEMFD)
-		return -EOPNOTSUPP;
-
-	struct kvm_userspace_memory_region m = {
-		.slot = r->slot,
-		.flags = flags,
-		.guest_phys_addr = r->guest_phys_addr,
-		.memory_size = r->memory_size,
-		.userspace_addr = r->userspace_addr,
-	};
-	return SYS(ioctl, h->vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&m);
-}
-
-/* The caller has made room (before the kernel call, so this cannot fail). */
-static void add_range(struct kvmnc *h, const struct kvmnc_region *r)
-{
-	h->ranges[h->nranges++] = (struct kvmnc_range){
-		.start = r->userspace_addr,
-		.len = r->memory_size,
-		.slot = r->slot,
-	};
-}
-
-static void del_range(struct kvmnc *h, uint32_t slot)
-{
-	for (uint32_t i = 0; i < h->nranges; i++) {
-		if (h->ranges[i].slot == slot) {
-			h->ranges[i] = h->ranges[--h->nranges];
-			return;
-		}
-	}
-}
-
 /*
  * Makes the VM-wide mechanism cover a new non-coherent region. Only the
- * VIRTIO device leaves something behind to undo: *created says so.
+ * VIRTIO device leaves something behind to undo: *took says so.
  */
-static int cover_region(struct kvmnc *h, bool *created)
+static int cover_region(struct kvmnc *h, bool *took)
 {
 	int fd;
 
-	*created = false;
+	*took = false;
 	switch (h->region_mech) {
 	case KVMNC_MECH_NATIVE:
 	case KVMNC_MECH_MEMSLOT_FLAG:
 		return 0;
 	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return kvmnc_quirk_disable(h);
+		return kvmnc_quirk_disable(h); /* done at open: a no-op */
 	case KVMNC_MECH_VIRTIO_DEVICE:
 		if (h->region_dev_fd >= 0)
 			return 0;
-		fd = kvmnc_create_virtio_device(h->vm_fd);
+		fd = kvmnc_kvm_virtio_device(h->vm_fd, h->host.feat.virtio_device_type);
 		if (fd < 0)
 			return fd;
 		h->region_dev_fd = fd;
-		*created = true;
+		*took = true;
 		return 0;
 	}
 	return -EOPNOTSUPP;
 }
 
-static void drop_region_device(struct kvmnc *h)
+/* The region device stays while any non-coherent region exists or is planned. */
+static void drop_unused_device(struct kvmnc *h)
 {
-	if (h->nc_regions == 0 && h->region_dev_fd >= 0) {
+	if (h->nc.n == 0 && h->pending_nc == 0 && h->region_dev_fd >= 0) {
 		SYS(close, h->region_dev_fd);
 		h->region_dev_fd = -1;
 	}
 }
 
+static int plan_change(struct kvmnc *h, const struct kvmnc_region *reg, struct plan *p)
+{
+	const struct kvmnc_slot *rec = kvmnc_table_find(&h->nc, reg->slot);
+	bool flag = h->region_mech == KVMNC_MECH_MEMSLOT_FLAG;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->reg = *reg;
+	p->reg.flags &= ~KVMNC_MEM_NON_COHERENT_DMA;
+	p->flags = p->reg.flags;
+	if (reg->memory_size == 0) {
+		/* KVM ignores the flags of a delete but checks them: keep the slot's. */
+		if (rec && flag)
+			p->flags |= KVMNC_MEM_NON_COHERENT_DMA;
+		return 0;
+	}
+	p->nc = (reg->kvmnc_flags & KVMNC_REGION_NONCOHERENT) ||
+		(reg->flags & KVMNC_MEM_NON_COHERENT_DMA);
+	if (!p->nc)
+		return 0;
+	if (h->region_mech == KVMNC_MECH_NONE)
+		return -EOPNOTSUPP;
+	if (!rec) {
+		/* Room first, so that a kernel success is always recorded. */
+		r = kvmnc_table_reserve(&h->nc);
+		if (r < 0)
+			return r;
+		r = cover_region(h, &p->took_device);
+		if (r < 0)
+			return r;
+	}
+	if (flag)
+		p->flags |= KVMNC_MEM_NON_COHERENT_DMA;
+	return 0;
+}
+
+/*
+ * KVM's answer is the truth: a success makes the slot what was asked, so a
+ * plain success over a stale non-coherent record (the VMM deleted the slot
+ * with its own ioctl) drops it, and a failure changes nothing.
+ */
+static void commit(struct kvmnc *h, const struct plan *p, int result)
+{
+	struct kvmnc_slot *rec = kvmnc_table_find(&h->nc, p->reg.slot);
+
+	if (p->reg.memory_size == 0) {
+		if (rec && result == 0)
+			kvmnc_table_remove(&h->nc, rec);
+	} else if (result == 0 && p->nc) {
+		if (!rec)
+			rec = kvmnc_table_insert(&h->nc, p->reg.slot);
+		rec->flags = p->flags;
+		rec->gpa = p->reg.guest_phys_addr;
+		rec->size = p->reg.memory_size;
+		rec->hva = p->reg.userspace_addr;
+		/* Room for the next one; if that fails, the next call fails first. */
+		kvmnc_table_reserve(&h->nc);
+	} else if (result == 0 && rec) {
+		kvmnc_table_remove(&h->nc, rec);
+	}
+	drop_unused_device(h);
+	if (result == 0)
+		pr_debug("slot %#x: %s (flags %#x)", p->reg.slot,
+			 !p->reg.memory_size ? "deleted"
+			 : p->nc	     ? "non-coherent"
+					     : "plain",
+			 p->flags);
+}
+
 KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 {
-	struct kvmnc_region reg = {.sz = sizeof(reg)};
-	struct kvmnc_slot *s;
-	uint32_t as, id, flags;
-	bool nc, created = false;
+	struct kvmnc_region reg;
+	struct plan p;
 	int err;
 
-	/* Without the address fields a region means nothing (and 0 would delete). */
-	if (!r || r->sz < offsetofend(struct kvmnc_region, userspace_addr))
-		return -EINVAL;
-	err = kvmnc_check_opts(r, sizeof(*r));
+	/* The handle before the region: nothing of @r is read for a bad handle. */
+	err = kvmnc_handle_get(h);
 	if (err < 0)
 		return err;
-	memcpy(&reg, r, r->sz < sizeof(reg) ? r->sz : sizeof(reg));
-	err = check_region(&reg);
-	if (err < 0)
-		return err;
-	as = reg.slot >> 16;
-	id = reg.slot & 0xffff;
-	nc = reg.kvmnc_flags & KVMNC_REGION_NONCOHERENT;
+	err = region_in(r, &reg);
+	if (err == 0)
+		err = check_region(h, &reg, false);
+	if (err == 0)
+		err = plan_change(h, &reg, &p);
+	if (err == 0) {
+		err = kvmnc_kvm_set_region(h->vm_fd, h->host.user_memory2, &p.reg, p.flags);
+		commit(h, &p, err);
+	}
+	kvmnc_handle_put(h);
+	return err;
+}
+
+KVMNC_API int kvmnc_region_prepare(struct kvmnc *h, const struct kvmnc_region *r,
+				   struct kvmnc_region_plan *plan)
+{
+	struct kvmnc_region_plan out = {.sz = sizeof(out)};
+	struct kvmnc_pending *pend;
+	struct kvmnc_region reg;
+	struct plan p;
+	int err;
 
 	err = kvmnc_handle_get(h);
 	if (err < 0)
 		return err;
-
-	/* Room first, so that a kernel success is always recorded. */
-	err = kvmnc_grow((void **)&h->slots[as], &h->nslots[as], id + 1, sizeof(*h->slots[as]));
+	err = plan ? kvmnc_struct_out_ok(plan) : -EINVAL;
+	if (err == 0)
+		err = region_in(r, &reg);
+	if (err == 0)
+		err = check_region(h, &reg, true);
+	if (err == 0 && kvmnc_table_find(&h->pending, reg.slot))
+		err = -EALREADY;
+	if (err == 0)
+		err = kvmnc_table_reserve(&h->pending);
+	if (err == 0)
+		err = plan_change(h, &reg, &p);
 	if (err < 0)
 		goto out;
-	s = &h->slots[as][id];
 
-	if (reg.memory_size == 0) {
-		err = set_memory_region(h, &reg, reg.flags);
-		if (err < 0)
-			goto out;
-		if (s->present && s->noncoherent) {
-			del_range(h, reg.slot);
-			h->nc_regions--;
-			drop_region_device(h);
-		}
-		memset(s, 0, sizeof(*s));
-		goto out;
-	}
+	pend = kvmnc_table_insert(&h->pending, reg.slot);
+	pend->r = p.reg;
+	pend->flags = p.flags;
+	pend->nc = p.nc;
+	pend->took_device = p.took_device;
+	/* A new non-coherent slot counts from now: the VMM may be mapping it already. */
+	pend->counts = p.nc && !kvmnc_table_find(&h->nc, reg.slot);
+	h->pending_nc += pend->counts;
+	kvmnc_table_reserve(&h->pending);
 
-	if (s->present && s->noncoherent != nc) {
-		/* As in the kernel: fixed at creation, whatever the mechanism. */
-		err = -EINVAL;
-		goto out;
-	}
-	flags = reg.flags;
-	if (nc && !s->present) {
-		if (h->region_mech == KVMNC_MECH_NONE) {
-			err = -EOPNOTSUPP;
-			goto out;
-		}
-		err = kvmnc_grow((void **)&h->ranges, &h->cap_ranges, h->nranges + 1,
-				 sizeof(*h->ranges));
-		if (err == 0)
-			err = cover_region(h, &created);
-		if (err < 0)
-			goto out;
-	}
-	if (nc && h->region_mech == KVMNC_MECH_MEMSLOT_FLAG)
-		flags |= KVM_MEM_NON_COHERENT_DMA;
-
-	err = set_memory_region(h, &reg, flags);
-	if (err < 0) {
-		if (created) {
-			SYS(close, h->region_dev_fd);
-			h->region_dev_fd = -1;
-		}
-		goto out;
-	}
-	if (nc && !s->present) {
-		add_range(h, &reg);
-		h->nc_regions++;
-	} else if (nc) {
-		for (uint32_t i = 0; i < h->nranges; i++)
-			if (h->ranges[i].slot == reg.slot)
-				h->ranges[i] = (struct kvmnc_range){reg.userspace_addr,
-								    reg.memory_size, reg.slot};
-	}
-	*s = (struct kvmnc_slot){
-		.gpa = reg.guest_phys_addr,
-		.size = reg.memory_size,
-		.hva = reg.userspace_addr,
-		.flags = reg.flags,
-		.present = true,
-		.noncoherent = nc,
-	};
+	out.flags = p.flags;
+	out.add_flags = p.flags & ~p.reg.flags;
+	out.mechanism = p.nc ? h->region_mech : KVMNC_MECH_NONE;
+	out.vm_wide_step = p.took_device;
 out:
+	kvmnc_handle_put(h);
+	if (err == 0)
+		kvmnc_struct_out(plan, &out, sizeof(out));
+	return err;
+}
+
+KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
+{
+	struct kvmnc_pending *pend;
+	struct plan p;
+	int err;
+
+	err = kvmnc_handle_get(h);
+	if (err < 0)
+		return err;
+	pend = kvmnc_table_find(&h->pending, slot);
+	if (result > 0) {
+		err = -EINVAL;
+	} else if (!pend) {
+		err = -ENOENT;
+	} else {
+		p = (struct plan){
+			.reg = pend->r,
+			.flags = pend->flags,
+			.nc = pend->nc,
+			.took_device = pend->took_device,
+		};
+		h->pending_nc -= pend->counts;
+		kvmnc_table_remove(&h->pending, pend);
+		commit(h, &p, result);
+	}
+	kvmnc_handle_put(h);
+	return err;
+}
+
+KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot)
+{
+	struct kvmnc_slot *rec;
+	int err;
+
+	err = kvmnc_handle_get(h);
+	if (err < 0)
+		return err;
+	rec = kvmnc_table_find(&h->nc, slot);
+	if (kvmnc_table_find(&h->pending, slot)) {
+		err = -EALREADY;
+	} else if (!rec) {
+		err = -ENOENT;
+	} else {
+		kvmnc_table_remove(&h->nc, rec);
+		drop_unused_device(h);
+	}
 	kvmnc_handle_put(h);
 	return err;
 }

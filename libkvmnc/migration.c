@@ -5,6 +5,11 @@
  * memory, and the host reads guest RAM through WB mappings. Reading such
  * memory coherently means invalidating its lines first; writing it for a
  * device means writing the lines back afterwards.
+ *
+ * What is non-coherent is what the VMM declared: registered non-coherent
+ * regions (planned ones too: the VMM may be mapping them), and, while a
+ * device model is enabled, any memory (it may DMA anywhere in the guest).
+ * A VM-wide mechanism in force by itself declares nothing.
  */
 #include <errno.h>
 #include <string.h>
@@ -14,48 +19,38 @@
 #define CACHE_LINE 64
 #define CHUNK	   (64 * 1024)
 
+static bool overlaps_range(uint64_t start, uint64_t len, uint64_t rs, uint64_t rlen)
+{
+	return start < rs + rlen && rs < start + len;
+}
+
 bool kvmnc_range_noncoherent(const struct kvmnc *h, uint64_t start, uint64_t len)
 {
-	/* A VM-wide mechanism in force: a device may write anywhere. */
-	if (h->ndevs || h->quirk_disabled)
+	if (h->devs.n)
 		return true;
-	for (uint32_t i = 0; i < h->nranges; i++) {
-		const struct kvmnc_range *rg = &h->ranges[i];
+	for (uint32_t i = 0; i < h->nc.n; i++) {
+		const struct kvmnc_slot *s = kvmnc_table_at(&h->nc, i);
 
-		if (start < rg->start + rg->len && rg->start < start + len)
+		if (overlaps_range(start, len, s->hva, s->size))
+			return true;
+	}
+	for (uint32_t i = 0; i < h->pending.n; i++) {
+		const struct kvmnc_pending *p = kvmnc_table_at(&h->pending, i);
+
+		if (p->counts && overlaps_range(start, len, p->r.userspace_addr, p->r.memory_size))
 			return true;
 	}
 	return false;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-
-enum { FLUSH_CLFLUSH, FLUSH_CLFLUSHOPT };
-
-static int flush_insn = -1;
-
-static int get_flush_insn(void)
-{
-	int insn = __atomic_load_n(&flush_insn, __ATOMIC_RELAXED);
-	unsigned int a, b, c, d;
-
-	if (insn >= 0)
-		return insn;
-	insn = FLUSH_CLFLUSH;
-	if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 23)))
-		insn = FLUSH_CLFLUSHOPT;
-	__atomic_store_n(&flush_insn, insn, __ATOMIC_RELAXED);
-	return insn;
-}
-
 /* Write back and invalidate every line of [p, p + len). */
 static void flush_lines(const void *p, size_t len)
 {
 	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(CACHE_LINE - 1);
 	uintptr_t end = (uintptr_t)p + len;
 
-	if (get_flush_insn() == FLUSH_CLFLUSHOPT) {
+	if (kvmnc_cpu_flush_insn() == KVMNC_FLUSH_CLFLUSHOPT) {
 		for (; a < end; a += CACHE_LINE)
 			__asm__ volatile("clflushopt %0" : "+m"(*(volatile char *)a));
 	} else {
@@ -109,7 +104,7 @@ KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h)
 
 	if (r < 0)
 		return r;
-	r = h->nc_regions || h->ndevs || h->quirk_disabled;
+	r = h->nc.n || h->pending_nc || h->devs.n;
 	kvmnc_handle_put(h);
 	return r;
 }
@@ -161,9 +156,9 @@ KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)
 		return -EINVAL;
 	if (len == 0) {
 		/* Still say whether the handle is open. */
-		nc = kvmnc_handle_get(h);
+		nc = kvmnc_handle_ref(h);
 		if (nc == 0)
-			kvmnc_handle_put(h);
+			kvmnc_handle_unref(h);
 		return nc;
 	}
 	nc = need_flush(h, addr, len);

@@ -2,11 +2,17 @@
 /*
  * Which mechanism does this kernel offer? Capability numbers only hint (236
  * and 239 mean different things on ChromeOS and upstream, device type
- * numbers are out-of-tree ABI), so everything that can be tried is tried on
- * one scratch VM, once per process and KVM node.
+ * numbers are out-of-tree ABI), so everything that can be tried is tried:
+ * on one scratch VM, once per process and KVM node, or, where no scratch VM
+ * can be made (a seccomp filter, an unprivileged VMM handed its VM fd, a
+ * machine that needs a VM type), on the caller's own VM when a handle opens.
+ *
+ * The host cache is a list that only grows, read without a lock: a cached
+ * answer never waits for another thread's probe.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +21,9 @@
 #include "compat-kvm.h"
 #include "internal.h"
 
-static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Device type numbers the VIRTIO device is known under; the attribute decides. */
+static const uint32_t virtio_types[] = {KVM_DEV_TYPE_VIRTIO, KVMNC_DEV_TYPE_VIRTIO_SEED};
+
 static struct kvmnc_host *probe_cache;
 
 static void set_status(struct kvmnc_mech_status *st, int supported, const char *fmt, ...)
@@ -23,99 +31,34 @@ static void set_status(struct kvmnc_mech_status *st, int supported, const char *
 
 static void set_status(struct kvmnc_mech_status *st, int supported, const char *fmt, ...)
 {
+	char buf[KVMNC_REASON_MAX];
 	va_list ap;
 
+	/* Formatted aside: fmt's arguments may be st->reason itself. */
 	va_start(ap, fmt);
-	vsnprintf(st->reason, sizeof(st->reason), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(st->reason, buf, sizeof(buf));
 	st->supported = supported;
 }
 
-static int check_ext(int fd, unsigned long cap)
+static bool cpu_is(const struct kvmnc_host *hst, int vendor)
 {
-	return SYS(ioctl, fd, KVM_CHECK_EXTENSION, cap);
-}
-
-static void probe_cpu(struct kvmnc_host *hst)
-{
-	struct kvmnc_features *f = &hst->feat;
-	uint32_t r[4];
-
-	int err;
-
-	f->self_snoop = -1;
-	hst->vendor = KVMNC_VENDOR_NOT_X86;
-	err = SYS(cpuid, 0, 0, r);
-	if (err < 0) {
-		if (err != -EOPNOTSUPP)
-			hst->cpuid_err = err;
-		return;
-	}
-
-	/* The vendor string is EBX, EDX, ECX. */
-	memcpy(f->cpu_vendor, &r[1], 4);
-	memcpy(f->cpu_vendor + 4, &r[3], 4);
-	memcpy(f->cpu_vendor + 8, &r[2], 4);
-	f->cpu_vendor[12] = '\0';
-	if (!strcmp(f->cpu_vendor, "AuthenticAMD") || !strcmp(f->cpu_vendor, "HygonGenuine"))
-		hst->vendor = KVMNC_VENDOR_AMD;
-	else if (!strcmp(f->cpu_vendor, "GenuineIntel") || !strcmp(f->cpu_vendor, "CentaurHauls") ||
-		 !strcmp(f->cpu_vendor, "  Shanghai  "))
-		hst->vendor = KVMNC_VENDOR_INTEL;
-	else
-		hst->vendor = KVMNC_VENDOR_UNKNOWN;
-
-	if (SYS(cpuid, 1, 0, r) == 0)
-		f->self_snoop = !!(r[3] & (1u << 27));
-}
-
-/* 1 or 0 for a bool module parameter, negative errno if it cannot be read. */
-static int read_bool_param(const char *path)
-{
-	char buf[8];
-	ssize_t n = SYS(read_file, path, buf, sizeof(buf));
-
-	if (n < 0)
-		return (int)n;
-	if (buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1')
-		return 1;
-	if (buf[0] == 'N' || buf[0] == 'n' || buf[0] == '0')
-		return 0;
-	return -EINVAL;
-}
-
-static void probe_tdp(struct kvmnc_host *hst)
-{
-	const char *path = NULL;
-
-	if (hst->vendor == KVMNC_VENDOR_INTEL)
-		path = "/sys/module/kvm_intel/parameters/ept";
-	else if (hst->vendor == KVMNC_VENDOR_AMD)
-		path = "/sys/module/kvm_amd/parameters/npt";
-	hst->feat.tdp = path ? read_bool_param(path) : -EOPNOTSUPP;
-}
-
-static const char *tdp_name(int vendor)
-{
-	return vendor == KVMNC_VENDOR_AMD ? "NPT" : "EPT";
-}
-
-static const char *module_name(int vendor)
-{
-	return vendor == KVMNC_VENDOR_AMD ? "kvm_amd" : "kvm_intel";
+	return hst->cpu.vendor == vendor;
 }
 
 static void decide_native(struct kvmnc_host *hst)
 {
 	struct kvmnc_features *f = &hst->feat;
 	struct kvmnc_mech_status *st = &f->native;
+	int tdp = hst->cpu.tdp;
 
-	if (hst->cpuid_err) {
-		set_status(st, hst->cpuid_err, "could not identify the CPU: %s",
-			   strerror(-hst->cpuid_err));
+	if (hst->cpu.cpuid_err) {
+		set_status(st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
+			   strerror(-hst->cpu.cpuid_err));
 		return;
 	}
-	switch (hst->vendor) {
+	switch (hst->cpu.vendor) {
 	case KVMNC_VENDOR_NOT_X86:
 		set_status(st, 0,
 			   "memory-type handling on this architecture has not been "
@@ -132,37 +75,37 @@ static void decide_native(struct kvmnc_host *hst)
 		return;
 	}
 
-	if (f->tdp == 1) {
+	if (tdp == 1) {
 		set_status(st, 1,
 			   "AMD NPT combines guest PAT with the host memory type: "
 			   "guest WC/UC reaches the hardware, nothing to enable");
-	} else if (f->tdp == 0) {
+	} else if (tdp == 0) {
 		set_status(st, 0,
 			   "AMD host with NPT disabled (kvm_amd npt=N): shadow paging "
 			   "ignores guest PAT");
-	} else if (f->tdp == -ENOENT && hst->sys_quirks_mask < 0) {
+	} else if (tdp == -ENOENT && hst->sys_quirks_mask < 0) {
 		set_status(st, (int)hst->sys_quirks_mask, "could not read the quirk mask: %s",
 			   strerror((int)-hst->sys_quirks_mask));
-	} else if (f->tdp == -ENOENT && (hst->sys_quirks_mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
+	} else if (tdp == -ENOENT && (hst->sys_quirks_mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
 		/* 6.12.78+ lists the quirk on SVM only when NPT is on. */
 		set_status(st, 1,
 			   "AMD host; the IGNORE_GUEST_PAT quirk is listed, so KVM uses "
 			   "NPT, which honors guest PAT");
-	} else if (f->tdp == -ENOENT) {
+	} else if (tdp == -ENOENT) {
 		set_status(st, 0,
 			   "AMD host, but KVM is not kvm_amd with NPT (no "
 			   "/sys/module/kvm_amd): shadow paging ignores guest PAT");
 	} else {
-		set_status(st, f->tdp, "could not read kvm_amd's npt parameter: %s",
-			   strerror(-f->tdp));
+		set_status(st, tdp, "could not read kvm_amd's npt parameter: %s", strerror(-tdp));
 	}
 }
 
-void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, int64_t smask)
+static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
 {
+	struct kvmnc_features *f = &hst->feat;
 	struct kvmnc_mech_status *st = &f->guest_pat_quirk;
 	unsigned long long mask = (unsigned long long)smask;
-	int vendor = hst->vendor;
+	int vendor = hst->cpu.vendor, tdp = hst->cpu.tdp;
 
 	if (smask < 0) {
 		set_status(st, (int)smask, "could not read KVM_CAP_DISABLE_QUIRKS2: %s",
@@ -170,10 +113,10 @@ void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, 
 		return;
 	}
 	f->quirks_mask = mask;
-	if (hst->cpuid_err && (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
+	if (hst->cpu.cpuid_err && (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
 		/* Listed on Intel it works; listed on AMD it is moot: need the vendor. */
-		set_status(st, hst->cpuid_err, "could not identify the CPU: %s",
-			   strerror(-hst->cpuid_err));
+		set_status(st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
+			   strerror(-hst->cpu.cpuid_err));
 		return;
 	}
 	if (vendor == KVMNC_VENDOR_NOT_X86) {
@@ -199,22 +142,30 @@ void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, 
 		return;
 	}
 
-	if (vendor == KVMNC_VENDOR_INTEL && f->self_snoop == 0)
+	/* Why KVM dropped bit 9 (vmx_hardware_setup), as KVM itself decides it. */
+	if (vendor == KVMNC_VENDOR_INTEL && hst->cpu.self_snoop_err)
+		set_status(st, 0,
+			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT (KVM drops it without EPT "
+			   "or self-snoop; /proc/cpuinfo unreadable: %s)",
+			   mask, strerror(-hst->cpu.self_snoop_err));
+	else if (vendor == KVMNC_VENDOR_INTEL && hst->cpu.self_snoop == 0)
 		set_status(st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: the CPU has no "
-			   "self-snoop, so honoring guest PAT would be unsafe",
-			   mask);
-	else if (f->tdp == 0)
+			   "self-snoop (%s), so honoring guest PAT would be unsafe",
+			   mask,
+			   hst->cpu.self_snoop_kernel ? "no \"ss\" in /proc/cpuinfo"
+						      : "CPUID.1:EDX[27] clear");
+	else if (tdp == 0)
 		set_status(st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: %s is disabled "
 			   "(shadow paging always ignores guest PAT)",
-			   mask, tdp_name(vendor));
-	else if (f->tdp < 0)
+			   mask, kvmnc_tdp_name(vendor));
+	else if (tdp < 0)
 		set_status(st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: KVM is not %s "
 			   "here (no /sys/module/%s), so no EPT/NPT; shadow paging "
 			   "always ignores guest PAT",
-			   mask, module_name(vendor), module_name(vendor));
+			   mask, kvmnc_kvm_module(vendor), kvmnc_kvm_module(vendor));
 	else
 		set_status(st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
@@ -222,62 +173,166 @@ void kvmnc_decide_quirk(const struct kvmnc_host *hst, struct kvmnc_features *f, 
 			   mask);
 }
 
-static void probe_device(struct kvmnc_host *hst, int vm_fd)
+/*
+ * Whether KVM can honor guest PAT on this host at all, whatever a kernel
+ * offers: 1 yes, 0 no (with the reason in @why), negative errno: cannot
+ * tell. Intel needs EPT and self-snoop, the conditions under which KVM
+ * itself offers the quirk; AMD needs NPT. Other architectures are not gated
+ * here (their native answer already says "unchecked").
+ */
+static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
+{
+	const struct kvmnc_cpu *c = &hst->cpu;
+
+	if (c->cpuid_err) {
+		snprintf(why, len, "could not identify the CPU: %s", strerror(-c->cpuid_err));
+		return c->cpuid_err;
+	}
+	if (c->vendor != KVMNC_VENDOR_INTEL && c->vendor != KVMNC_VENDOR_AMD)
+		return 1;
+	if (c->tdp == 0) {
+		snprintf(why, len,
+			 "%s is disabled (%s %s=N): shadow paging ignores guest PAT, so it "
+			 "would change no memory type",
+			 kvmnc_tdp_name(c->vendor), kvmnc_kvm_module(c->vendor),
+			 c->vendor == KVMNC_VENDOR_AMD ? "npt" : "ept");
+		return 0;
+	}
+	if (c->tdp == -ENOENT) {
+		snprintf(why, len,
+			 "KVM is not %s here (no /sys/module/%s): no %s, and shadow paging "
+			 "ignores guest PAT",
+			 kvmnc_kvm_module(c->vendor), kvmnc_kvm_module(c->vendor),
+			 kvmnc_tdp_name(c->vendor));
+		return 0;
+	}
+	if (c->tdp < 0) {
+		snprintf(why, len, "could not tell whether KVM uses %s: %s",
+			 kvmnc_tdp_name(c->vendor), strerror(-c->tdp));
+		return c->tdp;
+	}
+	if (c->vendor == KVMNC_VENDOR_INTEL && c->self_snoop_err) {
+		snprintf(why, len, "could not read the kernel's CPU flags (/proc/cpuinfo): %s",
+			 strerror(-c->self_snoop_err));
+		return c->self_snoop_err;
+	}
+	if (c->vendor == KVMNC_VENDOR_INTEL && c->self_snoop == 0) {
+		snprintf(why, len,
+			 "the CPU has no self-snoop (%s): honoring guest PAT would be unsafe",
+			 c->self_snoop_kernel ? "no \"ss\" in /proc/cpuinfo"
+					      : "CPUID.1:EDX[27] clear");
+		return 0;
+	}
+	return 1;
+}
+
+/* Never claim the flag or the device where guest PAT cannot be honored. */
+static void apply_gate(struct kvmnc_host *hst)
+{
+	struct kvmnc_mech_status *mech[] = {&hst->feat.memslot_flag, &hst->feat.virtio_device};
+	char why[KVMNC_REASON_MAX];
+	int g = pat_gate(hst, why, sizeof(why));
+
+	if (g == 1)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(mech); i++) {
+		struct kvmnc_mech_status *st = mech[i];
+
+		if (st->supported == 1 && g < 0)
+			set_status(st, g, "%s", why);
+		else if (st->supported == 1)
+			set_status(st, 0, "%s (the kernel accepts it: %s)", why, st->reason);
+		else if (st->supported == 0 && g == 0)
+			set_status(st, 0, "%s; %s", why, st->reason);
+	}
+}
+
+/* Real creates on the caller's VM only where an answering type must be out of tree. */
+static bool may_create_on_callers_vm(const struct kvmnc_host *hst)
+{
+	return hst->cpu.vendor == KVMNC_VENDOR_INTEL || hst->cpu.vendor == KVMNC_VENDOR_AMD;
+}
+
+/*
+ * Tries each number the VIRTIO device is known under: registered (test
+ * create), created for real (a VM type may refuse it), and confirmed by its
+ * attribute, never by the number. The created device is closed again
+ * without KVM_SET_DEVICE_ATTR, which leaves the VM as it was.
+ */
+static void try_device(struct kvmnc_host *hst, int vm_fd, bool callers)
 {
 	struct kvmnc_mech_status *st = &hst->feat.virtio_device;
-	struct kvm_create_device cd = {
-		.type = KVM_DEV_TYPE_VIRTIO,
-		.flags = KVM_CREATE_DEVICE_TEST,
-	};
-	struct kvm_device_attr attr = {
-		.group = KVM_DEV_VIRTIO_NONCOHERENT,
-		.attr = KVM_DEV_VIRTIO_NONCOHERENT_SET,
-	};
-	int r, dev_fd;
+	const char *where = callers ? "the VMM's VM" : "a scratch VM";
+	char notes[KVMNC_REASON_MAX] = "";
+	int unknown = 0;
+	size_t used = 0;
 
-	hst->feat.virtio_device_type = KVM_DEV_TYPE_VIRTIO;
-	r = SYS(ioctl, vm_fd, KVM_CREATE_DEVICE, (unsigned long)&cd);
-	if (r == -ENODEV) {
-		set_status(st, 0,
-			   "KVM device type %u is not registered: kernel without the "
-			   "KVM VIRTIO device",
-			   KVM_DEV_TYPE_VIRTIO);
-		return;
-	}
-	if (r < 0) {
-		set_status(st, r, "could not test-create KVM device type %u: %s",
-			   KVM_DEV_TYPE_VIRTIO, strerror(-r));
-		return;
-	}
+	hst->feat.virtio_device_type = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(virtio_types); i++) {
+		uint32_t type = virtio_types[i];
+		const char *sep = used ? "; " : "";
+		int r, fd;
 
-	/* The number is out-of-tree ABI: only the attribute proves the device. */
-	cd.flags = 0;
-	cd.fd = 0;
-	r = SYS(ioctl, vm_fd, KVM_CREATE_DEVICE, (unsigned long)&cd);
-	if (r < 0) {
-		set_status(st, r,
-			   "KVM device type %u is registered but could not be created: "
-			   "%s",
-			   KVM_DEV_TYPE_VIRTIO, strerror(-r));
-		return;
+		r = kvmnc_kvm_device_test(vm_fd, type);
+		if (r == -ENODEV) {
+			used += (size_t)snprintf(notes + used, sizeof(notes) - used,
+						 "%stype %u is not registered", sep, type);
+			continue;
+		}
+		if (r < 0) {
+			unknown = unknown ? unknown : r;
+			continue;
+		}
+		if (callers && !may_create_on_callers_vm(hst)) {
+			/* A foreign device created for real would stay in the VMM's VM. */
+			unknown = unknown ? unknown : -EOPNOTSUPP;
+			continue;
+		}
+		fd = kvmnc_kvm_device_create(vm_fd, type);
+		if (fd == -ENODEV) {
+			used += (size_t)snprintf(
+				notes + used, sizeof(notes) - used,
+				"%stype %u is registered but KVM refuses to create "
+				"it on %s",
+				sep, type, where);
+			continue;
+		}
+		if (fd < 0) {
+			unknown = unknown ? unknown : fd;
+			continue;
+		}
+		r = kvmnc_kvm_device_has_nc(fd);
+		SYS(close, fd);
+		if (r == 0) {
+			hst->feat.virtio_device_type = type;
+			set_status(st, 1,
+				   "KVM_DEV_TYPE_VIRTIO (%u) created on %s and has "
+				   "KVM_DEV_VIRTIO_NONCOHERENT_SET",
+				   type, where);
+			return;
+		}
+		/* EPERM is KVM's answer for a device without has_attr: not ours either. */
+		if (r == -ENXIO || r == -EINVAL || r == -ENODEV || r == -ENOTTY || r == -EPERM)
+			used += (size_t)snprintf(
+				notes + used, sizeof(notes) - used,
+				"%stype %u exists but is not the KVM VIRTIO device "
+				"(no NONCOHERENT_SET attribute: %s)",
+				sep, type, strerror(-r));
+		else
+			unknown = unknown ? unknown : r;
+		if (used >= sizeof(notes))
+			used = sizeof(notes) - 1;
 	}
-	dev_fd = (int)cd.fd;
-	r = SYS(ioctl, dev_fd, KVM_HAS_DEVICE_ATTR, (unsigned long)&attr);
-	SYS(close, dev_fd);
-	/* EPERM is KVM's answer for a device without has_attr: not ours either. */
-	if (r == 0)
-		set_status(st, 1,
-			   "KVM_DEV_TYPE_VIRTIO (%u) created on a scratch VM and has "
-			   "KVM_DEV_VIRTIO_NONCOHERENT_SET",
-			   KVM_DEV_TYPE_VIRTIO);
-	else if (r == -ENXIO || r == -EINVAL || r == -ENODEV || r == -ENOTTY || r == -EPERM)
-		set_status(st, 0,
-			   "KVM device type %u exists but is not the KVM VIRTIO device "
-			   "(no NONCOHERENT_SET attribute: %s)",
-			   KVM_DEV_TYPE_VIRTIO, strerror(-r));
+	if (unknown == -EOPNOTSUPP)
+		set_status(st, unknown,
+			   "a device type answers, but creating an unknown device on the VMM's VM "
+			   "could leave it there; no scratch VM to try it on (%s)",
+			   notes[0] ? notes : "-");
+	else if (unknown)
+		set_status(st, unknown, "could not try the KVM VIRTIO device on %s: %s", where,
+			   strerror(-unknown));
 	else
-		set_status(st, r, "could not query KVM device type %u: %s", KVM_DEV_TYPE_VIRTIO,
-			   strerror(-r));
+		set_status(st, 0, "%s: kernel without the KVM VIRTIO device", notes);
 }
 
 /* What a capability that was not confirmed by trial means on this kernel. */
@@ -294,60 +349,91 @@ static const char *cap_note(int cap236, int cap239, char *note, size_t len)
 	return note;
 }
 
-static void probe_flag(struct kvmnc_host *hst, int vm_fd, int cap236, int cap239)
+/*
+ * Where a trial slot goes on the caller's VM: the highest user slot id, at
+ * the top of a 36-bit guest physical space (below every MAXPHYADDR and IPA
+ * size KVM supports), where a VMM that opens its handle right after
+ * KVM_CREATE_VM has nothing yet. It is deleted again at once.
+ */
+#define TRIAL_GPA (1ULL << 36)
+
+static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t nr_slots)
 {
 	struct kvmnc_mech_status *st = &hst->feat.memslot_flag;
 	const char *ioc =
 		hst->user_memory2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION";
+	const char *where = callers ? "the VMM's VM" : "a scratch VM";
+	struct kvmnc_region reg = {.sz = sizeof(reg), .memory_size = KVMNC_PAGE_SIZE};
 	char note[96];
 	void *page;
-	int r;
+	int r, plain = 0;
 
 	r = SYS(mmap_anon, KVMNC_PAGE_SIZE, &page);
 	if (r < 0) {
 		set_status(st, r, "could not map a page for the trial memslot: %s", strerror(-r));
 		return;
 	}
-
-	if (hst->user_memory2) {
-		struct kvm_userspace_memory_region2 m = {
-			.flags = KVM_MEM_NON_COHERENT_DMA,
-			.memory_size = KVMNC_PAGE_SIZE,
-			.userspace_addr = (uintptr_t)page,
-		};
-		r = SYS(ioctl, vm_fd, KVM_SET_USER_MEMORY_REGION2, (unsigned long)&m);
-	} else {
-		/* ChromeOS kernels before 6.8 take the flag in the v1 ioctl. */
-		struct kvm_userspace_memory_region m = {
-			.flags = KVM_MEM_NON_COHERENT_DMA,
-			.memory_size = KVMNC_PAGE_SIZE,
-			.userspace_addr = (uintptr_t)page,
-		};
-		r = SYS(ioctl, vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&m);
+	reg.userspace_addr = (uintptr_t)page;
+	if (callers) {
+		reg.slot = (nr_slots ? nr_slots : KVMNC_MAX_SLOT_ID) - 1;
+		reg.guest_phys_addr = TRIAL_GPA - KVMNC_PAGE_SIZE;
+	}
+	/* ChromeOS kernels before 6.8 take the flag in the v1 ioctl. */
+	r = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &reg, KVM_MEM_NON_COHERENT_DMA);
+	if (callers && r == -EINVAL) {
+		/* Refused for the flag, or is the slot not free? A plain slot tells. */
+		plain = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &reg, 0);
+	}
+	if (callers && (r == 0 || (r == -EINVAL && plain == 0))) {
+		/* The VMM's VM must not keep it: a transient failure gets more tries. */
+		reg.memory_size = 0;
+		for (int tries = 0, d = -1; d < 0 && tries < 3; tries++) {
+			d = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &reg,
+						 r == 0 ? KVM_MEM_NON_COHERENT_DMA : 0);
+			if (d < 0 && tries == 2)
+				pr_warn("could not delete trial memslot %u from the VM: %s",
+					reg.slot, strerror(-d));
+		}
 	}
 	SYS(munmap, page, KVMNC_PAGE_SIZE);
 
 	if (r == 0) {
-		hst->feat.memslot_flag_cap = cap239 > 0	  ? KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
-					     : cap236 > 0 ? KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD
-							  : 0;
+		hst->feat.memslot_flag_cap = hst->cap239 > 0
+						     ? KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
+					     : hst->cap236 > 0 ? KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD
+							       : 0;
 		if (hst->feat.memslot_flag_cap)
 			set_status(st, 1,
-				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on a "
-				   "scratch VM (advertised by capability %u)",
-				   ioc, hst->feat.memslot_flag_cap);
+				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s (advertised "
+				   "by capability %u)",
+				   ioc, where, hst->feat.memslot_flag_cap);
 		else
 			set_status(st, 1,
-				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on a "
-				   "scratch VM (no capability advertises it)",
-				   ioc);
-	} else if (r == -EINVAL) {
+				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s (no "
+				   "capability advertises it)",
+				   ioc, where);
+	} else if (r == -EINVAL && plain == 0) {
 		set_status(st, 0, "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
-			   cap_note(cap236, cap239, note, sizeof(note)));
+			   cap_note(hst->cap236, hst->cap239, note, sizeof(note)));
+	} else if (r == -EINVAL) {
+		set_status(st, plain,
+			   "the trial memslot %u on the VMM's VM is not free (a plain slot fails "
+			   "too: %s)",
+			   reg.slot, strerror(-plain));
 	} else {
 		set_status(st, r, "trial memslot with KVM_MEM_NON_COHERENT_DMA failed: %s",
 			   strerror(-r));
 	}
+}
+
+static void try_on_vm(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t nr_slots)
+{
+	try_device(hst, vm_fd, callers);
+	if (hst->um2 < 0)
+		set_status(&hst->feat.memslot_flag, hst->um2,
+			   "could not tell which memslot ioctl to try: %s", strerror(-hst->um2));
+	else
+		try_flag(hst, vm_fd, callers, nr_slots);
 }
 
 int kvmnc_recommend(const struct kvmnc_features *f)
@@ -363,20 +449,106 @@ int kvmnc_recommend(const struct kvmnc_features *f)
 	return KVMNC_MECH_NONE;
 }
 
-static int probe_node(const char *path, struct kvmnc_host *hst)
+static bool definitive(const struct kvmnc_features *f)
+{
+	return f->native.supported >= 0 && f->memslot_flag.supported >= 0 &&
+	       f->virtio_device.supported >= 0 && f->guest_pat_quirk.supported >= 0;
+}
+
+/* KVM_CREATE_VM failures that a retry would meet again. */
+static bool final_error(int err)
+{
+	return err == -EPERM || err == -EACCES || err == -EINVAL || err == -ENODEV ||
+	       err == -ENOSYS || err == -EOPNOTSUPP || err == -ENOTTY;
+}
+
+static void no_trials(struct kvmnc_host *hst, int err, const char *what)
+{
+	const char *why = strerror(-err);
+
+	hst->trial_err = err;
+	hst->trial_err_final = final_error(err);
+	set_status(&hst->feat.virtio_device, err, "could not %s to try the device: %s", what, why);
+	set_status(&hst->feat.memslot_flag, err, "could not %s to try the flag: %s", what, why);
+}
+
+/* Facts every path gathers the same way: the CPU, the kernel, the capabilities on @fd. */
+static void common_facts(struct kvmnc_host *hst, int fd)
 {
 	struct kvmnc_features *f = &hst->feat;
-	int fd, vm_fd, r, um2, cap236, cap239;
 	struct utsname u;
+	int r;
+
+	if (SYS(uname, &u) == 0)
+		snprintf(f->kernel_release, sizeof(f->kernel_release), "%s", u.release);
+	kvmnc_cpu_probe(&hst->cpu);
+	memcpy(f->cpu_vendor, hst->cpu.vendor_str, sizeof(f->cpu_vendor));
+	f->self_snoop = hst->cpu.self_snoop;
+	f->tdp = hst->cpu.tdp;
+
+	hst->um2 = kvmnc_kvm_check(fd, KVM_CAP_USER_MEMORY2);
+	hst->user_memory2 = hst->um2 > 0;
+	hst->cap236 = kvmnc_kvm_check(fd, KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD);
+	hst->cap239 = kvmnc_kvm_check(fd, KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
+	hst->sys_quirks_mask = kvmnc_kvm_check(fd, KVM_CAP_DISABLE_QUIRKS2);
+	r = kvmnc_kvm_check(fd, KVMNC_CAP_VM_TYPES);
+	f->vm_types = r > 0 ? (uint32_t)r : 0;
+	r = kvmnc_kvm_check(fd, KVM_CAP_MULTI_ADDRESS_SPACE);
+	f->address_spaces = r > 0 ? (uint32_t)r : r == 0 ? 1 : 0;
+	r = kvmnc_kvm_check(fd, KVM_CAP_NR_MEMSLOTS);
+	f->memslots = r > 0 ? (uint32_t)r : 0;
+}
+
+static void decide(struct kvmnc_host *hst, int64_t mask)
+{
+	decide_native(hst);
+	decide_quirk(hst, mask);
+	apply_gate(hst);
+	hst->feat.recommended = kvmnc_recommend(&hst->feat);
+}
+
+/* open() errors in the terms the header promises. */
+static int node_open_error(int err)
+{
+	switch (-err) {
+	case ENOENT:
+	case ENOTDIR: /* "/dev/kvm/": no such directory */
+	case ELOOP:
+	case ENXIO: /* a node whose driver is gone */
+	case ENODEV:
+		return -ENOENT;
+	case EISDIR:
+	case ETXTBSY:
+	case EROFS:
+		return -ENOTTY; /* it exists, and is not a KVM node */
+	case ENAMETOOLONG:
+		return -EINVAL;
+	}
+	return err; /* EACCES, EPERM, and resource errors (EMFILE, ENOMEM, ...) */
+}
+
+/* The node's KVM_GET_API_VERSION failing means "not KVM", unless it says why else. */
+static int node_api_error(int err)
+{
+	if (err == -EPERM || err == -EACCES || err == -ENOMEM || err == -EMFILE || err == -ENFILE ||
+	    err == -EAGAIN || err == -EBADF)
+		return err;
+	return -ENOTTY; /* ENOTTY, EINVAL, tun's EBADFD, ... */
+}
+
+static int probe_node(const char *path, int kvm_fd, struct kvmnc_host *hst)
+{
+	struct kvmnc_features *f = &hst->feat;
+	int fd, vm_fd, r;
 	int64_t mask;
 
-	fd = SYS(open, path, O_RDWR);
+	fd = kvm_fd >= 0 ? kvm_fd : SYS(open, path, O_RDWR);
 	if (fd < 0)
-		return fd;
+		return node_open_error(fd);
 
 	r = SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
 	if (r < 0) {
-		r = (r == -ENOTTY || r == -EINVAL) ? -ENOTTY : r;
+		r = node_api_error(r);
 		goto out;
 	}
 	if (r != KVMNC_KVM_API_VERSION) {
@@ -385,119 +557,218 @@ static int probe_node(const char *path, struct kvmnc_host *hst)
 		goto out;
 	}
 	f->kvm_api_version = r;
-
-	if (SYS(uname, &u) == 0)
-		snprintf(f->kernel_release, sizeof(f->kernel_release), "%s", u.release);
-	probe_cpu(hst);
-	probe_tdp(hst);
-
-	um2 = check_ext(fd, KVM_CAP_USER_MEMORY2);
-	hst->user_memory2 = um2 > 0;
-	cap236 = check_ext(fd, KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD);
-	cap239 = check_ext(fd, KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
-	hst->sys_quirks_mask = check_ext(fd, KVM_CAP_DISABLE_QUIRKS2);
+	common_facts(hst, fd);
 
 	vm_fd = SYS(ioctl, fd, KVM_CREATE_VM, 0);
 	if (vm_fd < 0) {
-		const char *why = strerror(-vm_fd);
-
-		pr_warn("%s: cannot create a scratch VM: %s", path, why);
-		set_status(&f->virtio_device, vm_fd,
-			   "could not create a scratch VM to try the device: %s", why);
-		set_status(&f->memslot_flag, vm_fd,
-			   "could not create a scratch VM to try the flag: %s", why);
+		pr_warn("%s: cannot create a scratch VM: %s", path, strerror(-vm_fd));
+		no_trials(hst, vm_fd, "create a scratch VM");
 		mask = hst->sys_quirks_mask;
 	} else {
 		/* The quirk mask is per VM type (TDX differs); ask a VM. */
-		mask = check_ext(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
-		probe_device(hst, vm_fd);
-		if (um2 < 0)
-			set_status(&f->memslot_flag, um2,
-				   "could not tell which memslot ioctl to try: %s", strerror(-um2));
-		else
-			probe_flag(hst, vm_fd, cap236, cap239);
+		mask = kvmnc_kvm_check(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
+		try_on_vm(hst, vm_fd, false, 0);
 		SYS(close, vm_fd);
+		f->probed_on = KVMNC_PROBED_SCRATCH_VM;
 	}
-	decide_native(hst);
-	kvmnc_decide_quirk(hst, f, mask);
-	f->recommended = kvmnc_recommend(f);
+	decide(hst, mask);
 	r = 0;
 out:
-	SYS(close, fd);
+	if (kvm_fd < 0)
+		SYS(close, fd);
 	return r;
-}
-
-static bool definitive(const struct kvmnc_features *f)
-{
-	return f->native.supported >= 0 && f->memslot_flag.supported >= 0 &&
-	       f->virtio_device.supported >= 0 && f->guest_pat_quirk.supported >= 0;
 }
 
 static void free_host(struct kvmnc_host *hst)
 {
-	free(hst->path);
+	free(hst->key);
 	free(hst);
 }
 
+static struct kvmnc_host *cache_find(struct kvmnc_host *hst, const char *key)
+{
+	for (; hst; hst = hst->next)
+		if (!strcmp(hst->key, key))
+			return hst;
+	return NULL;
+}
+
 /*
- * Only definitive answers are cached: a scratch VM that failed for EMFILE or
- * ENOMEM says nothing about the kernel, and the next call should try again.
- * An entry that is not cached is handed to the caller, who frees it.
+ * Publishes @hst for @key unless an answer at least as good is there
+ * already (a racing prober, or the VM path): then @hst is freed and that
+ * one returned. A newer entry goes in front, so it is the one found.
  */
-static int probe_locked(const char *path, struct kvmnc_host **out, bool *cached)
+static struct kvmnc_host *cache_add(struct kvmnc_host *hst)
+{
+	struct kvmnc_host *head = __atomic_load_n(&probe_cache, __ATOMIC_ACQUIRE), *old;
+
+	do {
+		old = cache_find(head, hst->key);
+		if (old && (definitive(&old->feat) || !definitive(&hst->feat))) {
+			free_host(hst);
+			return old;
+		}
+		hst->next = head;
+	} while (!__atomic_compare_exchange_n(&probe_cache, &head, hst, false, __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE));
+	return hst;
+}
+
+static struct kvmnc_host *new_host(const char *key)
+{
+	struct kvmnc_host *hst = calloc(1, sizeof(*hst));
+
+	if (!hst)
+		return NULL;
+	hst->key = strdup(key);
+	if (!hst->key) {
+		free(hst);
+		return NULL;
+	}
+	hst->feat.sz = sizeof(hst->feat);
+	return hst;
+}
+
+static void copy_host(struct kvmnc_host *out, const struct kvmnc_host *hst)
+{
+	*out = *hst;
+	out->next = NULL;
+	out->key = NULL;
+}
+
+/*
+ * Definitive answers are cached, and so are answers that could not be
+ * completed for a reason that will not go away (a filter refusing the
+ * scratch VM): asking again would only repeat the failure. Other failures
+ * (EMFILE, ENOMEM) say nothing about the kernel: the next call tries again.
+ */
+int kvmnc_probe_host(const char *key, int kvm_fd, struct kvmnc_host *out)
 {
 	struct kvmnc_host *hst;
 	int r;
 
-	for (hst = probe_cache; hst; hst = hst->next) {
-		if (!strcmp(hst->path, path)) {
-			*out = hst;
-			*cached = true;
-			return 0;
-		}
+	hst = cache_find(__atomic_load_n(&probe_cache, __ATOMIC_ACQUIRE), key);
+	if (hst) {
+		copy_host(out, hst);
+		return 0;
 	}
-
-	hst = calloc(1, sizeof(*hst));
+	hst = new_host(key);
 	if (!hst)
 		return -ENOMEM;
-	hst->path = strdup(path);
-	if (!hst->path) {
-		free(hst);
-		return -ENOMEM;
-	}
-	hst->feat.sz = sizeof(hst->feat);
-	r = probe_node(path, hst);
+	r = probe_node(key, kvm_fd, hst);
 	if (r < 0) {
 		free_host(hst);
 		return r;
 	}
-	*cached = definitive(&hst->feat);
-	if (*cached) {
-		hst->next = probe_cache;
-		probe_cache = hst;
+	if (definitive(&hst->feat) || hst->trial_err_final) {
+		hst = cache_add(hst);
+		copy_host(out, hst);
+	} else {
+		copy_host(out, hst);
+		free_host(hst);
 	}
-	*out = hst;
 	return 0;
 }
 
-/* Copies the answer out, so that uncached entries can be freed at once. */
-int kvmnc_probe_host(const char *path, struct kvmnc_host *out)
+void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct kvmnc_host *out)
 {
-	struct kvmnc_host *hst;
-	bool cached = false;
+	struct kvmnc_host *hst = cache_find(__atomic_load_n(&probe_cache, __ATOMIC_ACQUIRE), key);
+
+	if (hst) {
+		copy_host(out, hst);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+	out->feat.sz = sizeof(out->feat);
+	/* A VM fd answers KVM_CHECK_EXTENSION for every capability asked here. */
+	common_facts(out, vm_fd);
+	no_trials(out, node_err, "open the KVM node");
+	out->trial_err_final = true;
+	decide(out, out->sys_quirks_mask);
+}
+
+/* VM types with protected state (TDX, SEV-ES, SNP) have no read-only memslots. */
+static bool vm_is_tdx(const struct kvmnc_host *hst, const struct kvmnc_vm_facts *vf)
+{
+	return cpu_is(hst, KVMNC_VENDOR_INTEL) && vf->readonly_mem == 0;
+}
+
+void kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kvmnc_vm_facts *vf)
+{
+	struct kvmnc_features *f = &hst->feat;
+	bool host_definitive = definitive(f), tried = false;
 	int r;
 
-	pthread_mutex_lock(&probe_lock);
-	r = probe_locked(path ? path : KVMNC_DEFAULT_DEV, &hst, &cached);
-	if (r == 0) {
-		*out = *hst;
-		out->next = NULL;
-		out->path = NULL;
-		if (!cached)
-			free_host(hst);
+	vf->quirks = kvmnc_kvm_check(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
+	vf->mem_attrs = kvmnc_kvm_check(vm_fd, KVMNC_CAP_MEMORY_ATTRIBUTES);
+	vf->readonly_mem = kvmnc_kvm_check(vm_fd, KVM_CAP_READONLY_MEM);
+	r = kvmnc_kvm_check(vm_fd, KVM_CAP_MULTI_ADDRESS_SPACE);
+	vf->address_spaces = r > 0 ? r : r == 0 ? 1 : 0;
+	vf->memslots = kvmnc_kvm_check(vm_fd, KVM_CAP_NR_MEMSLOTS);
+	vf->flag_cap = -1;
+
+	f->vm_flags = 0;
+	if (vf->mem_attrs > 0 && (vf->mem_attrs & KVMNC_MEMORY_ATTRIBUTE_PRIVATE))
+		f->vm_flags |= KVMNC_VM_PRIVATE_MEMORY;
+	if (vf->readonly_mem == 0)
+		f->vm_flags |= KVMNC_VM_PROTECTED_STATE;
+	if (vf->address_spaces > 0)
+		f->address_spaces = (uint32_t)vf->address_spaces;
+	if (vf->memslots > 0)
+		f->memslots = (uint32_t)vf->memslots;
+
+	/*
+	 * What the scratch VM could not answer, this VM can. A VM type with
+	 * private memory may refuse what a default VM takes: try there too.
+	 */
+	if (hst->trial_err ||
+	    ((f->vm_flags & KVMNC_VM_PRIVATE_MEMORY) &&
+	     (f->memslot_flag.supported == 1 || f->virtio_device.supported == 1))) {
+		try_on_vm(hst, vm_fd, true, vf->memslots > 0 ? (uint32_t)vf->memslots : 0);
+		f->probed_on = KVMNC_PROBED_CALLER_VM;
+		tried = true;
 	}
-	pthread_mutex_unlock(&probe_lock);
-	return r;
+
+	if (f->memslot_flag.supported == 1 && f->memslot_flag_cap) {
+		vf->flag_cap = kvmnc_kvm_check(vm_fd, f->memslot_flag_cap);
+		if (vf->flag_cap == 0)
+			set_status(&f->memslot_flag, 0,
+				   "this VM answers 0 for capability %u: the flag is refused for "
+				   "its VM type",
+				   f->memslot_flag_cap);
+	}
+	if (vf->quirks >= 0 &&
+	    ((uint64_t)vf->quirks != f->quirks_mask || f->guest_pat_quirk.supported < 0))
+		decide_quirk(hst, vf->quirks);
+	if (tried)
+		apply_gate(hst);
+
+	if (vm_is_tdx(hst, vf)) {
+		/* TDX forces the quirk off per VM; the mask is the host's. */
+		set_status(&f->native, 1,
+			   "Intel VM with protected state (TDX): KVM honors guest PAT for it, "
+			   "the IGNORE_GUEST_PAT quirk is off from VM creation");
+		if (f->guest_pat_quirk.supported == 1)
+			set_status(&f->guest_pat_quirk, 0,
+				   "already off for this VM type (TDX): guest PAT is honored "
+				   "natively");
+	}
+	f->recommended = kvmnc_recommend(f);
+
+	/* A default-type VM answers for the host: later opens and probes need not ask. */
+	if (tried && !host_definitive && definitive(f) && f->vm_flags == 0) {
+		struct kvmnc_host *pub = malloc(sizeof(*pub));
+
+		if (pub) {
+			copy_host(pub, hst);
+			pub->trial_err = 0; /* the trials have run, on this VM */
+			pub->key = strdup(key);
+			if (pub->key)
+				cache_add(pub);
+			else
+				free(pub);
+		}
+	}
 }
 
 KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out)
@@ -505,13 +776,17 @@ KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out)
 	struct kvmnc_host hst;
 	int r;
 
-	if (!out || out->sz < sizeof(out->sz) || (dev_path && !dev_path[0]))
+	if (!out || (dev_path && !dev_path[0]))
 		return -EINVAL;
-
-	r = kvmnc_probe_host(dev_path, &hst);
+	r = kvmnc_struct_out_ok(out);
 	if (r < 0)
 		return r;
-	kvmnc_copy_out(out, &hst.feat, sizeof(hst.feat));
+	if (dev_path && strnlen(dev_path, PATH_MAX) == PATH_MAX)
+		return -EINVAL;
+	r = kvmnc_probe_host(dev_path ? dev_path : KVMNC_DEFAULT_DEV, -1, &hst);
+	if (r < 0)
+		return r;
+	kvmnc_struct_out(out, &hst.feat, sizeof(hst.feat));
 	return 0;
 }
 
@@ -519,11 +794,10 @@ void kvmnc_probe_reset(void)
 {
 	struct kvmnc_host *hst, *next;
 
-	pthread_mutex_lock(&probe_lock);
-	for (hst = probe_cache; hst; hst = next) {
+	hst = __atomic_exchange_n(&probe_cache, NULL, __ATOMIC_ACQ_REL);
+	for (; hst; hst = next) {
 		next = hst->next;
 		free_host(hst);
 	}
-	probe_cache = NULL;
-	pthread_mutex_unlock(&probe_lock);
+	kvmnc_cpu_reset();
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The guest-PAT quirk path: disabling KVM_X86_QUIRK_IGNORE_GUEST_PAT makes
- * KVM honor guest PAT for the whole VM for the rest of its life.
+ * KVM honor guest PAT for the whole VM for the rest of its life. 6.12's
+ * KVM_ENABLE_CAP only ORs the quirk into the VM's disabled set and zaps
+ * nothing, so only mappings made afterwards honor guest PAT: callers disable
+ * it when a handle opens, before memslots and vCPUs exist.
  */
 #include <errno.h>
 
@@ -15,17 +18,13 @@
  */
 int kvmnc_quirk_disable(struct kvmnc *h)
 {
-	struct kvm_enable_cap cap = {
-		.cap = KVM_CAP_DISABLE_QUIRKS2,
-		.args[0] = KVMNC_QUIRK_IGNORE_GUEST_PAT,
-	};
 	int r;
 
 	if (h->quirk_disabled)
 		return 0;
 	if (!(h->vm_quirks_mask & KVMNC_QUIRK_IGNORE_GUEST_PAT))
 		return -EOPNOTSUPP;
-	r = SYS(ioctl, h->vm_fd, KVM_ENABLE_CAP, (unsigned long)&cap);
+	r = kvmnc_kvm_disable_quirks(h->vm_fd, KVMNC_QUIRK_IGNORE_GUEST_PAT);
 	if (r < 0) {
 		pr_warn("disabling KVM_X86_QUIRK_IGNORE_GUEST_PAT failed: %d", r);
 		return r;

@@ -65,25 +65,34 @@ static int sys_munmap(void *addr, size_t len)
 	return munmap(addr, len) < 0 ? -errno : 0;
 }
 
+/* Short reads (proc and sysfs files hand out a record at a time) are continued. */
 static ssize_t sys_read_file(const char *path, char *buf, size_t len)
 {
+	size_t got = 0;
 	ssize_t n;
-	int fd, err;
+	int fd;
 
 	if (len == 0)
 		return -EINVAL;
 	fd = sys_open(path, O_RDONLY);
 	if (fd < 0)
 		return fd;
-	do
-		n = read(fd, buf, len - 1);
-	while (n < 0 && errno == EINTR);
-	err = errno;
+	while (got < len - 1) {
+		n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			n = -errno;
+			close(fd);
+			return n;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
 	close(fd);
-	if (n < 0)
-		return -err;
-	buf[n] = '\0';
-	return n;
+	buf[got] = '\0';
+	return (ssize_t)got;
 }
 
 static int sys_uname(struct utsname *u)

@@ -27,6 +27,9 @@ struct scenario {
 	void (*prepare)(struct kvmnc *h);
 	/* The operation under test. */
 	int (*op)(struct kvmnc **h, int vm);
+	/* Forced mechanism, 0: chosen. */
+	int mech;
+	uint32_t open_flags;
 };
 
 static int total_cases;
@@ -47,13 +50,15 @@ static void snapshot(struct kvmnc *h, int vm, struct fake_vm_state *vs,
 
 static struct kvmnc *setup(const struct scenario *s, int *vm, bool with_handle)
 {
-	KVMNC_OPTS(kvmnc_open_opts, o, .scope = s->scope);
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = s->scope, .mechanism = s->mech,
+		   .flags = s->open_flags);
 	struct kvmnc_features f = {.sz = sizeof(f)};
 	struct kvmnc *h = NULL;
 
 	fake_reset(fake_personality(s->personality));
-	/* Probe first so that the faults land in the operation itself. */
-	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	/* Probe first so that the faults land in the operation itself (the
+	 * unprivileged personality cannot: its node does not open). */
+	kvmnc_probe(NULL, &f);
 	*vm = fake_create_vm();
 	if (with_handle) {
 		assert_int_equal(kvmnc_open(*vm, &o, &h), 0);
@@ -91,7 +96,16 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 				fail_msg("%s: call %d was not reached", s->name, n);
 			if (r == 0) {
 				/* Best-effort calls (a VM-specific query, a close) may fail
-				 * without failing the operation. */
+				 * without failing the operation, but what the kernel holds
+				 * for the VMM is as the operation says: no trial slot or
+				 * device of the probe stays in the VMM's VM. */
+				fake_vm_state(vm, &vs1);
+				if (!with_handle &&
+				    (vs1.nslots != vs0.nslots || vs1.devices != vs0.devices))
+					fail_msg("%s: call %d failing with %s: open left %d "
+						 "slots, %d devices in the VM",
+						 s->name, n, strerror(errs[e]), vs1.nslots,
+						 vs1.devices);
 				kvmnc_close(h);
 				continue;
 			}
@@ -158,24 +172,56 @@ static int op_device_enable(struct kvmnc **h, int vm)
 	return kvmnc_device_enable(*h, 42);
 }
 
+static int op_open_devices(struct kvmnc **h, int vm)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE,
+		   .flags = KVMNC_OPEN_DEVICES);
+
+	return kvmnc_open(vm, &o, h);
+}
+
 static const struct scenario open_scenarios[] = {
-	{"open/patched", "patched-6.12", 0, NULL, op_open},
-	{"open/quirk", "stable-6.12-intel", 0, NULL, op_open},
-	{"open/private-vm", "patched-6.12-private-vm", 0, NULL, op_open},
+	{.name = "open/patched", .personality = "patched-6.12", .op = op_open},
+	{.name = "open/quirk", .personality = "stable-6.12-intel", .op = op_open},
+	{.name = "open/private-vm", .personality = "patched-6.12-private-vm", .op = op_open},
+	{.name = "open/quirk-for-devices", .personality = "chromeos-6.12", .op = op_open_devices},
+	/* The trials run on the VMM's own VM: nothing of them may stay. */
+	{.name = "open/sandboxed", .personality = "sandboxed", .op = op_open},
+	{.name = "open/unprivileged", .personality = "unprivileged", .op = op_open},
 };
 
 static const struct scenario handle_scenarios[] = {
-	{"region/flag", "patched-6.12", KVMNC_SCOPE_SLOT, NULL, op_nc_region},
-	{"region/flag-v1", "chromeos-6.6", KVMNC_SCOPE_SLOT, NULL, op_nc_region},
-	{"region/device", "patched-6.12-amd-shadow", KVMNC_SCOPE_VM, NULL, op_nc_region},
-	{"region/quirk", "stable-6.12-intel", KVMNC_SCOPE_VM_IRREVERSIBLE, NULL, op_nc_region},
-	{"region/plain", "debian-6.1", KVMNC_SCOPE_SLOT, NULL, op_plain_region},
-	{"region/delete-device", "patched-6.12-amd-shadow", KVMNC_SCOPE_VM, prep_nc_region,
-	 op_delete_nc_region},
-	{"region/delete-flag", "patched-6.12", KVMNC_SCOPE_SLOT, prep_nc_region,
-	 op_delete_nc_region},
-	{"device/virtio", "patched-6.12", KVMNC_SCOPE_VM, NULL, op_device_enable},
-	{"device/quirk-lazy", "chromeos-6.12", KVMNC_SCOPE_VM_IRREVERSIBLE, NULL, op_device_enable},
+	{.name = "region/flag", .personality = "patched-6.12", .op = op_nc_region},
+	{.name = "region/flag-v1", .personality = "chromeos-6.6", .op = op_nc_region},
+	{.name = "region/device",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .op = op_nc_region,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE},
+	{.name = "region/quirk",
+	 .personality = "stable-6.12-intel",
+	 .scope = KVMNC_SCOPE_VM_IRREVERSIBLE,
+	 .op = op_nc_region},
+	{.name = "region/plain", .personality = "debian-6.1", .op = op_plain_region},
+	{.name = "region/delete-device",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .prepare = prep_nc_region,
+	 .op = op_delete_nc_region,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE},
+	{.name = "region/delete-flag",
+	 .personality = "patched-6.12",
+	 .prepare = prep_nc_region,
+	 .op = op_delete_nc_region},
+	{.name = "device/virtio",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .op = op_device_enable},
+	{.name = "device/quirk-declared",
+	 .personality = "chromeos-6.12",
+	 .scope = KVMNC_SCOPE_VM_IRREVERSIBLE,
+	 .op = op_device_enable,
+	 .open_flags = KVMNC_OPEN_DEVICES},
 };
 
 static void test_open_faults(void **state)

@@ -58,8 +58,12 @@ static const struct policy policies[] = {
 	{"patched-6.12", KVMNC_SCOPE_VM_IRREVERSIBLE, KVMNC_MECH_MEMSLOT_FLAG,
 	 KVMNC_MECH_VIRTIO_DEVICE, false},
 	{"patched-6.12-amd-shadow", KVMNC_SCOPE_SLOT, KVMNC_MECH_NONE, KVMNC_MECH_NONE, false},
-	{"patched-6.12-amd-shadow", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE,
-	 KVMNC_MECH_VIRTIO_DEVICE, false},
+	/* Shadow paging: the device would change no memory type. */
+	{"patched-6.12-amd-shadow", KVMNC_SCOPE_VM, KVMNC_MECH_NONE, KVMNC_MECH_NONE, false},
+	{"patched-v1-nosnoop", KVMNC_SCOPE_VM_IRREVERSIBLE, KVMNC_MECH_NONE, KVMNC_MECH_NONE,
+	 false},
+	{"seed-rfc-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, KVMNC_MECH_VIRTIO_DEVICE,
+	 false},
 	/* The VM's type refuses the flag: regions fall back to VM-wide. */
 	{"patched-6.12-private-vm", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE,
 	 KVMNC_MECH_VIRTIO_DEVICE, false},
@@ -113,6 +117,184 @@ static void test_private_vm_features(void **state)
 	assert_int_equal(kvmnc_probe(NULL, &f), 0);
 	assert_int_equal(f.memslot_flag.supported, 1);
 	kvmnc_close(h);
+}
+
+/* TDX VMs have the quirk forced off: native for them, whatever the mask says. */
+static void test_tdx_vm(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	struct kvmnc_handle_info info;
+	struct fake_vm_state vs;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("tdx-6.16"));
+	vm = fake_create_vm_type(FAKE_VM_TDX);
+	h = open_ok(vm, KVMNC_SCOPE_VM_IRREVERSIBLE, 0);
+	assert_int_equal(kvmnc_get_features(h, &f), 0);
+	assert_int_equal(f.native.supported, 1);
+	assert_non_null(strstr(f.native.reason, "TDX"));
+	assert_int_equal(f.guest_pat_quirk.supported, 0);
+	assert_int_equal(f.recommended, KVMNC_MECH_NATIVE);
+	assert_int_equal(f.vm_flags, KVMNC_VM_PRIVATE_MEMORY | KVMNC_VM_PROTECTED_STATE);
+	assert_int_equal(f.address_spaces, 1);
+	get_info(h, &info);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_NATIVE);
+	assert_int_equal(info.device_mechanism, KVMNC_MECH_NATIVE);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.disabled_quirks, 0); /* nothing to do */
+	kvmnc_close(h);
+
+	/* A default VM on the same host still gets the quirk. */
+	vm = fake_create_vm();
+	h = open_ok(vm, KVMNC_SCOPE_VM_IRREVERSIBLE, 0);
+	get_info(h, &info);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_GUEST_PAT_QUIRK);
+	kvmnc_close(h);
+}
+
+/* Answers a scratch VM could not give come from the caller's VM, and are cached. */
+static void check_from_callers_vm(const char *personality, int create_err)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	KVMNC_OPTS(kvmnc_features, p);
+	struct fake_vm_state vs;
+	struct kvmnc *h;
+	int vm, calls;
+
+	fake_reset(fake_personality(personality));
+	if (create_err) {
+		assert_int_equal(kvmnc_probe(NULL, &p), 0);
+		assert_int_equal(p.memslot_flag.supported, -create_err);
+		assert_int_equal(p.probed_on, KVMNC_PROBED_NOWHERE);
+	}
+	vm = fake_create_vm();
+	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	assert_int_equal(kvmnc_get_features(h, &f), 0);
+	print_message("%s: flag %d (%s), device %d (%s)\n", personality, f.memslot_flag.supported,
+		      f.memslot_flag.reason, f.virtio_device.supported, f.virtio_device.reason);
+	assert_int_equal(f.probed_on, KVMNC_PROBED_CALLER_VM);
+	assert_int_equal(f.memslot_flag.supported, 1);
+	assert_int_equal(f.virtio_device.supported, 1);
+	assert_int_equal(f.guest_pat_quirk.supported, 1);
+	assert_int_equal(f.memslot_flag_cap, 239);
+	assert_int_equal(f.virtio_device_type, 32);
+	assert_non_null(strstr(f.memslot_flag.reason, "the VMM's VM"));
+	/* The trials left nothing in the VMM's VM. */
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 0);
+	assert_int_equal(vs.devices, 0);
+	assert_int_equal(fake_open_fds(), 1);
+	kvmnc_close(h);
+
+	/* Definitive now: the probe and the next open need no trial. */
+	assert_int_equal(kvmnc_probe(NULL, &p), 0);
+	assert_int_equal(p.memslot_flag.supported, 1);
+	calls = fake_calls();
+	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	fake_vm_state(vm, &vs);
+	/* fcntl, 2 checks of the fd, 5 VM facts, the flag capability: no memslot call. */
+	assert_int_equal(fake_calls() - calls, 9);
+	assert_int_equal(vs.v2_calls, 2);
+	kvmnc_close(h);
+}
+
+static void test_sandboxed(void **state)
+{
+	(void)state;
+	/* seccomp denies KVM_CREATE_VM with EPERM. */
+	check_from_callers_vm("sandboxed", EPERM);
+	/* Not permitted to open /dev/kvm at all; handed the VM fd. */
+	check_from_callers_vm("unprivileged", 0);
+}
+
+/* A VMM that holds the node's fd: the library opens no path. */
+static void test_kvm_fd(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .flags = KVMNC_OPEN_KVM_FD);
+	KVMNC_OPTS(kvmnc_features, f);
+	struct kvmnc *h = NULL;
+	int vm, sys, other, calls;
+
+	(void)state;
+	fake_reset(fake_personality("unprivileged")); /* open() of the node fails */
+	sys = fake_open_system_fd();
+	other = fake_open_other_fd();
+	vm = fake_create_vm();
+	o.kvm_fd = -1;
+	assert_int_equal(kvmnc_open(vm, &o, &h), -EBADF);
+	o.kvm_fd = other;
+	assert_int_equal(kvmnc_open(vm, &o, &h), -ENOTTY);
+	o.kvm_fd = vm;
+	assert_int_equal(kvmnc_open(vm, &o, &h), -ENOTTY);
+	o.kvm_fd = 4242;
+	assert_int_equal(kvmnc_open(vm, &o, &h), -EBADF);
+	assert_null(h);
+	o.kvm_fd = sys;
+	calls = fake_calls();
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	assert_true(fake_calls() > calls);
+	assert_int_equal(kvmnc_get_features(h, &f), 0);
+	assert_int_equal(f.probed_on, KVMNC_PROBED_SCRATCH_VM);
+	assert_int_equal(f.memslot_flag.supported, 1);
+	assert_int_equal(f.kvm_api_version, 12);
+	kvmnc_close(h);
+	/* The caller's fds stay open. */
+	assert_int_equal(fake_open_fds(), 3);
+	o.flags = 1u << 7;
+	assert_int_equal(kvmnc_open(vm, &o, &h), -EINVAL);
+}
+
+/* A kernel that needs a VM type for KVM_CREATE_VM: answers come from the VMM's VM. */
+static void test_needs_vm_type(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("needs-vm-type"));
+	vm = fake_create_vm_type(4);
+	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	assert_int_equal(kvmnc_get_features(h, &f), 0);
+	assert_int_equal(f.probed_on, KVMNC_PROBED_CALLER_VM);
+	assert_int_equal(f.memslot_flag.supported, 0);
+	assert_int_equal(f.virtio_device.supported, 0);
+	assert_int_equal(f.native.supported, 0);
+	assert_int_equal(f.guest_pat_quirk.supported, 0);
+	kvmnc_close(h);
+	/* Not undecided forever: the probe now has the answer. */
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(f.memslot_flag.supported, 0);
+	assert_int_equal(f.virtio_device.supported, 0);
+}
+
+/* The v2 series refuses the device on VM types with private memory. */
+static void test_private_vm_v2(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	struct kvmnc_handle_info info;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("patched-v2"));
+	vm = fake_create_vm_type(FAKE_VM_SW_PROTECTED);
+	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	assert_int_equal(kvmnc_get_features(h, &f), 0);
+	assert_int_equal(f.vm_flags, KVMNC_VM_PRIVATE_MEMORY);
+	assert_int_equal(f.virtio_device.supported, 0);
+	assert_non_null(strstr(f.virtio_device.reason, "refuses"));
+	assert_int_equal(f.memslot_flag.supported, 0);
+	get_info(h, &info);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_NONE);
+	assert_int_equal(info.device_mechanism, KVMNC_MECH_NONE);
+	assert_int_equal(fake_open_fds(), 1);
+	kvmnc_close(h);
+	/* The host answer stays the default VM's. */
+	assert_int_equal(kvmnc_probe(NULL, &f), 0);
+	assert_int_equal(f.virtio_device.supported, 1);
 }
 
 static void test_forced(void **state)
@@ -310,6 +492,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_policy, teardown),
 		cmocka_unit_test_teardown(test_private_vm_features, teardown),
+		cmocka_unit_test_teardown(test_tdx_vm, teardown),
+		cmocka_unit_test_teardown(test_sandboxed, teardown),
+		cmocka_unit_test_teardown(test_kvm_fd, teardown),
+		cmocka_unit_test_teardown(test_needs_vm_type, teardown),
+		cmocka_unit_test_teardown(test_private_vm_v2, teardown),
 		cmocka_unit_test_teardown(test_forced, teardown),
 		cmocka_unit_test_teardown(test_bad_fds, teardown),
 		cmocka_unit_test_teardown(test_bad_opts, teardown),

@@ -119,7 +119,7 @@ static void test_device_for_regions(void **state)
 	int vm;
 
 	(void)state;
-	h = fake_handle("patched-6.12-amd-shadow", KVMNC_SCOPE_VM, 0, &vm);
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, &vm);
 	assert_int_equal(kvmnc_set_region(h, &a), 0);
 	assert_int_equal(kvmnc_set_region(h, &b), 0);
 	fake_vm_state(vm, &vs);

@@ -19,34 +19,66 @@ struct expect {
 	/* A word each reason must contain, NULL: not checked. */
 	const char *native_why, *flag_why, *device_why, *quirk_why;
 	uint32_t flag_cap;
+	/* The device type that proved to be the VIRTIO device, 0 none. */
+	uint32_t dev_type;
 };
 
 static const struct expect expectations[] = {
 	{"debian-6.1", 0, 0, 0, 0, KVMNC_MECH_NONE, "Intel VMX", "KVM_SET_USER_MEMORY_REGION",
-	 "not registered", "older than 6.16", 0},
+	 "not registered", "older than 6.16", 0, 0},
 	{"stable-6.12-intel", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL,
-	 "236 = 1 is KVM_CAP_PRE_FAULT_MEMORY", "not registered", "includes IGNORE_GUEST_PAT", 0},
-	{"stable-6.12-intel-nosnoop", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, NULL, NULL,
-	 "no self-snoop", 0},
+	 "236 = 1 is KVM_CAP_PRE_FAULT_MEMORY", "not registered", "includes IGNORE_GUEST_PAT", 0,
+	 0},
+	{"stable-6.12-intel-nosnoop", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, "no self-snoop", NULL,
+	 "no self-snoop", 0, 0},
 	{"upstream-6.18-intel", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, "refused", NULL,
-	 "bit 9", 0},
-	{"amd-npt", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "AMD NPT", NULL, NULL, "natively", 0},
-	{"amd-npt-6.1", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "AMD NPT", NULL, NULL, NULL, 0},
+	 "bit 9", 0, 0},
+	{"amd-npt", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "AMD NPT", NULL, NULL, "natively", 0, 0},
+	{"amd-npt-6.1", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "AMD NPT", NULL, NULL, NULL, 0, 0},
 	{"chromeos-6.6", 0, 1, 0, 0, KVMNC_MECH_MEMSLOT_FLAG, NULL,
 	 "KVM_SET_USER_MEMORY_REGION on a scratch VM (advertised by capability 236)", NULL, NULL,
-	 236},
+	 236, 0},
 	{"chromeos-6.12", 0, 1, 0, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL,
-	 "REGION2 on a scratch VM (advertised by capability 239)", NULL, NULL, 239},
+	 "REGION2 on a scratch VM (advertised by capability 239)", NULL, NULL, 239, 0},
 	{"patched-6.12", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
-	 "NONCOHERENT_SET", NULL, 239},
-	{"patched-6.12-amd-shadow", 0, 0, 1, 0, KVMNC_MECH_VIRTIO_DEVICE, "NPT disabled", "refused",
-	 "NONCOHERENT_SET", "NPT is disabled", 0},
-	{"pvm-shadow", 0, 0, 0, 0, KVMNC_MECH_NONE, "Intel VMX", "refused", "not registered",
-	 "KVM is not kvm_intel", 0},
+	 "NONCOHERENT_SET", NULL, 239, 32},
+	/* Shadow paging: the device is created, but it can change no memory type. */
+	{"patched-6.12-amd-shadow", 0, 0, 0, 0, KVMNC_MECH_NONE, "NPT disabled", "NPT is disabled",
+	 "NPT is disabled", "NPT is disabled", 0, 32},
+	{"pvm-shadow", 0, 0, 0, 0, KVMNC_MECH_NONE, "Intel VMX", "KVM is not kvm_intel",
+	 "KVM is not kvm_intel", "KVM is not kvm_intel", 0, 0},
 	{"type32-collision", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, NULL,
-	 "not the KVM VIRTIO device", NULL, 0},
+	 "not the KVM VIRTIO device", NULL, 0, 0},
 	{"arm64", 0, 0, 0, 0, KVMNC_MECH_NONE, "not been checked", "refused", "not registered",
-	 "only on x86", 0},
+	 "only on x86", 0, 0},
+	/* The RFC as posted numbers the device 12; the attribute proves it. */
+	{"seed-rfc-6.12", 0, 0, 1, 0, KVMNC_MECH_VIRTIO_DEVICE, NULL, NULL,
+	 "KVM_DEV_TYPE_VIRTIO (12)", "older than 6.16", 0, 12},
+	/* Type 12 is LoongArch's from 6.16: registered, not ours. */
+	{"loongarch-type12", 0, 0, 0, 0, KVMNC_MECH_NONE, "not been checked", NULL,
+	 "type 12 exists but is not the KVM VIRTIO device", "only on x86", 0, 0},
+	/* The scratch VM is of the default type: the quirk; a TDX handle says native. */
+	{"tdx-6.16", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, NULL, NULL, "bit 9", 0, 0},
+	/* No scratch VM of type 0 can be made: the trials wait for a handle's VM. */
+	{"needs-vm-type", 0, -EINVAL, -EINVAL, 0, KVMNC_MECH_NONE, NULL, "scratch VM", "scratch VM",
+	 NULL, 0, 0},
+	{"sandboxed", 0, -EPERM, -EPERM, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, "scratch VM",
+	 "scratch VM", NULL, 0, 0},
+	/* KVM drops the quirk because the kernel cleared ss; CPUID still has it. */
+	{"stable-6.12-clearcpuid-ss", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, NULL, NULL,
+	 "no self-snoop (no \"ss\" in /proc/cpuinfo)", 0, 0},
+	/* The v1 series offers both where they cannot (or must not) honor guest PAT. */
+	{"patched-v1-nosnoop", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, "no self-snoop", "no self-snoop",
+	 "no self-snoop", 239, 32},
+	{"patched-v1-ept0", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, "EPT is disabled", "EPT is disabled",
+	 "EPT is disabled", 239, 32},
+	/* The v2 series refuses them there: still "not supported", with the reason. */
+	{"patched-v2-nosnoop", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, "no self-snoop", "no self-snoop",
+	 "no self-snoop", 0, 0},
+	{"patched-v2-ept0", 0, 0, 0, 0, KVMNC_MECH_NONE, NULL, "EPT is disabled", "EPT is disabled",
+	 "EPT is disabled", 0, 0},
+	{"patched-v2", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
+	 "NONCOHERENT_SET", NULL, 239, 32},
 };
 
 static int teardown(void **state)
@@ -88,7 +120,7 @@ static void test_personalities(void **state)
 		check_reason(&f.guest_pat_quirk, e->quirk_why, "guest_pat_quirk");
 		assert_string_equal(f.kernel_release, p->release);
 		assert_int_equal(f.kvm_api_version, 12);
-		assert_int_equal(f.virtio_device_type, 32);
+		assert_int_equal(f.virtio_device_type, e->dev_type);
 		if (p->vendor)
 			assert_string_equal(f.cpu_vendor, p->vendor);
 		else
@@ -151,6 +183,33 @@ static void test_node_errors(void **state)
 	assert_int_equal(kvmnc_probe("/dev/no-such-kvm", &f), -ENOENT);
 	fake_reset(fake_personality("old-api"));
 	assert_int_equal(kvmnc_probe(NULL, &f), -EPROTO);
+	assert_int_equal(fake_open_fds(), 0);
+	fake_reset(fake_personality("unprivileged"));
+	assert_int_equal(kvmnc_probe(NULL, &f), -EACCES);
+}
+
+/* Every open(2) errno in the header's terms, and tun's EBADFD is "not KVM". */
+static void test_node_paths(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	char longp[5000], longname[300];
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	assert_int_equal(kvmnc_probe("/dev/net/tun", &f), -ENOTTY);
+	assert_int_equal(kvmnc_probe("/dev/null", &f), -ENOTTY);
+	assert_int_equal(kvmnc_probe("/dev", &f), -ENOTTY);
+	assert_int_equal(kvmnc_probe("/dev/kvm/", &f), -ENOENT);
+	memset(longp, 'a', sizeof(longp));
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(kvmnc_probe(longp, &f), -EINVAL);
+	/* Within PATH_MAX but a component over NAME_MAX: open(2)'s ENAMETOOLONG, mapped. */
+	memset(longname, 'b', sizeof(longname));
+	longname[0] = '/';
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(kvmnc_probe(longname, &f), -EINVAL);
+	assert_int_equal(f.sz, sizeof(f)); /* untouched */
 	assert_int_equal(fake_open_fds(), 0);
 }
 
@@ -264,6 +323,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_cached, teardown),
 		cmocka_unit_test_teardown(test_could_not_tell, teardown),
 		cmocka_unit_test_teardown(test_node_errors, teardown),
+		cmocka_unit_test_teardown(test_node_paths, teardown),
 		cmocka_unit_test_teardown(test_bad_args, teardown),
 		cmocka_unit_test_teardown(test_probe_faults, teardown),
 	};
