@@ -102,16 +102,53 @@ static void test_bad_args(void **state)
 	assert_int_equal(kvmnc_copy_to_guest(h, a, a + 8, 16), -EINVAL); /* overlap */
 	assert_int_equal(kvmnc_copy_to_guest(h, (void *)(UINTPTR_MAX - 8), b, 16), -EINVAL);
 	assert_int_equal(kvmnc_flush(h, NULL, 1), -EINVAL);
-	/* Nothing to flush touches nothing, even with a VM-wide mechanism in force. */
 	assert_int_equal(kvmnc_device_enable(h, 1), -EOPNOTSUPP); /* SLOT scope */
-	h->quirk_disabled = true;
-	assert_int_equal(kvmnc_flush(h, (const void *)0x1001, 0), 0);
-	h->quirk_disabled = false;
 	assert_int_equal(kvmnc_copy_from_guest(h, NULL, NULL, 0), 0);
 	assert_int_equal(kvmnc_copy_from_guest(NULL, a, b, 10), -EBADF);
 	kvmnc_close(h);
+	/* Nothing to flush touches nothing, even while a device makes all memory suspect. */
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, 0, &vm);
+	assert_int_equal(kvmnc_device_enable(h, 1), 0);
+	assert_int_equal(kvmnc_flush(h, (const void *)0x1001, 0), 0);
+	kvmnc_close(h);
 	assert_int_equal(kvmnc_copy_from_guest(h, a, b, 10), -EBADF);
 	assert_int_equal(kvmnc_flush(h, a, 10), -EBADF);
+}
+
+/*
+ * Point 6: non-coherent means what the VMM declared. The quirk in force by
+ * itself declares nothing; a VMM-owned slot is flushed like a library one.
+ */
+static void test_semantics(void **state)
+{
+	unsigned char *guest = aligned_alloc(4096, 1 << 20);
+	struct kvmnc_region_plan p = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct kvmnc_region r;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("stable-6.12-intel", KVMNC_SCOPE_VM_IRREVERSIBLE, 0, &vm);
+	assert_true(h->quirk_disabled);
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	assert_false(kvmnc_range_noncoherent(h, (uintptr_t)guest, 4096));
+	register_mem(h, 1, guest, 8192);
+	assert_int_equal(kvmnc_is_noncoherent(h), 1);
+	assert_true(kvmnc_range_noncoherent(h, (uintptr_t)guest, 4096));
+	assert_false(kvmnc_range_noncoherent(h, (uintptr_t)guest + 8192, 4096));
+	kvmnc_close(h);
+
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	r = region(2, 1ULL << 30, 1 << 20, true);
+	r.userspace_addr = (uintptr_t)guest;
+	assert_int_equal(kvmnc_region_prepare(h, &r, &p), 0);
+	assert_true(kvmnc_range_noncoherent(h, (uintptr_t)guest + 4096, 64));
+	assert_int_equal(kvmnc_region_complete(h, r.slot, 0), 0);
+	assert_true(kvmnc_range_noncoherent(h, (uintptr_t)guest + 4096, 64));
+	assert_int_equal(kvmnc_region_removed(h, r.slot), 0);
+	assert_false(kvmnc_range_noncoherent(h, (uintptr_t)guest + 4096, 64));
+	kvmnc_close(h);
+	free(guest);
 }
 
 int main(void)
@@ -120,6 +157,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_ranges, teardown_fake),
 		cmocka_unit_test_teardown(test_copies, teardown_fake),
 		cmocka_unit_test_teardown(test_bad_args, teardown_fake),
+		cmocka_unit_test_teardown(test_semantics, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

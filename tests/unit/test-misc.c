@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Error texts, names, versions and the log callback. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,11 @@ static void test_strerror(void **state)
 	assert_non_null(kvmnc_strerror(-EIO));
 	assert_non_null(kvmnc_strerror(-99999));
 	assert_non_null(kvmnc_strerror(-2147483647));
+	/* -INT_MIN overflows: 1.0 negated it (undefined behaviour, caught by UBSan). */
+	assert_string_equal(kvmnc_strerror(INT_MIN), "Unknown error");
+	assert_string_equal(kvmnc_strerror(INT_MAX), "Unknown error");
+	assert_non_null(strstr(kvmnc_strerror(-EBUSY), "KVMNC_OPEN_DEVICES"));
+	assert_non_null(strstr(kvmnc_strerror(-EALREADY), "plan"));
 }
 
 static void test_names(void **state)
@@ -86,6 +92,36 @@ static void test_log(void **state)
 	assert_int_equal(nlogged, 0);
 }
 
+static int close_warnings;
+
+static void count_close(int level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (level == KVMNC_LOG_WARN && strstr(msg, "no longer honored"))
+		close_warnings++;
+}
+
+/* Point 6: closing drops the VIRTIO device; regions losing it are not silent. */
+static void test_close_warns(void **state)
+{
+	struct kvmnc_region r = region(1, 0, 1 << 20, true);
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, &vm);
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	kvmnc_set_log(count_close, KVMNC_LOG_WARN, NULL);
+	assert_int_equal(kvmnc_close(h), 0);
+	assert_int_equal(close_warnings, 1);
+	/* The flag belongs to the slot: nothing to warn about. */
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	assert_int_equal(kvmnc_close(h), 0);
+	kvmnc_set_log(NULL, 0, NULL);
+	assert_int_equal(close_warnings, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -93,6 +129,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_version),
 		cmocka_unit_test_teardown(test_log, teardown_fake),
+		cmocka_unit_test_teardown(test_close_warns, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
