@@ -54,6 +54,30 @@ static long raw_vm_quirks(int kvm)
 	return r;
 }
 
+/* 1 or 0 when the first flags line of /proc/cpuinfo has or lacks @flag, -1 unknown. */
+static int cpuinfo_has(const char *flag)
+{
+	char line[8192];
+	int r = -1;
+	FILE *f = fopen("/proc/cpuinfo", "re");
+
+	if (!f)
+		return -1;
+	while (r < 0 && fgets(line, sizeof(line), f)) {
+		char *tok, *save;
+
+		if (strncmp(line, "flags", 5))
+			continue;
+		r = 0;
+		for (tok = strtok_r(strchr(line, ':') + 1, " \n", &save); tok;
+		     tok = strtok_r(NULL, " \n", &save))
+			if (!strcmp(tok, flag))
+				r = 1;
+	}
+	fclose(f);
+	return r;
+}
+
 int main(void)
 {
 	struct kvmnc_features f = {.sz = sizeof(f)}, again = {.sz = sizeof(again)};
@@ -107,8 +131,35 @@ int main(void)
 		T_EQ(f.recommended, e->recommended, "recommended as expected");
 	}
 
+	/* Self-snoop as KVM sees it: the kernel's flags, not the CPUID instruction. */
+	if (f.cpu_vendor[0]) {
+		int ss = cpuinfo_has("ss");
+
+		if (ss >= 0)
+			T_EQ(f.self_snoop, ss, "self_snoop is /proc/cpuinfo's \"ss\"");
+	}
+	if (f.virtio_device.supported != 1)
+		t_check(f.virtio_device_type == 0 || f.virtio_device_type == 32 ||
+				f.virtio_device_type == 12,
+			"virtio_device_type (%u): 0 or a type that answered", f.virtio_device_type);
+
+	/* Every bad path in the header's terms (1.0 gave EISDIR, ENOTDIR, ...). */
 	T_EQ(kvmnc_probe("/dev/null", &f), -ENOTTY, "a node that is not KVM");
 	T_EQ(kvmnc_probe("/nonexistent/kvm", &f), -ENOENT, "a node that does not exist");
+	T_EQ(kvmnc_probe("/dev", &f), -ENOTTY, "a directory is not a KVM node");
+	T_EQ(kvmnc_probe("/dev/kvm/", &f), -ENOENT, "a trailing slash names no node");
+	if (access("/dev/net/tun", R_OK | W_OK) == 0)
+		T_EQ(kvmnc_probe("/dev/net/tun", &f), -ENOTTY, "tun (EBADFD) is not a KVM node");
+	{
+		char longp[5000];
+
+		memset(longp, 'a', sizeof(longp));
+		longp[0] = '/';
+		longp[sizeof(longp) - 1] = '\0';
+		T_EQ(kvmnc_probe(longp, &f), -EINVAL, "a path longer than PATH_MAX");
+		longp[300] = '\0';
+		T_EQ(kvmnc_probe(longp, &f), -EINVAL, "a component longer than NAME_MAX");
+	}
 	close(kvm);
 	return t_done();
 }
