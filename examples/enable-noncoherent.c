@@ -42,10 +42,13 @@ static void logger(int level, const char *msg, void *ctx)
 
 int main(void)
 {
-	/* Accept VM-wide scope (the VIRTIO device), not the irreversible quirk. */
-	KVMNC_OPTS(kvmnc_open_opts, opts, .scope = KVMNC_SCOPE_VM);
-	struct kvmnc_handle_info info = {.sz = sizeof(info)};
-	struct kvmnc_features f = {.sz = sizeof(f)};
+	/*
+	 * Accept VM-wide scope (the VIRTIO device), not the irreversible quirk,
+	 * and say up front that a device model will be enabled.
+	 */
+	KVMNC_OPTS(kvmnc_open_opts, opts, .scope = KVMNC_SCOPE_VM, .flags = KVMNC_OPEN_DEVICES);
+	KVMNC_OPTS(kvmnc_handle_info, info);
+	KVMNC_OPTS(kvmnc_features, f);
 	struct kvmnc_region ram = {.sz = sizeof(ram)}, blob = {.sz = sizeof(blob)};
 	int kvm, vm, r, ret = 2;
 	struct kvmnc *h = NULL;

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* kvmnc-probe: what this host offers for non-coherent DMA in KVM guests, and why. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <kvmnc.h>
 
@@ -18,13 +21,15 @@ struct row {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: kvmnc-probe [--json] [--device PATH]\n"
+	fprintf(f, "Usage: kvmnc-probe [--json] [--device PATH] [--vm-type N]\n"
 		   "\n"
 		   "Tell which mechanism this host's KVM offers to honor guest memory types\n"
 		   "for non-coherent DMA, and why the others are missing.\n"
 		   "\n"
 		   "  -j, --json         one JSON object on stdout\n"
 		   "  -d, --device PATH  KVM node to probe (default /dev/kvm)\n"
+		   "  -t, --vm-type N    answer for a VM of type N (KVM_CREATE_VM's argument,\n"
+		   "                     e.g. 5 for TDX), created for this and closed again\n"
 		   "  -h, --help         this text\n"
 		   "  -V, --version      library and tool version\n"
 		   "\n"
@@ -52,7 +57,19 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
-static void print_json(const struct kvmnc_features *f, const struct row *rows, size_t n)
+static const char *probed_on(int where)
+{
+	switch (where) {
+	case KVMNC_PROBED_SCRATCH_VM:
+		return "scratch_vm";
+	case KVMNC_PROBED_CALLER_VM:
+		return "callers_vm";
+	}
+	return "nowhere";
+}
+
+static void print_json(const struct kvmnc_features *f, long vm_type, const struct row *rows,
+		       size_t n)
 {
 	const char *rec = f->recommended ? kvmnc_mechanism_name(f->recommended) : NULL;
 
@@ -66,6 +83,21 @@ static void print_json(const struct kvmnc_features *f, const struct row *rows, s
 	printf(", \"kvm_api_version\": %d", f->kvm_api_version);
 	printf(", \"tdp\": %s", f->tdp < 0 ? "null" : f->tdp ? "true" : "false");
 	printf(", \"quirks_mask\": %llu", (unsigned long long)f->quirks_mask);
+	printf(", \"memslot_flag_cap\": %u", f->memslot_flag_cap);
+	printf(", \"virtio_device_type\": %u", f->virtio_device_type);
+	printf(", \"vm_types\": %u", f->vm_types);
+	if (vm_type >= 0)
+		printf(", \"vm_type\": %ld", vm_type);
+	else
+		printf(", \"vm_type\": null");
+	printf(", \"vm_private_memory\": %s",
+	       f->vm_flags & KVMNC_VM_PRIVATE_MEMORY ? "true" : "false");
+	printf(", \"vm_protected_state\": %s",
+	       f->vm_flags & KVMNC_VM_PROTECTED_STATE ? "true" : "false");
+	printf(", \"address_spaces\": %u", f->address_spaces);
+	printf(", \"memslots\": %u", f->memslots);
+	printf(", \"probed_on\": ");
+	json_string(probed_on(f->probed_on));
 	printf(", \"mechanisms\": {");
 	for (size_t i = 0; i < n; i++) {
 		printf("%s", i ? ", " : "");
@@ -86,8 +118,8 @@ static void print_json(const struct kvmnc_features *f, const struct row *rows, s
 	printf("}\n");
 }
 
-static void print_table(const char *dev, const struct kvmnc_features *f, const struct row *rows,
-			size_t n)
+static void print_table(const char *dev, const struct kvmnc_features *f, long vm_type,
+			const struct row *rows, size_t n)
 {
 	printf("KVM node:        %s\n", dev);
 	printf("Kernel:          %s\n", f->kernel_release);
@@ -95,7 +127,16 @@ static void print_table(const char *dev, const struct kvmnc_features *f, const s
 	printf("Self-snoop:      %s\n", f->self_snoop < 0 ? "n/a" : f->self_snoop ? "yes" : "no");
 	printf("KVM API version: %d\n", f->kvm_api_version);
 	printf("EPT/NPT:         %s\n", f->tdp < 0 ? "unknown" : f->tdp ? "yes" : "no");
-	printf("Quirks mask:     0x%llx\n\n", (unsigned long long)f->quirks_mask);
+	printf("Quirks mask:     0x%llx\n", (unsigned long long)f->quirks_mask);
+	printf("Flag capability: %u\n", f->memslot_flag_cap);
+	printf("VIRTIO device:   type %u\n", f->virtio_device_type);
+	printf("VM types:        0x%x\n", f->vm_types);
+	if (vm_type >= 0)
+		printf("This VM:         type %ld%s%s\n", vm_type,
+		       f->vm_flags & KVMNC_VM_PRIVATE_MEMORY ? ", private memory" : "",
+		       f->vm_flags & KVMNC_VM_PROTECTED_STATE ? ", protected state" : "");
+	printf("Address spaces:  %u, memslot ids %u\n", f->address_spaces, f->memslots);
+	printf("Trials ran on:   %s\n\n", probed_on(f->probed_on));
 	printf("%-18s %-8s %s\n", "Mechanism", "Usable", "Why");
 	for (size_t i = 0; i < n; i++)
 		printf("%-18s %-8s %s\n", rows[i].title, answer(rows[i].st->supported),
@@ -104,26 +145,60 @@ static void print_table(const char *dev, const struct kvmnc_features *f, const s
 							 : "none (no mechanism is usable)");
 }
 
+/* The answer for a VM of @type: a handle on one made for it (the VM-type facts). */
+static int probe_vm(const char *dev, unsigned long type, struct kvmnc_features *f)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .dev_path = dev, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE);
+	struct kvmnc *h = NULL;
+	int kvm, vm, r;
+
+	kvm = open(dev, O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		return -errno;
+	vm = ioctl(kvm, _IO(0xAE, 0x01), type); /* KVM_CREATE_VM */
+	r = vm < 0 ? -errno : 0;
+	close(kvm);
+	if (r < 0) {
+		fprintf(stderr, "kvmnc-probe: KVM_CREATE_VM(%lu): %s\n", type, strerror(-r));
+		return r;
+	}
+	/* Scope VM_IRREVERSIBLE only widens what is chosen; kvmnc_open() changes nothing
+	 * in the VM then unless the quirk is chosen, and this VM is closed at once. */
+	r = kvmnc_open(vm, &o, &h);
+	if (r == 0)
+		r = kvmnc_get_features(h, f);
+	kvmnc_close(h);
+	close(vm);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"device", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{"json", no_argument, NULL, 'j'},	   {"device", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},	   {"version", no_argument, NULL, 'V'},
+		{"vm-type", required_argument, NULL, 't'}, {NULL, 0, NULL, 0},
 	};
-	KVMNC_OPTS(kvmnc_features, f, .recommended = 0);
+	KVMNC_OPTS(kvmnc_features, f);
 	const char *dev = "/dev/kvm";
 	int c, r, json = 0;
+	long vm_type = -1;
+	char *end;
 
-	while ((c = getopt_long(argc, argv, "jd:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jd:t:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = 1;
 			break;
 		case 'd':
 			dev = optarg;
+			break;
+		case 't':
+			vm_type = strtol(optarg, &end, 0);
+			if (*end || vm_type < 0 || vm_type > 0xffff) {
+				fprintf(stderr, "kvmnc-probe: bad VM type '%s'\n", optarg);
+				return EXIT_ERROR;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -142,7 +217,7 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 
-	r = kvmnc_probe(dev, &f);
+	r = vm_type >= 0 ? probe_vm(dev, (unsigned long)vm_type, &f) : kvmnc_probe(dev, &f);
 	if (r < 0) {
 		const char *hint = "";
 
@@ -161,8 +236,8 @@ int main(int argc, char **argv)
 		{"native", "Native", &f.native},
 	};
 	if (json)
-		print_json(&f, rows, sizeof(rows) / sizeof(rows[0]));
+		print_json(&f, vm_type, rows, sizeof(rows) / sizeof(rows[0]));
 	else
-		print_table(dev, &f, rows, sizeof(rows) / sizeof(rows[0]));
+		print_table(dev, &f, vm_type, rows, sizeof(rows) / sizeof(rows[0]));
 	return f.recommended ? EXIT_USABLE : EXIT_NONE;
 }
