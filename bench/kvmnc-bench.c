@@ -4,11 +4,17 @@
  * in one run, on the real /dev/kvm. Prints a table and key=value lines.
  *
  *   probe         cold (first) vs cached probe: system calls and time
- *   memslot       N slots through kvmnc_set_region vs the raw ioctl
+ *   memslot       the library's own cost per kvmnc_set_region call, against a
+ *                 no-op kernel behind its seam (ns, deterministic), and N slots
+ *                 through kvmnc_set_region vs the raw ioctl on the real kernel
+ *                 (min, median and spread over repetitions, interleaved)
  *   copy          coherent-read/write helpers vs memcpy, GB/s
  *
- * Links the static library so that it can count the system calls the
- * library makes through its seam; the calls themselves are the real ones.
+ * Links the internal static library so that it can count the system calls
+ * the library makes through its seam and swap the kernel behind it; the
+ * real-kernel runs make the real calls.
+ *
+ *   kvmnc-bench [reps]     reps of each real-kernel size (default 15)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,7 +117,9 @@ static int create_vm(void)
 	return vm;
 }
 
-static int raw_set(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint64_t hva)
+/* What a VMM does without the library: fill the struct, issue the ioctl. */
+static int raw_set(int (*ioc)(int, unsigned long, unsigned long), int vm, uint32_t slot,
+		   uint64_t gpa, uint64_t size, uint64_t hva)
 {
 	if (um2) {
 		struct kvm_userspace_memory_region2 m = {
@@ -120,7 +128,7 @@ static int raw_set(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint64_t 
 			.memory_size = size,
 			.userspace_addr = hva,
 		};
-		return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &m);
+		return ioc(vm, KVM_SET_USER_MEMORY_REGION2, (unsigned long)&m);
 	}
 	struct kvm_userspace_memory_region m = {
 		.slot = slot,
@@ -128,10 +136,30 @@ static int raw_set(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint64_t 
 		.memory_size = size,
 		.userspace_addr = hva,
 	};
-	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m);
+	return ioc(vm, KVM_SET_USER_MEMORY_REGION, (unsigned long)&m);
 }
 
-/* Seconds to register @n one-page slots, raw or through the library. */
+static int sys_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	int r = ioctl(fd, req, arg);
+
+	return r < 0 ? -errno : r;
+}
+
+static struct kvmnc_region slot_region(int i, char *mem, bool nc)
+{
+	struct kvmnc_region reg = {
+		.sz = sizeof(reg),
+		.slot = (uint32_t)i,
+		.guest_phys_addr = (uint64_t)i * 4096,
+		.memory_size = 4096,
+		.userspace_addr = (uintptr_t)mem + (uint64_t)i * 4096,
+		.kvmnc_flags = nc ? KVMNC_REGION_NONCOHERENT : 0,
+	};
+	return reg;
+}
+
+/* Seconds to register @n one-page slots on a fresh VM, raw or through the library. */
 static double memslot_run(int n, char *mem, bool lib, unsigned long *calls)
 {
 	struct kvmnc *h = NULL;
@@ -145,23 +173,18 @@ static double memslot_run(int n, char *mem, bool lib, unsigned long *calls)
 	nsys = 0;
 	t0 = now();
 	for (int i = 0; i < n; i++) {
-		uint64_t gpa = (uint64_t)i * 4096, hva = (uintptr_t)mem + (uint64_t)i * 4096;
 		int r;
 
 		if (lib) {
-			struct kvmnc_region reg = {
-				.sz = sizeof(reg),
-				.slot = (uint32_t)i,
-				.guest_phys_addr = gpa,
-				.memory_size = 4096,
-				.userspace_addr = hva,
-			};
+			struct kvmnc_region reg = slot_region(i, mem, false);
+
 			r = kvmnc_set_region(h, &reg);
 		} else {
-			r = raw_set(vm, (uint32_t)i, gpa, 4096, hva);
+			r = raw_set(sys_ioctl, vm, (uint32_t)i, (uint64_t)i * 4096, 4096,
+				    (uintptr_t)mem + (uint64_t)i * 4096);
 		}
 		if (r < 0) {
-			fprintf(stderr, "slot %d: %s\n", i, strerror(lib ? -r : errno));
+			fprintf(stderr, "slot %d: %s\n", i, strerror(-r));
 			exit(2);
 		}
 	}
@@ -171,6 +194,98 @@ static double memslot_run(int n, char *mem, bool lib, unsigned long *calls)
 	kvmnc_close(h);
 	close(vm);
 	return t;
+}
+
+/* A kernel that takes every memslot call at once: what is left is the library. */
+static int noop_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	(void)fd;
+	(void)req;
+	/* Read the struct as the kernel's copy_from_user would. */
+	__asm__ volatile("" : : "r"(arg) : "memory");
+	nsys++;
+	return 0;
+}
+
+static const struct kvmnc_sys noop = {
+	c_open,	  c_close,     noop_ioctl, c_fcntl_getfd, c_mmap_anon,
+	c_munmap, c_read_file, c_uname,	   c_cpuid,
+};
+
+struct stats {
+	double min, med, max;
+};
+
+static struct stats stats_of(double *v, int n)
+{
+	struct stats s;
+
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	s.min = v[0];
+	s.max = v[n - 1];
+	s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return s;
+}
+
+/* (max - min) / median, in percent: how far one run may stray. */
+static double spread(struct stats s)
+{
+	return (s.max - s.min) / s.med * 100;
+}
+
+#define OWN_CALLS 200000
+#define OWN_REPS  11
+
+/*
+ * ns per call through the library and per bare call to the same no-op
+ * kernel, over OWN_CALLS calls, min and median of OWN_REPS rounds. Slot ids
+ * cycle over @nslots, so plain calls find no record and non-coherent ones
+ * update the record they made in the first round.
+ */
+static void own_cost(struct kvmnc *h, int vm, char *mem, int nslots, bool nc, struct stats *lib,
+		     struct stats *bare, unsigned long *calls)
+{
+	double tl[OWN_REPS], tb[OWN_REPS];
+
+	for (int k = 0; k < OWN_REPS; k++) {
+		double t;
+
+		nsys = 0;
+		t = now();
+		for (int i = 0; i < OWN_CALLS; i++) {
+			struct kvmnc_region reg = slot_region(i % nslots, mem, nc);
+
+			if (kvmnc_set_region(h, &reg) < 0) {
+				fprintf(stderr, "no-op kernel: slot %d refused\n", i % nslots);
+				exit(2);
+			}
+		}
+		tl[k] = (now() - t) / OWN_CALLS * 1e9;
+		*calls = nsys;
+		t = now();
+		for (int i = 0; i < OWN_CALLS; i++) {
+			int s = i % nslots;
+
+			raw_set(noop_ioctl, vm, (uint32_t)s, (uint64_t)s * 4096, 4096,
+				(uintptr_t)mem + (uint64_t)s * 4096);
+		}
+		tb[k] = (now() - t) / OWN_CALLS * 1e9;
+	}
+	*lib = stats_of(tl, OWN_REPS);
+	*bare = stats_of(tb, OWN_REPS);
+}
+
+/* The copy helpers' flushing path: as if a device model were enabled (all memory suspect). */
+static void force_noncoherent(struct kvmnc *h, bool on)
+{
+	struct kvmnc_dev *d = kvmnc_table_find(&h->devs, 0xbe9c);
+
+	if (on && !d && kvmnc_table_reserve(&h->devs) == 0) {
+		d = kvmnc_table_insert(&h->devs, 0xbe9c);
+		d->fd = -1;
+	} else if (!on && d) {
+		kvmnc_table_remove(&h->devs, d);
+	}
 }
 
 static double gbps(size_t bytes, double secs)
@@ -183,8 +298,8 @@ int main(int argc, char **argv)
 	static const int sizes[] = {1, 10, 100, 1000, 10000};
 	KVMNC_OPTS(kvmnc_features, f, .recommended = 0);
 	unsigned long cold_calls, cached_calls, lib_calls = 0;
-	double cold_t, cached_t, ratio_10000 = 0;
-	int reps = argc > 1 ? atoi(argv[1]) : 5;
+	double cold_t, cached_t;
+	int reps = argc > 1 ? atoi(argv[1]) : 15;
 
 	if (reps < 1)
 		reps = 1;
@@ -213,17 +328,61 @@ int main(int argc, char **argv)
 	printf("probe: cold %lu syscalls %.1f us; cached %lu syscalls %.1f ns (%.0fx faster)\n",
 	       cold_calls, cold_t * 1e6, cached_calls, cached_t * 1e9, cold_t / cached_t);
 
-	/* Memslots: raw and library runs interleaved, median of @reps each. */
+	/*
+	 * The library's own cost per call, deterministic: the seam with a
+	 * no-op kernel, against the same struct handed to the same no-op
+	 * kernel by a bare call. Plain regions at 10,000 slot ids, and
+	 * non-coherent ones as the memslot flag path records them.
+	 */
 	char *mem = mmap(NULL, 10000UL * 4096, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	printf("\n%8s %12s %12s %8s %14s\n", "slots", "raw ms", "libkvmnc ms", "ratio",
-	       "lib calls/slot");
-	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-		double raw[32], lib[32], ratio;
-		int n = sizes[s], k = reps > 32 ? 32 : reps;
+	struct stats own_plain, own_nc, bare_plain, bare_nc;
+	unsigned long own_calls;
+	struct kvmnc *oh = NULL;
+	int ovm = create_vm();
 
-		/* Alternate which goes first, so neither always pays for a cold start. */
-		for (int i = 0; i < k; i++) {
+	if (kvmnc_open(ovm, NULL, &oh) < 0)
+		return 2;
+	kvmnc_sys = &noop;
+	own_cost(oh, ovm, mem, 10000, false, &own_plain, &bare_plain, &own_calls);
+	if ((double)own_calls / OWN_CALLS != 1.0)
+		fprintf(stderr, "warning: %lu kernel calls for %d plain regions\n", own_calls,
+			OWN_CALLS);
+	/* The flag path, whatever this host has: the cost is the library's bookkeeping. */
+	oh->region_mech = KVMNC_MECH_MEMSLOT_FLAG;
+	own_cost(oh, ovm, mem, 1000, true, &own_nc, &bare_nc, &own_calls);
+	oh->region_mech = KVMNC_MECH_NONE;
+	kvmnc_table_free(&oh->nc);
+	kvmnc_sys = &counting;
+	kvmnc_close(oh);
+	close(ovm);
+	printf("\nlibrary's own cost per kvmnc_set_region (no-op kernel, %d calls, min / median "
+	       "of %d):\n",
+	       OWN_CALLS, OWN_REPS);
+	printf("  plain, 10000 slot ids:          library %6.1f / %6.1f ns, bare call %5.1f / "
+	       "%5.1f ns, own %5.1f ns\n",
+	       own_plain.min, own_plain.med, bare_plain.min, bare_plain.med,
+	       own_plain.med - bare_plain.med);
+	printf("  non-coherent (flag), 1000 slots: library %6.1f / %6.1f ns, bare call %5.1f / "
+	       "%5.1f ns, own %5.1f ns\n",
+	       own_nc.min, own_nc.med, bare_nc.min, bare_nc.med, own_nc.med - bare_nc.med);
+
+	/*
+	 * The real kernel: raw and library runs interleaved, each on a fresh
+	 * VM, alternating which goes first; min, median and spread of @reps.
+	 */
+	printf("\nreal kernel, %d runs each, interleaved:\n", reps);
+	printf("%8s %11s %11s %8s %11s %11s %8s %8s %10s\n", "slots", "raw min ms", "raw med ms",
+	       "raw spr", "lib min ms", "lib med ms", "lib spr", "ratio", "calls/slot");
+	double ratio_10000 = 0, ratio_min_10000 = 0, raw_spread_10000 = 0, lib_spread_10000 = 0;
+	double raw_per_slot_10000 = 0;
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		double *raw = calloc((size_t)reps, sizeof(double)),
+		       *lib = calloc((size_t)reps, sizeof(double));
+		int n = sizes[s];
+		struct stats sr, sl;
+
+		for (int i = 0; i < reps; i++) {
 			if (i % 2) {
 				lib[i] = memslot_run(n, mem, true, &lib_calls);
 				raw[i] = memslot_run(n, mem, false, NULL);
@@ -232,19 +391,27 @@ int main(int argc, char **argv)
 				lib[i] = memslot_run(n, mem, true, &lib_calls);
 			}
 		}
-		double mr = median(raw, k), ml = median(lib, k);
-
-		ratio = ml / mr;
-		if (n == 10000)
-			ratio_10000 = ratio;
-		printf("%8d %12.3f %12.3f %8.3f %14.2f\n", n, mr * 1e3, ml * 1e3, ratio,
-		       (double)lib_calls / n);
+		sr = stats_of(raw, reps);
+		sl = stats_of(lib, reps);
+		if (n == 10000) {
+			ratio_10000 = sl.med / sr.med;
+			ratio_min_10000 = sl.min / sr.min;
+			raw_spread_10000 = spread(sr);
+			raw_per_slot_10000 = sr.med / n * 1e9;
+			lib_spread_10000 = spread(sl);
+		}
+		printf("%8d %11.3f %11.3f %7.0f%% %11.3f %11.3f %7.0f%% %8.3f %10.2f\n", n,
+		       sr.min * 1e3, sr.med * 1e3, spread(sr), sl.min * 1e3, sl.med * 1e3,
+		       spread(sl), sl.med / sr.med, (double)lib_calls / n);
+		free(raw);
+		free(lib);
 	}
+	printf("ratio = library median / raw median; spread = (max - min) / median\n");
 
 	/*
 	 * Copies: the helpers against memcpy on the same 64 MiB buffer. The
-	 * flushing path is what a VM with a VM-wide mechanism in force takes;
-	 * this host may have none, so the bench sets that state by hand.
+	 * flushing path is what a VM with a device model enabled takes; this
+	 * host may have no mechanism, so the bench sets that state by hand.
 	 */
 	size_t len = 64UL << 20;
 	char *src = malloc(len), *dst = malloc(len);
@@ -264,11 +431,11 @@ int main(int argc, char **argv)
 		t = now();
 		memcpy(dst, src, len);
 		t_memcpy[i] = now() - t;
-		h->quirk_disabled = false;
+		force_noncoherent(h, false);
 		t = now();
 		kvmnc_copy_from_guest(h, dst, src, len);
 		t_plain[i] = now() - t;
-		h->quirk_disabled = true;
+		force_noncoherent(h, true);
 		t = now();
 		kvmnc_copy_from_guest(h, dst, src, len);
 		t_from[i] = now() - t;
@@ -276,7 +443,7 @@ int main(int argc, char **argv)
 		kvmnc_copy_to_guest(h, dst, src, len);
 		t_to[i] = now() - t;
 	}
-	h->quirk_disabled = false;
+	force_noncoherent(h, false);
 	kvmnc_close(h);
 	close(vm);
 	double m_memcpy = median(t_memcpy, k), m_from = median(t_from, k), m_to = median(t_to, k),
@@ -291,7 +458,18 @@ int main(int argc, char **argv)
 	printf("probe_cold_us=%.1f\n", cold_t * 1e6);
 	printf("probe_cached_ns=%.1f\n", cached_t * 1e9);
 	printf("memslot_lib_syscalls_per_slot=%.2f\n", (double)lib_calls / 10000);
+	printf("memslot_extra_syscalls_per_slot=%.2f\n", (double)lib_calls / 10000 - 1);
 	printf("memslot_ratio_10000=%.3f\n", ratio_10000);
+	printf("memslot_ratio_min_10000=%.3f\n", ratio_min_10000);
+	printf("memslot_raw_spread_10000_pct=%.0f\n", raw_spread_10000);
+	printf("memslot_lib_spread_10000_pct=%.0f\n", lib_spread_10000);
+	printf("memslot_own_ns_plain=%.1f\n", own_plain.med - bare_plain.med);
+	printf("memslot_own_ns_noncoherent=%.1f\n", own_nc.med - bare_nc.med);
+	printf("memslot_lib_ns_plain=%.1f\n", own_plain.med);
+	printf("memslot_bare_ns=%.1f\n", bare_plain.med);
+	/* The deterministic bound: the library's own cost over what the kernel takes per slot. */
+	printf("memslot_own_share_10000=%.4f\n",
+	       raw_per_slot_10000 > 0 ? (own_plain.med - bare_plain.med) / raw_per_slot_10000 : 0);
 	printf("memcpy_gbps=%.2f\n", gbps(len, m_memcpy));
 	printf("copy_coherent_ratio=%.3f\n", m_plain / m_memcpy);
 	printf("copy_from_noncoherent_gbps=%.2f\n", gbps(len, m_from));
