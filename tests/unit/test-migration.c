@@ -151,6 +151,22 @@ static void test_semantics(void **state)
 	free(guest);
 }
 
+/* The flush instruction comes from CPUID through the seam (1.0 asked the CPU directly). */
+static void test_cpuid_through_seam(void **state)
+{
+	int before;
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	before = fake_calls();
+	/* The fake's leaf 7 lists no CLFLUSHOPT, whatever this CPU has. */
+	assert_int_equal(kvmnc_cpu_flush_insn(), KVMNC_FLUSH_CLFLUSH);
+	assert_int_equal(fake_calls(), before + 1);
+	/* Cached: asked once. */
+	assert_int_equal(kvmnc_cpu_flush_insn(), KVMNC_FLUSH_CLFLUSH);
+	assert_int_equal(fake_calls(), before + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +174,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_copies, teardown_fake),
 		cmocka_unit_test_teardown(test_bad_args, teardown_fake),
 		cmocka_unit_test_teardown(test_semantics, teardown_fake),
+		cmocka_unit_test_teardown(test_cpuid_through_seam, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
