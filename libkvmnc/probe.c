@@ -31,10 +31,11 @@ static void set_status(struct kvmnc_mech_status *st, int supported, const char *
 
 static void set_status(struct kvmnc_mech_status *st, int supported, const char *fmt, ...)
 {
-	char buf[KVMNC_REASON_MAX];
+	/* Formatted aside (fmt's arguments may be st->reason itself), zero-padded so
+	 * that two answers compare equal bytewise. */
+	char buf[KVMNC_REASON_MAX] = {0};
 	va_list ap;
 
-	/* Formatted aside: fmt's arguments may be st->reason itself. */
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
@@ -631,7 +632,8 @@ static struct kvmnc_host *new_host(const char *key)
 
 static void copy_host(struct kvmnc_host *out, const struct kvmnc_host *hst)
 {
-	*out = *hst;
+	/* Bytewise, padding included: callers compare what they get with memcmp(). */
+	memcpy(out, hst, sizeof(*out));
 	out->next = NULL;
 	out->key = NULL;
 }
