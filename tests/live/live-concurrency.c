@@ -24,13 +24,8 @@ static void *worker(void *arg)
 
 	for (int i = 0; i < ITERS; i++) {
 		uint32_t slot = tid * 16 + (uint32_t)(i % 16);
-		struct kvmnc_region r = {
-			.sz = sizeof(r),
-			.slot = slot,
-			.guest_phys_addr = (uint64_t)slot << 20,
-			.memory_size = 4096,
-			.userspace_addr = (uintptr_t)mem + (uintptr_t)slot * 4096,
-		};
+		struct kvmnc_region r = t_region(slot, (uint64_t)slot << 20, 4096,
+						 mem + (uintptr_t)slot * 4096, false);
 		struct kvmnc *h = NULL;
 		int rc;
 

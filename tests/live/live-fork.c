@@ -24,13 +24,8 @@ static void *hammer(void *arg)
 
 	for (uint32_t i = 0; !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
 		uint32_t slot = t * 8 + i % 8;
-		struct kvmnc_region r = {
-			.sz = sizeof(r),
-			.slot = slot,
-			.guest_phys_addr = (uint64_t)slot << 20,
-			.memory_size = 4096,
-			.userspace_addr = (uintptr_t)mem + (uintptr_t)slot * 4096,
-		};
+		struct kvmnc_region r = t_region(slot, (uint64_t)slot << 20, 4096,
+						 mem + (uintptr_t)slot * 4096, false);
 
 		kvmnc_set_region(h, &r);
 		if (kvmnc_device_enable(h, t) == 0)

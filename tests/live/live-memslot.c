@@ -6,7 +6,6 @@
  */
 #include <sys/mman.h>
 
-#include "../../libkvmnc/compat-kvm.h"
 #include "live.h"
 
 #define CODE_GPA 0x1000
@@ -47,31 +46,6 @@ out:
 	return r;
 }
 
-static struct kvmnc_region region(uint32_t slot, uint64_t gpa, void *hva, bool nc)
-{
-	struct kvmnc_region r = {
-		.sz = sizeof(r),
-		.slot = slot,
-		.guest_phys_addr = gpa,
-		.memory_size = SLOT_LEN,
-		.userspace_addr = (uintptr_t)hva,
-		.kvmnc_flags = nc ? KVMNC_REGION_NONCOHERENT : 0,
-	};
-	return r;
-}
-
-/* The kernel's flag is immutable: a raw flags-only update without it must fail. */
-static int raw_drop_flag(int vm, const struct kvmnc_region *r)
-{
-	struct kvm_userspace_memory_region m = {
-		.slot = r->slot,
-		.guest_phys_addr = r->guest_phys_addr,
-		.memory_size = r->memory_size,
-		.userspace_addr = r->userspace_addr,
-	};
-	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m) < 0 ? -errno : 0;
-}
-
 static void one_mechanism(int kvm, const struct kvmnc_features *f, int mech)
 {
 	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE, .mechanism = mech);
@@ -97,8 +71,8 @@ static void one_mechanism(int kvm, const struct kvmnc_features *f, int mech)
 	kvmnc_get_info(h, &info);
 	if (mech)
 		T_EQ(info.region_mechanism, mech, "forced mechanism is the region mechanism");
-	lr = region(0, 0, low, false);
-	nr = region(1, NC_GPA, ncmem, true);
+	lr = t_region(0, 0, SLOT_LEN, low, false);
+	nr = t_region(1, NC_GPA, SLOT_LEN, ncmem, true);
 	T_EQ(kvmnc_set_region(h, &lr), 0, "plain region");
 	r = kvmnc_set_region(h, &nr);
 	if (info.region_mechanism == KVMNC_MECH_NONE) {
@@ -111,7 +85,8 @@ static void one_mechanism(int kvm, const struct kvmnc_features *f, int mech)
 		T_EQ(r, 0, "non-coherent region");
 		T_EQ(kvmnc_is_noncoherent(h), 1, "VM now holds non-coherent memory");
 		if (info.region_mechanism == KVMNC_MECH_MEMSLOT_FLAG)
-			T_EQ(raw_drop_flag(vm, &nr), -EINVAL,
+			/* The kernel's flag is immutable: a flags-only update without it fails. */
+			T_EQ(t_raw_region(vm, &nr, 0), -EINVAL,
 			     "kernel keeps KVM_MEM_NON_COHERENT_DMA on the slot");
 	}
 

@@ -7,35 +7,9 @@
  */
 #include <sys/mman.h>
 
-#include "../../libkvmnc/compat-kvm.h"
 #include "live.h"
 
 #define SLOT_LEN 0x10000
-
-static int vmm_ioctl(int vm, const struct kvmnc_region *r, uint32_t flags)
-{
-	struct kvm_userspace_memory_region m = {
-		.slot = r->slot,
-		.flags = flags,
-		.guest_phys_addr = r->guest_phys_addr,
-		.memory_size = r->memory_size,
-		.userspace_addr = r->userspace_addr,
-	};
-	struct kvm_userspace_memory_region2 m2 = {
-		.slot = r->slot,
-		.flags = flags,
-		.guest_phys_addr = r->guest_phys_addr,
-		.memory_size = r->memory_size,
-		.userspace_addr = r->userspace_addr,
-	};
-	static int um2 = -1;
-
-	if (um2 < 0)
-		um2 = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) > 0;
-	if (um2)
-		return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &m2) < 0 ? -errno : 0;
-	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m) < 0 ? -errno : 0;
-}
 
 /* Resident set size in KiB, from /proc/self/statm. */
 static long rss_kib(void)
@@ -49,19 +23,6 @@ static long rss_kib(void)
 		fclose(f);
 	}
 	return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static struct kvmnc_region region(uint32_t slot, uint64_t gpa, void *hva, bool nc)
-{
-	struct kvmnc_region r = {
-		.sz = sizeof(r),
-		.slot = slot,
-		.guest_phys_addr = gpa,
-		.memory_size = SLOT_LEN,
-		.userspace_addr = (uintptr_t)hva,
-		.kvmnc_flags = nc ? KVMNC_REGION_NONCOHERENT : 0,
-	};
-	return r;
 }
 
 static void owned(int kvm, int mech)
@@ -85,13 +46,14 @@ static void owned(int kvm, int mech)
 	kvmnc_get_info(h, &info);
 
 	/* A plain region the VMM creates: the flags pass through. */
-	pr = region(0, 0, a, false);
+	pr = t_region(0, 0, SLOT_LEN, a, false);
 	pr.flags = KVMNC_MEM_LOG_DIRTY_PAGES;
 	T_EQ(kvmnc_region_prepare(h, &pr, &p), 0, "plan a plain region");
 	T_EQ(p.flags, KVMNC_MEM_LOG_DIRTY_PAGES, "plain: the VMM's flags unchanged");
-	T_EQ(kvmnc_region_complete(h, pr.slot, vmm_ioctl(vm, &pr, p.flags)), 0, "outcome reported");
+	T_EQ(kvmnc_region_complete(h, pr.slot, t_raw_region(vm, &pr, p.flags)), 0,
+	     "outcome reported");
 
-	nr = region(1, 0x100000, b, true);
+	nr = t_region(1, 0x100000, SLOT_LEN, b, true);
 	r = kvmnc_region_prepare(h, &nr, &p);
 	if (info.region_mechanism == KVMNC_MECH_NONE) {
 		T_EQ(r, -EOPNOTSUPP, "no mechanism: non-coherent plan refused");
@@ -101,16 +63,16 @@ static void owned(int kvm, int mech)
 		       kvmnc_mechanism_name(p.mechanism));
 		T_EQ(r, 0, "plan a non-coherent region");
 		T_EQ(p.mechanism, info.region_mechanism, "the handle's region mechanism");
-		r = vmm_ioctl(vm, &nr, p.flags);
+		r = t_raw_region(vm, &nr, p.flags);
 		T_EQ(r, 0, "the VMM's ioctl with the planned flags");
 		T_EQ(kvmnc_region_complete(h, nr.slot, r), 0, "outcome reported");
 		T_EQ(kvmnc_is_noncoherent(h), 1, "the library sees the VMM's slot");
 		if (p.add_flags)
-			T_EQ(vmm_ioctl(vm, &nr, 0), -EINVAL, "KVM keeps the flag on the slot");
+			T_EQ(t_raw_region(vm, &nr, 0), -EINVAL, "KVM keeps the flag on the slot");
 		/* The VMM deletes it behind the library's back, then re-creates it plain. */
 		nr.memory_size = 0;
-		T_EQ(vmm_ioctl(vm, &nr, p.flags), 0, "raw delete");
-		nr = region(1, 0x100000, b, false);
+		T_EQ(t_raw_region(vm, &nr, p.flags), 0, "raw delete");
+		nr = t_region(1, 0x100000, SLOT_LEN, b, false);
 		T_EQ(kvmnc_set_region(h, &nr), 0, "plain re-create after a raw delete");
 		T_EQ(kvmnc_is_noncoherent(h), 0, "nothing non-coherent left");
 	}

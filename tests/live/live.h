@@ -19,6 +19,8 @@
 
 #include <kvmnc.h>
 
+#include "../../libkvmnc/compat-kvm.h"
+
 #define T_EXIT_PASS 0
 #define T_EXIT_FAIL 1
 #define T_EXIT_SKIP 77
@@ -83,6 +85,48 @@ static inline int t_create_vm(int kvm)
 		exit(T_EXIT_FAIL);
 	}
 	return vm;
+}
+
+/* A memslot of @len bytes at @gpa backed by @hva, non-coherent or not. */
+static inline struct kvmnc_region t_region(uint32_t slot, uint64_t gpa, uint64_t len,
+					   const void *hva, bool nc)
+{
+	struct kvmnc_region r = {
+		.sz = sizeof(r),
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = len,
+		.userspace_addr = (uintptr_t)hva,
+		.kvmnc_flags = nc ? KVMNC_REGION_NONCOHERENT : 0,
+	};
+	return r;
+}
+
+/* @r with @flags through the VMM's own memslot ioctl, v2 where the kernel has it. */
+static inline int t_raw_region(int vm, const struct kvmnc_region *r, uint32_t flags)
+{
+	struct kvm_userspace_memory_region2 m = {
+		.slot = r->slot,
+		.flags = flags,
+		.guest_phys_addr = r->guest_phys_addr,
+		.memory_size = r->memory_size,
+		.userspace_addr = r->userspace_addr,
+	};
+	int r2 = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) > 0, ret;
+
+	if (r2) {
+		ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &m);
+	} else {
+		struct kvm_userspace_memory_region m1 = {
+			.slot = m.slot,
+			.flags = m.flags,
+			.guest_phys_addr = m.guest_phys_addr,
+			.memory_size = m.memory_size,
+			.userspace_addr = m.userspace_addr,
+		};
+		ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m1);
+	}
+	return ret < 0 ? -errno : 0;
 }
 
 /* Open fds of this process, to prove the library leaves none behind. */
