@@ -19,11 +19,15 @@
  *  - no scratch mapping stays mapped, and after kvmnc_close() the fake
  *    holds only the VM fd the harness opened.
  *
+ * Opcode 14 makes the same change through the VMM-owned path (prepare, the
+ * VMM's own ioctl with the planned flags, complete).
+ *
  * Input layout: byte 0 personality, byte 1 scope and forced mechanism, then
  * operations of one opcode byte and its operands until the input ends.
  */
 #include <stdbool.h>
 
+#include "compat-kvm.h"
 #include "fuzz-common.h"
 
 #define PAGE	    4096u
@@ -133,7 +137,37 @@ static uint32_t gen_slot(struct fuzz_in *in)
 	return ((uint32_t)((b >> 5) & 1) << 16) | ((b & 0x1fu) % 24);
 }
 
-static void op_set_region(struct fuzz_in *in, struct kvmnc *h, struct model *m)
+/* The VMM's own memslot ioctl (QEMU, crosvm), v2 where the kernel has it. */
+static int vmm_ioctl(int vm, const struct kvmnc_region *r, uint32_t flags)
+{
+	struct kvm_userspace_memory_region2 m2 = {
+		.slot = r->slot,
+		.flags = flags,
+		.guest_phys_addr = r->guest_phys_addr,
+		.memory_size = r->memory_size,
+		.userspace_addr = r->userspace_addr,
+		.guest_memfd_offset = r->guest_memfd_offset,
+		.guest_memfd = (uint32_t)r->guest_memfd,
+	};
+	struct kvm_userspace_memory_region m1 = {
+		.slot = r->slot,
+		.flags = flags,
+		.guest_phys_addr = r->guest_phys_addr,
+		.memory_size = r->memory_size,
+		.userspace_addr = r->userspace_addr,
+	};
+
+	if (fake_vmm_ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) > 0)
+		return fake_vmm_ioctl(vm, KVM_SET_USER_MEMORY_REGION2, (unsigned long)&m2);
+	return fake_vmm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, (unsigned long)&m1);
+}
+
+/*
+ * One memslot change: through kvmnc_set_region(), or (@vmm) the VMM-owned
+ * path, kvmnc_region_prepare(), the VMM's ioctl with the planned flags and
+ * kvmnc_region_complete() with KVM's answer. The model follows KVM either way.
+ */
+static void op_set_region(struct fuzz_in *in, struct kvmnc *h, int vm, struct model *m, bool vmm)
 {
 	union {
 		struct kvmnc_region r;
@@ -200,8 +234,25 @@ static void op_set_region(struct fuzz_in *in, struct kvmnc *h, struct model *m)
 	n = sz < sizeof(eff) ? sz : sizeof(eff);
 	memcpy(&eff, &u.r, n);
 
-	r = kvmnc_set_region(h, &u.r);
-	FZ_CHECK_RET0(r);
+	if (vmm) {
+		struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+
+		r = kvmnc_region_prepare(h, &u.r, &plan);
+		FZ_CHECK_RET0(r);
+		if (r == 0) {
+			int k = vmm_ioctl(vm, &eff, plan.flags);
+
+			FZ_CHECK((plan.flags & ~plan.add_flags) ==
+				 (eff.flags & ~KVMNC_MEM_NON_COHERENT_DMA));
+			/* A failed ioctl too: the report itself succeeds. */
+			FZ_CHECK(kvmnc_region_complete(h, eff.slot, k > 0 ? 0 : k) == 0);
+			FZ_CHECK(kvmnc_region_complete(h, eff.slot, 0) == -ENOENT);
+			r = k;
+		}
+	} else {
+		r = kvmnc_set_region(h, &u.r);
+		FZ_CHECK_RET0(r);
+	}
 
 	/* Too short to hold the addresses (a size 0 would read as a delete). */
 	if (sz < offsetofend(struct kvmnc_region, userspace_addr))
@@ -214,9 +265,13 @@ static void op_set_region(struct fuzz_in *in, struct kvmnc *h, struct model *m)
 	ms = model_find(m, eff.slot);
 	/* Bounded by what the VM supports (x86: two address spaces, 32764 ids). */
 	FZ_CHECK(eff.slot >> 16 < 2 && (eff.slot & 0xffff) < 32767);
-	FZ_CHECK((eff.flags &
-		  ~(KVMNC_MEM_LOG_DIRTY_PAGES | KVMNC_MEM_READONLY | KVMNC_MEM_GUEST_MEMFD)) == 0);
+	FZ_CHECK((eff.flags & ~(KVMNC_MEM_LOG_DIRTY_PAGES | KVMNC_MEM_READONLY |
+				KVMNC_MEM_GUEST_MEMFD | (vmm ? KVMNC_MEM_NON_COHERENT_DMA : 0))) ==
+		 0);
 	FZ_CHECK((eff.kvmnc_flags & ~KVMNC_REGION_NONCOHERENT) == 0);
+	/* crosvm asks with the kernel's bit; the VMM-owned path takes it as kvmnc_flags. */
+	if (vmm && (eff.flags & KVMNC_MEM_NON_COHERENT_DMA))
+		eff.kvmnc_flags |= KVMNC_REGION_NONCOHERENT;
 	if (eff.memory_size == 0) {
 		/* The fake refuses to delete what is not there. */
 		FZ_CHECK(ms != NULL);
@@ -392,7 +447,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 4:
 		case 5:
 		case 6:
-			op_set_region(&in, h, m);
+			op_set_region(&in, h, vm, m, false);
 			break;
 		case 7:
 		case 8:
@@ -412,6 +467,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* The next kernel call (within a few) fails. */
 			b = fz_u8(&in);
 			fake_fail_nth(1 + b % 6, fz_errno(&in));
+			break;
+		case 14:
+			op_set_region(&in, h, vm, m, true);
 			break;
 		default:
 			fake_fail_nth(0, 0);

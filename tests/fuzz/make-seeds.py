@@ -22,6 +22,9 @@ PERSONALITIES = [
     "amd-npt", "amd-npt-6.1", "chromeos-6.6", "chromeos-6.12", "patched-6.12",
     "patched-6.12-amd-shadow", "patched-6.12-private-vm", "pvm-shadow", "type32-collision",
     "arm64", "no-scratch-vm", "no-permission", "old-api",
+    "seed-rfc-6.12", "loongarch-type12", "tdx-6.16", "needs-vm-type", "sandboxed",
+    "unprivileged", "stable-6.12-clearcpuid-ss", "patched-v1-nosnoop", "patched-v1-ept0",
+    "patched-v2-nosnoop", "patched-v2-ept0", "patched-v2",
 ]
 P = {name: i for i, name in enumerate(PERSONALITIES)}
 
@@ -29,8 +32,8 @@ SCOPE_SLOT, SCOPE_VM, SCOPE_IRREV = 0, 1, 2
 MECH_NONE, MECH_NATIVE, MECH_FLAG, MECH_VIRTIO, MECH_QUIRK = range(5)
 
 REGION_SZ = 56  # sizeof(struct kvmnc_region) on LP64
-OPTS_SZ = 24  # sizeof(struct kvmnc_open_opts) on LP64
-FEAT_SZ = 1160  # sizeof(struct kvmnc_features) on LP64
+OPTS_SZ = 32  # sizeof(struct kvmnc_open_opts) on LP64 (1.1)
+FEAT_SZ = 1184  # sizeof(struct kvmnc_features) on LP64 (1.1)
 # Index into fz_errnos[] in fuzz-common.h.
 ERR = {"EINTR": 0, "ENOMEM": 1, "EMFILE": 2, "EIO": 4, "EINVAL": 5, "ENOTTY": 6,
        "EBADF": 7, "EPERM": 8, "EFAULT": 13, "EAGAIN": 14, "EEXIST": 16}
@@ -56,7 +59,7 @@ def slot_byte(slot_id, as_id=0):
 
 def r_region(slot_id, gpa_page, pages, hva_page=0, nc=False, flags=0, as_id=0, sz_mode=0,
              sz_arg=0, trailing=b"", op=0):
-    """A structured set_region operation (opcode op % 16 in 0..6)."""
+    """A structured set_region operation (opcode op % 16 in 0..6; 14: the VMM-owned path)."""
     mode = sz_mode << 1
     if trailing:
         mode |= 0x10
@@ -95,7 +98,8 @@ def r_fail(after, err):
     return bytes([13, after - 1, ERR[err]])
 
 
-R_CLEAR_FAIL = bytes([14])
+R_CLEAR_FAIL = bytes([15])
+VMM = 14  # r_region(op=VMM): prepare, the VMM's ioctl, complete
 
 
 def region_seeds():
@@ -160,6 +164,20 @@ def region_seeds():
                                     r_fail(n, "EIO") + r_dev(2) + r_region(1, 0, 1, 0, nc=True))
     seeds["fail-at-close"] = (r_header("patched-6.12", SCOPE_VM) + r_dev(1) +
                               r_region(1, 0, 1, 0, nc=True) + r_fail(1, "EINTR"))
+    # The VMM-owned path: create, update, delete through the VMM's own ioctl,
+    # mixed with the library's, on every mechanism.
+    for pers, scope, mech in [("patched-6.12", SCOPE_SLOT, MECH_NONE),
+                              ("patched-6.12", SCOPE_VM, MECH_VIRTIO),
+                              ("stable-6.12-intel", SCOPE_IRREV, MECH_NONE),
+                              ("amd-npt", SCOPE_SLOT, MECH_NONE),
+                              ("chromeos-6.6", SCOPE_SLOT, MECH_NONE),
+                              ("debian-6.1", SCOPE_IRREV, MECH_NONE)]:
+        seq = (r_region(1, 0, 2, 0, nc=True, op=VMM) + r_region(1, 0, 2, 0, nc=True, flags=1,
+                                                               op=VMM) +
+               r_region(2, 8, 1, 3, op=VMM) + r_region(1, 0, 0, op=VMM) +
+               r_region(1, 0, 2, 0, nc=False) + r_region(3, 0, 1, 2, nc=True, op=VMM) +
+               r_fail(1, "EINTR") + r_region(4, 16, 1, 4, nc=True, op=VMM) + R_CLEAR_FAIL)
+        seeds[f"vmm-{pers}-{scope}-{mech}"] = r_header(pers, scope, mech) + seq
     return seeds
 
 
