@@ -33,9 +33,10 @@ KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id)
 	case KVMNC_MECH_GUEST_PAT_QUIRK:
 		/* Disabled at open or never: KVM would not recompute what is mapped. */
 		if (!h->quirk_disabled) {
-			pr_warn("device %u: the guest-PAT quirk was not disabled at open "
-				"(KVMNC_OPEN_DEVICES); memory mapped by now would stay WB",
-				device_id);
+			hpr_warn(h,
+				 "device %u: the guest-PAT quirk was not disabled at open "
+				 "(KVMNC_OPEN_DEVICES); memory mapped by now would stay WB",
+				 device_id);
 			r = -EBUSY;
 		}
 		break;
@@ -49,7 +50,8 @@ KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id)
 	d = kvmnc_table_insert(&h->devs, device_id);
 	d->fd = fd;
 	kvmnc_table_reserve(&h->devs);
-	pr_debug("device %u non-coherent via %s", device_id, kvmnc_mechanism_name(h->device_mech));
+	hpr_debug(h, "device %u non-coherent via %s", device_id,
+		  kvmnc_mechanism_name(h->device_mech));
 out:
 	kvmnc_handle_put(h);
 	return r;

@@ -9,25 +9,11 @@
 #include "internal.h"
 
 #define LOG_MSG_MAX 512
-/* Messages a thread may queue while it holds a library lock. */
-#define LOG_QUEUE 8
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static kvmnc_log_fn log_fn;
 static void *log_ctx;
 static int log_max = -1;
-
-/*
- * Per thread: how deep in library locks it is, and what it wanted to say
- * meanwhile. A callback that calls back into the library must find every
- * lock free, so nothing is delivered until the outermost lock is dropped.
- */
-static __thread unsigned int held;
-static __thread unsigned int nqueued, dropped;
-static __thread struct {
-	int level;
-	char msg[LOG_MSG_MAX];
-} queue[LOG_QUEUE];
 
 KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx)
 {
@@ -51,52 +37,47 @@ static void deliver(int level, const char *msg)
 		fn(level, msg, ctx);
 }
 
+/* Formatting costs; skip it when nobody listens at this level. */
+static bool listened(int level)
+{
+	return level <= __atomic_load_n(&log_max, __ATOMIC_RELAXED);
+}
+
 void kvmnc_log(int level, const char *fmt, ...)
 {
 	char msg[LOG_MSG_MAX];
 	va_list ap;
 
-	/* Formatting costs; skip it when nobody listens at this level. */
-	if (level > __atomic_load_n(&log_max, __ATOMIC_RELAXED))
+	if (!listened(level))
 		return;
-	if (held && nqueued == LOG_QUEUE) {
-		dropped++;
-		return;
-	}
 	va_start(ap, fmt);
-	vsnprintf(held ? queue[nqueued].msg : msg, LOG_MSG_MAX, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (held) {
-		queue[nqueued++].level = level;
-		return;
-	}
 	deliver(level, msg);
 }
 
-void kvmnc_log_hold(void)
+void kvmnc_logq_add(struct kvmnc_logq *q, int level, const char *fmt, ...)
 {
-	held++;
+	va_list ap;
+
+	if (!listened(level))
+		return;
+	if (q->n == KVMNC_LOGQ) {
+		q->dropped++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(q->m[q->n].msg, sizeof(q->m[0].msg), fmt, ap);
+	va_end(ap);
+	q->m[q->n++].level = level;
 }
 
-void kvmnc_log_release(void)
+void kvmnc_logq_deliver(const struct kvmnc_logq *q)
 {
-	struct {
-		int level;
-		char msg[LOG_MSG_MAX];
-	} out[LOG_QUEUE];
-	unsigned int n, lost;
-
-	if (--held || !nqueued)
-		return;
-	/* A callback that calls the library again queues anew: deliver from a copy. */
-	n = nqueued;
-	lost = dropped;
-	nqueued = dropped = 0;
-	memcpy(out, queue, n * sizeof(queue[0]));
-	for (unsigned int i = 0; i < n; i++)
-		deliver(out[i].level, out[i].msg);
-	if (lost)
-		kvmnc_log(KVMNC_LOG_WARN, "%u more library messages were dropped", lost);
+	for (uint32_t i = 0; i < q->n; i++)
+		deliver(q->m[i].level, q->m[i].msg);
+	if (q->dropped)
+		kvmnc_log(KVMNC_LOG_WARN, "%u more library messages were dropped", q->dropped);
 }
 
 void kvmnc_log_fork_lock(void)

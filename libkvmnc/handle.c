@@ -201,8 +201,8 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	if (r < 0)
 		goto err;
 
-	pr_debug("handle on VM fd %d: regions use %s, devices use %s", vm_fd,
-		 kvmnc_mechanism_name(h->region_mech), kvmnc_mechanism_name(h->device_mech));
+	hpr_debug(h, "handle on VM fd %d: regions use %s, devices use %s", vm_fd,
+		  kvmnc_mechanism_name(h->region_mech), kvmnc_mechanism_name(h->device_mech));
 	kvmnc_handle_publish(h);
 	*out = h;
 	return 0;
@@ -222,7 +222,9 @@ KVMNC_API int kvmnc_close(struct kvmnc *h)
 		return r;
 	/* Not silent: those regions lose what made guest PAT reach them. */
 	if (h->region_mech == KVMNC_MECH_VIRTIO_DEVICE && h->nc.n)
-		pr_warn("kvmnc_close: closing the VIRTIO device; %u non-coherent regions of the VM "
+		hpr_warn(
+			h,
+			"kvmnc_close: closing the VIRTIO device; %u non-coherent regions of the VM "
 			"are no longer honored",
 			h->nc.n);
 	kvmnc_release_devices(h);

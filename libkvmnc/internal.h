@@ -67,11 +67,25 @@ void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2,
 #define pr_debug(...) kvmnc_log(KVMNC_LOG_DEBUG, __VA_ARGS__)
 
 /*
- * The callback never runs with a library lock held: between these two a
- * thread's messages are queued, and the outermost exit delivers them.
+ * The callback never runs with a library lock held: under a handle's lock,
+ * messages go to the handle's queue (hpr_*), and kvmnc_handle_put() delivers
+ * them after dropping the lock. pr_* is for code that holds no lock.
  */
-void kvmnc_log_hold(void);
-void kvmnc_log_release(void);
+#define KVMNC_LOGQ 4
+struct kvmnc_logq {
+	uint32_t n, dropped;
+	struct {
+		int level;
+		char msg[240];
+	} m[KVMNC_LOGQ];
+};
+
+void kvmnc_logq_add(struct kvmnc_logq *q, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void kvmnc_logq_deliver(const struct kvmnc_logq *q);
+#define hpr_warn(h, ...)  kvmnc_logq_add(&(h)->logq, KVMNC_LOG_WARN, __VA_ARGS__)
+#define hpr_info(h, ...)  kvmnc_logq_add(&(h)->logq, KVMNC_LOG_INFO, __VA_ARGS__)
+#define hpr_debug(h, ...) kvmnc_logq_add(&(h)->logq, KVMNC_LOG_DEBUG, __VA_ARGS__)
 /* fork(): the log lock is taken around it, like every other library lock. */
 void kvmnc_log_fork_lock(void);
 void kvmnc_log_fork_unlock(void);
@@ -263,13 +277,15 @@ struct kvmnc {
 	struct kvmnc_table devs;
 	/* Device the VIRTIO mechanism holds while non-coherent regions exist. */
 	int region_dev_fd;
+	/* What the handle's calls said while holding the lock: delivered after it. */
+	struct kvmnc_logq logq;
 };
 
 /* A new handle, LIVE but not yet open; NULL without memory. */
 struct kvmnc *kvmnc_handle_alloc(void);
-/* Makes an allocated handle reachable. */
+/* Makes an allocated handle reachable; delivers what its opening logged. */
 void kvmnc_handle_publish(struct kvmnc *h);
-/* Frees an allocated handle that was never published. */
+/* Frees an allocated handle that was never published, after delivering its log. */
 void kvmnc_handle_discard(struct kvmnc *h);
 /* Takes a reference and the handle lock; -EBADF if @h is not an open handle. */
 int kvmnc_handle_get(struct kvmnc *h);

@@ -162,11 +162,11 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 	}
 	drop_unused_device(h);
 	if (result == 0)
-		pr_debug("slot %#x: %s (flags %#x)", p->reg.slot,
-			 !p->reg.memory_size ? "deleted"
-			 : p->nc	     ? "non-coherent"
-					     : "plain",
-			 p->flags);
+		hpr_debug(h, "slot %#x: %s (flags %#x)", p->reg.slot,
+			  !p->reg.memory_size ? "deleted"
+			  : p->nc	      ? "non-coherent"
+					      : "plain",
+			  p->flags);
 }
 
 KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)

@@ -26,10 +26,10 @@ int kvmnc_quirk_disable(struct kvmnc *h)
 		return -EOPNOTSUPP;
 	r = kvmnc_kvm_disable_quirks(h->vm_fd, KVMNC_QUIRK_IGNORE_GUEST_PAT);
 	if (r < 0) {
-		pr_warn("disabling KVM_X86_QUIRK_IGNORE_GUEST_PAT failed: %d", r);
+		hpr_warn(h, "disabling KVM_X86_QUIRK_IGNORE_GUEST_PAT failed: %d", r);
 		return r;
 	}
 	h->quirk_disabled = true;
-	pr_info("KVM_X86_QUIRK_IGNORE_GUEST_PAT disabled: guest PAT honored VM-wide");
+	hpr_info(h, "KVM_X86_QUIRK_IGNORE_GUEST_PAT disabled: guest PAT honored VM-wide");
 	return 0;
 }

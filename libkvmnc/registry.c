@@ -146,8 +146,18 @@ struct kvmnc *kvmnc_handle_alloc(void)
 	return h;
 }
 
+/* What an unpublished handle (no lock taken yet) logged. */
+static void flush_log(struct kvmnc *h)
+{
+	struct kvmnc_logq q = h->logq;
+
+	h->logq.n = h->logq.dropped = 0;
+	kvmnc_logq_deliver(&q);
+}
+
 void kvmnc_handle_publish(struct kvmnc *h)
 {
+	flush_log(h);
 	__atomic_store_n(&h->state, ST_LIVE | ST_OPEN, __ATOMIC_RELEASE);
 }
 
@@ -176,6 +186,7 @@ static void retire(struct kvmnc *h)
 
 void kvmnc_handle_discard(struct kvmnc *h)
 {
+	flush_log(h);
 	retire(h);
 }
 
@@ -206,8 +217,6 @@ int kvmnc_handle_get(struct kvmnc *h)
 
 	if (r < 0)
 		return r;
-	/* Messages wait until the lock is dropped: the callback may call back in. */
-	kvmnc_log_hold();
 	pthread_mutex_lock(&h->lock);
 	if (h->closed) {
 		kvmnc_handle_put(h);
@@ -216,11 +225,20 @@ int kvmnc_handle_get(struct kvmnc *h)
 	return 0;
 }
 
+/* Messages wait until the lock is dropped: the callback may call back in. */
 void kvmnc_handle_put(struct kvmnc *h)
 {
+	struct kvmnc_logq q;
+	bool said = h->logq.n || h->logq.dropped;
+
+	if (said) {
+		memcpy(&q, &h->logq, sizeof(q));
+		h->logq.n = h->logq.dropped = 0;
+	}
 	pthread_mutex_unlock(&h->lock);
 	kvmnc_handle_unref(h);
-	kvmnc_log_release();
+	if (said)
+		kvmnc_logq_deliver(&q);
 }
 
 int kvmnc_handle_close_begin(struct kvmnc *h)
@@ -235,7 +253,6 @@ int kvmnc_handle_close_begin(struct kvmnc *h)
 			return -EBADF;
 	} while (!__atomic_compare_exchange_n(&h->state, &s, (s & ~ST_OPEN) + ST_REF, true,
 					      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-	kvmnc_log_hold();
 	pthread_mutex_lock(&h->lock);
 	return 0;
 }
