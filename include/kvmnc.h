@@ -367,7 +367,8 @@ struct kvmnc_region_plan {
  * regions and deletes may be planned too (plan->flags is r->flags).
  *
  * The plan waits for kvmnc_region_complete() with the same slot; until then
- * a second plan for it gives -EALREADY. Also -EOPNOTSUPP (no mechanism for a
+ * a second plan for it, kvmnc_set_region() and kvmnc_region_removed() on it
+ * give -EALREADY. Also -EOPNOTSUPP (no mechanism for a
  * non-coherent region), -EINVAL, -E2BIG, -ENOMEM, -EBADF. On failure nothing
  * is planned or changed.
  */

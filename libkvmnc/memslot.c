@@ -182,6 +182,9 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 	err = region_in(r, &reg);
 	if (err == 0)
 		err = check_region(h, &reg, false);
+	/* The VMM is changing this slot itself: its outcome comes first. */
+	if (err == 0 && kvmnc_table_find(&h->pending, reg.slot))
+		err = -EALREADY;
 	if (err == 0)
 		err = plan_change(h, &reg, &p);
 	if (err == 0) {

@@ -314,9 +314,10 @@ static void test_vmm_owned_flag(void **state)
 	/* Planned counts: the VMM may be mapping it already. */
 	assert_int_equal(kvmnc_is_noncoherent(h), 1);
 	assert_true(kvmnc_range_noncoherent(h, nc.userspace_addr, 1));
-	/* One plan per slot at a time. */
+	/* One plan per slot at a time, and no change of the library's own meanwhile. */
 	plan_of(h, &nc, -EALREADY);
 	assert_int_equal(kvmnc_region_removed(h, nc.slot), -EALREADY);
+	assert_int_equal(kvmnc_set_region(h, &nc), -EALREADY);
 	assert_int_equal(vmm_ioctl(vm, &nc, p.flags), 0);
 	assert_int_equal(kvmnc_region_complete(h, nc.slot, 0), 0);
 	assert_int_equal(kvmnc_region_complete(h, nc.slot, 0), -ENOENT);
