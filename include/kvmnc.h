@@ -116,7 +116,7 @@ struct kvmnc_features {
 	struct kvmnc_mech_status guest_pat_quirk;
 	/* Narrowest supported mechanism (enum kvmnc_mechanism). */
 	int recommended;
-	/* KVM_GET_API_VERSION. */
+	/* KVM_GET_API_VERSION; 0 when the answer came from a VM fd alone (no node). */
 	int kvm_api_version;
 	/* uname -r, NUL-terminated. */
 	char kernel_release[65];

@@ -180,6 +180,7 @@ static void check_from_callers_vm(const char *personality, int create_err)
 	assert_int_equal(f.guest_pat_quirk.supported, 1);
 	assert_int_equal(f.memslot_flag_cap, 239);
 	assert_int_equal(f.virtio_device_type, 32);
+	assert_int_equal(f.kvm_api_version, create_err ? 12 : 0); /* no node: not asked */
 	assert_non_null(strstr(f.memslot_flag.reason, "the VMM's VM"));
 	/* The trials left nothing in the VMM's VM. */
 	fake_vm_state(vm, &vs);
