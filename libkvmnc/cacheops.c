@@ -41,6 +41,15 @@ static uint32_t cache_state;
 static size_t tune_chunk = 64 * 1024;
 static bool tune_pipeline = true;
 static bool tune_nt = true;
+/*
+ * From this length on the read side writes its destination with
+ * non-temporal stores, as glibc's memcpy does from 3/4 of a thread's share
+ * of the L3 (0.5 to 2 MiB on current servers): such a destination mostly
+ * leaves the caches before anyone reads it, and ordinary stores would
+ * first read every line for ownership and later write it back. Measured
+ * here: 2 MiB and 64 MiB reads go from 0.84 to 1.2 times memcpy.
+ */
+static size_t tune_read_nt = 1u << 20;
 
 #define CPUID_1_EDX_CLFLUSH    (1u << 19)
 #define CPUID_7_EBX_CLFLUSHOPT (1u << 23)
@@ -166,6 +175,7 @@ int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuni
 		old->read_chunk = __atomic_load_n(&tune_chunk, __ATOMIC_RELAXED);
 		old->read_pipeline = __atomic_load_n(&tune_pipeline, __ATOMIC_RELAXED);
 		old->write_nt = __atomic_load_n(&tune_nt, __ATOMIC_RELAXED);
+		old->read_nt_min = __atomic_load_n(&tune_read_nt, __ATOMIC_RELAXED);
 	}
 	if (!t)
 		return 0;
@@ -174,6 +184,7 @@ int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuni
 	__atomic_store_n(&tune_chunk, t->read_chunk, __ATOMIC_RELAXED);
 	__atomic_store_n(&tune_pipeline, t->read_pipeline, __ATOMIC_RELAXED);
 	__atomic_store_n(&tune_nt, t->write_nt, __ATOMIC_RELAXED);
+	__atomic_store_n(&tune_read_nt, t->read_nt_min, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -309,13 +320,49 @@ static const char *chunk_end(const char *p, const char *end, size_t chunk, uint3
 	return step >= (size_t)(end - p) ? end : p + step;
 }
 
+/*
+ * Copies with non-temporal stores for the whole NT_BLOCKs of @d and
+ * ordinary stores for the partial blocks at the ends; @wb writes those
+ * back (the write side). No fence.
+ */
+static void copy_stream(char *d, const char *s, size_t len, bool wb, uint32_t st)
+{
+	size_t head = (size_t)(-(uintptr_t)d & (NT_BLOCK - 1)), body, tail;
+
+	if (head > len)
+		head = len;
+	body = (len - head) & ~(size_t)(NT_BLOCK - 1);
+	tail = len - head - body;
+	if (head) {
+		memcpy(d, s, head);
+		if (wb)
+			lines(ST_WB(st), d, head, st);
+	}
+	copy_nt(d + head, s + head, body);
+	if (tail) {
+		memcpy(d + head + body, s + head + body, tail);
+		if (wb)
+			lines(ST_WB(st), d + head + body, tail, st);
+	}
+}
+
+/* The read side's copy of one chunk; see tune_read_nt. */
+static void read_chunk(char *d, const char *s, size_t n, bool nt, uint32_t st)
+{
+	if (nt)
+		copy_stream(d, s, n, false, st);
+	else
+		memcpy(d, s, n);
+}
+
 int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 {
-	const char *s = src, *end = s + len, *c0, *c1;
+	const char *s = src, *end, *c0, *c1;
 	char *d = dst;
 	enum kvmnc_cache_insn insn;
 	size_t chunk;
 	uint32_t st;
+	bool nt;
 	int r;
 
 	r = check_copy(dst, src, len);
@@ -324,15 +371,19 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 	r = begin(&st, len);
 	if (r <= 0)
 		return r;
+	end = s + len;
 	insn = ST_INVAL(st);
 	chunk = chunk_size(st);
+	nt = (st & ST_NT) && len >= __atomic_load_n(&tune_read_nt, __ATOMIC_RELAXED);
 	if (!__atomic_load_n(&tune_pipeline, __ATOMIC_RELAXED)) {
 		for (c0 = s; c0 < end; c0 = c1) {
 			c1 = chunk_end(c0, end, chunk, st);
 			lines(insn, c0, (size_t)(c1 - c0), st);
 			mfence();
-			memcpy(d + (c0 - s), c0, (size_t)(c1 - c0));
+			read_chunk(d + (c0 - s), c0, (size_t)(c1 - c0), nt, st);
 		}
+		if (nt)
+			sfence();
 		return 0;
 	}
 	c0 = s;
@@ -345,12 +396,15 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 		/* The next chunk's lines drain while this one is copied. */
 		if (c1 < end)
 			lines(insn, c1, (size_t)(c2 - c1), st);
-		memcpy(d + (c0 - s), c0, (size_t)(c1 - c0));
+		read_chunk(d + (c0 - s), c0, (size_t)(c1 - c0), nt, st);
 		if (c1 < end)
 			mfence();
 		c0 = c1;
 		c1 = c2;
 	}
+	/* Non-temporal stores are weakly ordered: complete them before returning. */
+	if (nt)
+		sfence();
 	return 0;
 }
 
@@ -358,7 +412,6 @@ int kvmnc_cache_copy_write(void *dst, const void *src, size_t len)
 {
 	const char *s = src;
 	char *d = dst;
-	size_t head, body;
 	uint32_t st;
 	int r;
 
@@ -381,19 +434,7 @@ int kvmnc_cache_copy_write(void *dst, const void *src, size_t len)
 		sfence();
 		return 0;
 	}
-	head = (size_t)(-(uintptr_t)d & (NT_BLOCK - 1));
-	if (head > len)
-		head = len;
-	body = (len - head) & ~(size_t)(NT_BLOCK - 1);
-	if (head) {
-		memcpy(d, s, head);
-		lines(ST_WB(st), d, head, st);
-	}
-	copy_nt(d + head, s + head, body);
-	if (len - head - body) {
-		memcpy(d + head + body, s + head + body, len - head - body);
-		lines(ST_WB(st), d + head + body, len - head - body, st);
-	}
+	copy_stream(d, s, len, true, st);
 	sfence();
 	return 0;
 }

@@ -59,11 +59,13 @@ const char *kvmnc_cache_insn_name(enum kvmnc_cache_insn insn);
  * Read side: the device wrote [src, src + len) without snooping; copy it to
  * @dst without reading stale cached lines. Each line of the source is
  * invalidated, then an MFENCE completes the invalidation before any load
- * of it, then the bytes are copied with ordinary loads and stores (done in
- * chunks, the invalidation of the next chunk overlapping the copy of this
- * one). @dst is ordinary memory: its lines stay cached. On return @dst
- * holds what memory held when the call began, provided the device's writes
- * had reached memory by then.
+ * of it, then the bytes are copied (in chunks, the invalidation of the
+ * next chunk overlapping the copy of this one). @dst is ordinary memory:
+ * below 1 MiB it is written with ordinary stores and stays cached; from
+ * 1 MiB on, like a large memcpy, with non-temporal stores, followed by an
+ * SFENCE. On return @dst holds what memory held when the call began,
+ * provided the device's writes had reached memory by then, and the stores
+ * to @dst are ordered before the caller's later stores.
  */
 int kvmnc_cache_copy_read(void *dst, const void *src, size_t len);
 
@@ -102,13 +104,15 @@ int kvmnc_cache_reselect(void);
 
 /*
  * Tests and benchmarks only: the engine's variants. Defaults (what the
- * measurements in bench/kvmnc-copy-bench.c support): read_chunk 64 KiB,
- * pipelined, non-temporal write side.
+ * measurements in bench/kvmnc-copy-bench.c --variants support): read_chunk
+ * 64 KiB, pipelined, non-temporal write side, read_nt_min 1 MiB.
  *   read_chunk: bytes invalidated and copied per step (also the write
  *     side's step when write_nt is off); rounded up to a line
  *   read_pipeline: invalidate chunk k + 1 while chunk k is copied; off:
  *     invalidate, fence, copy, chunk after chunk
  *   write_nt: off: copy a chunk with memcpy, then write its lines back
+ *   read_nt_min: read side copies of at least this many bytes write the
+ *     destination with non-temporal stores (SIZE_MAX: never)
  * Returns -EINVAL (read_chunk 0) or 0; @old (may be NULL) gets the
  * previous values.
  */
@@ -116,6 +120,7 @@ struct kvmnc_cache_tuning {
 	size_t read_chunk;
 	bool read_pipeline;
 	bool write_nt;
+	size_t read_nt_min;
 };
 int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuning *old);
 
