@@ -30,14 +30,16 @@
 /* A shrunk block is merged into a neighbour when both fit in this. */
 #define RS_MERGE (RS_BLOCK * 3 / 4)
 
+/* Fixed-size, so that a lookup computes the arrays' addresses instead of loading them. */
 struct rs_block {
 	uint32_t n;
-	struct kvmnc_rs_range *r;
-	uint64_t *start; /* r[i].start, dense for the binary search */
-	uint64_t *pmax;	 /* the largest last byte of r[0..i] */
+	uint64_t start[RS_BLOCK]; /* r[i].start, dense for the binary search */
+	uint64_t pmax[RS_BLOCK];  /* the largest last byte of r[0..i] */
+	struct kvmnc_rs_range r[RS_BLOCK];
 };
 
 struct kvmnc_rs_view {
+	uint64_t gen; /* unique in the process: views are told apart by it, never by address */
 	uint64_t count;
 	uint32_t nblk;
 	bool snapshot;
@@ -55,6 +57,9 @@ struct kvmnc_rs_retired {
 };
 
 void *(*kvmnc_rs_alloc)(size_t size) = malloc;
+
+/* Source of view generations, shared by all sets so that none repeats. */
+static uint64_t gen_source;
 
 static uint64_t last_of(const struct kvmnc_rs_range *r)
 {
@@ -82,36 +87,33 @@ static int cmp_qsort(const void *a, const void *b)
 	return cmp_key(a, b);
 }
 
-/* First index in a[0..n) with a[i] > x. */
+/*
+ * First index in a[0..n) with a[i] > x. Without a data-dependent branch
+ * (the compilers make the select a cmov): lookups of scattered addresses
+ * would otherwise mispredict about every other step.
+ */
 static uint32_t upper(const uint64_t *a, uint32_t n, uint64_t x)
 {
-	uint32_t lo = 0;
+	const uint64_t *b = a;
 
-	while (n) {
+	if (!n)
+		return 0;
+	while (n > 1) {
 		uint32_t half = n / 2;
 
-		if (a[lo + half] <= x) {
-			lo += half + 1;
-			n -= half + 1;
-		} else {
-			n = half;
-		}
+		b = b[half] <= x ? b + half : b;
+		n -= half;
 	}
-	return lo;
+	return (uint32_t)(b - a) + (*b <= x);
 }
 
-/* A block of @n ranges; the caller fills r[] and calls block_seal(). */
+/* A block of @n <= RS_BLOCK ranges; the caller fills r[] and calls block_seal(). */
 static struct rs_block *block_new(uint32_t n)
 {
-	size_t sz = sizeof(struct rs_block) + n * (sizeof(struct kvmnc_rs_range) + 16);
-	struct rs_block *b = kvmnc_rs_alloc(sz);
+	struct rs_block *b = kvmnc_rs_alloc(sizeof(*b));
 
-	if (!b)
-		return NULL;
-	b->n = n;
-	b->r = (struct kvmnc_rs_range *)(b + 1);
-	b->start = (uint64_t *)(b->r + n);
-	b->pmax = b->start + n;
+	if (b)
+		b->n = n;
 	return b;
 }
 
@@ -135,7 +137,8 @@ static struct kvmnc_rs_view *view_new(uint32_t nblk)
 
 	if (!v)
 		return NULL;
-	memset(v, 0, sizeof(*v));
+	/* Zeroed block pointers: a half-built view can be freed as a whole. */
+	memset(v, 0, sz);
 	v->nblk = nblk;
 	v->blk = (struct rs_block **)(v + 1);
 	v->bfirst = (uint64_t *)(v->blk + nblk);
@@ -232,9 +235,16 @@ size_t kvmnc_rs_reclaim(struct kvmnc_rs *s)
 	return held;
 }
 
-/* Makes @nv current; @t (may be NULL) lists what it replaced. */
+/*
+ * Makes @nv current; @t (may be NULL) lists what it replaced. The set's
+ * generation changes before the view does, so that a hint holding the new
+ * generation can only have come from the new view, and one holding the
+ * old generation matches only while the old view is still current.
+ */
 static void publish(struct kvmnc_rs *s, struct kvmnc_rs_view *nv, struct kvmnc_rs_retired *t)
 {
+	nv->gen = __atomic_add_fetch(&gen_source, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->gen, nv->gen, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&s->cur, nv, __ATOMIC_SEQ_CST);
 	if (t) {
 		t->epoch = __atomic_load_n(&s->epoch, __ATOMIC_RELAXED);
@@ -295,24 +305,23 @@ static uint32_t find_in_block(const struct rs_block *k, const struct kvmnc_rs_ra
 static int splice(struct kvmnc_rs *s, uint32_t b, uint32_t nold, struct rs_block **repl,
 		  uint32_t nnew)
 {
-	struct kvmnc_rs_view *old = s->cur, *nv = NULL;
+	struct kvmnc_rs_view *old = s->cur, *nv;
 	uint32_t nblk = old->nblk - nold + nnew;
 	struct kvmnc_rs_retired *t = retired_new(1 + nold);
 
 	if (!t)
 		return -ENOMEM;
-	if (nblk) {
-		nv = view_new(nblk);
-		if (!nv) {
-			free(t);
-			return -ENOMEM;
-		}
-		memcpy(nv->blk, old->blk, b * sizeof(*nv->blk));
-		memcpy(nv->blk + b, repl, nnew * sizeof(*nv->blk));
-		memcpy(nv->blk + b + nnew, old->blk + b + nold,
-		       (old->nblk - b - nold) * sizeof(*nv->blk));
-		view_seal(nv);
+	/* Even an empty set is a view: it carries the generation. */
+	nv = view_new(nblk);
+	if (!nv) {
+		free(t);
+		return -ENOMEM;
 	}
+	memcpy(nv->blk, old->blk, b * sizeof(*nv->blk));
+	if (nnew)
+		memcpy(nv->blk + b, repl, nnew * sizeof(*nv->blk));
+	memcpy(nv->blk + b + nnew, old->blk + b + nold, (old->nblk - b - nold) * sizeof(*nv->blk));
+	view_seal(nv);
 	t->mem[0] = old;
 	for (uint32_t i = 0; i < nold; i++)
 		t->mem[1 + i] = old->blk[b + i];
@@ -328,20 +337,24 @@ int kvmnc_rs_add(struct kvmnc_rs *s, const struct kvmnc_rs_range *r)
 
 	if (!valid(r))
 		return -EINVAL;
-	if (!s->cur) {
+	if (!s->cur || !s->cur->nblk) {
 		struct kvmnc_rs_view *nv = view_new(1);
+		struct kvmnc_rs_retired *t = s->cur ? retired_new(1) : NULL;
 
 		repl[0] = block_new(1);
-		if (!nv || !repl[0]) {
+		if (!nv || !repl[0] || (s->cur && !t)) {
 			free(nv);
 			free(repl[0]);
+			free(t);
 			return -ENOMEM;
 		}
 		repl[0]->r[0] = *r;
 		block_seal(repl[0]);
 		nv->blk[0] = repl[0];
 		view_seal(nv);
-		publish(s, nv, NULL);
+		if (t)
+			t->mem[0] = s->cur;
+		publish(s, nv, t);
 		return 0;
 	}
 	b = find_block(s->cur, r);
@@ -386,7 +399,7 @@ int kvmnc_rs_remove(struct kvmnc_rs *s, uint64_t start, uint64_t len, uint32_t s
 	uint32_t b, at, first, nold = 1, n;
 	int err;
 
-	if (!s->cur)
+	if (!s->cur || !s->cur->nblk)
 		return -ENOENT;
 	b = find_block(s->cur, &key);
 	k = s->cur->blk[b];
@@ -442,35 +455,33 @@ int kvmnc_rs_replace(struct kvmnc_rs *s, const struct kvmnc_rs_range *r, size_t 
 	if (n > (size_t)UINT32_MAX * RS_BLOCK / 2)
 		return -ENOMEM;
 	nblk = (uint32_t)((n + RS_BLOCK - 1) / RS_BLOCK);
+	nv = view_new(nblk);
+	if (!nv)
+		return -ENOMEM;
 	if (n) {
 		sorted = kvmnc_rs_alloc(n * sizeof(*sorted));
 		if (!sorted)
-			return -ENOMEM;
+			goto fail;
 		memcpy(sorted, r, n * sizeof(*sorted));
 		qsort(sorted, n, sizeof(*sorted), cmp_qsort);
 		for (size_t i = 1; i < n; i++) {
 			if (cmp_key(&sorted[i - 1], &sorted[i]) == 0) {
-				free(sorted);
-				return -EEXIST;
+				err = -EEXIST;
+				goto fail;
 			}
 		}
-		nv = view_new(nblk);
-		if (!nv)
-			goto fail;
 		for (uint32_t b = 0; b < nblk; b++) {
 			size_t off = (size_t)b * RS_BLOCK;
 			uint32_t cnt = (uint32_t)(n - off < RS_BLOCK ? n - off : RS_BLOCK);
 
 			nv->blk[b] = block_new(cnt);
-			if (!nv->blk[b]) {
-				nv->nblk = b;
+			if (!nv->blk[b])
 				goto fail;
-			}
 			memcpy(nv->blk[b]->r, sorted + off, cnt * sizeof(*sorted));
 			block_seal(nv->blk[b]);
 		}
-		view_seal(nv);
 	}
+	view_seal(nv);
 	if (old) {
 		t = retired_new(1 + old->nblk);
 		if (!t)
@@ -566,24 +577,21 @@ bool kvmnc_rs_view_overlaps(const struct kvmnc_rs_view *v, uint64_t start, uint6
 	return locate(v, last, &b, &i) && reach(v, b, i) >= start;
 }
 
-uint64_t kvmnc_rs_view_segment(const struct kvmnc_rs_view *v, uint64_t start, uint64_t len,
-			       bool *covered)
+/*
+ * The uniform run around @start, as far as [*lo, *hi] is known: covered
+ * (returns true) or not, and *hi >= @last unless the run ends before it.
+ * A covered run is grown only until it reaches @last, so a chain of many
+ * adjacent ranges costs no more than the query needs.
+ */
+static bool run_at(const struct kvmnc_rs_view *v, uint64_t start, uint64_t last, uint64_t *lo,
+		   uint64_t *hi)
 {
-	uint64_t last, m, next;
 	uint32_t b = 0, i = 0;
-	bool found;
+	uint64_t m = 0;
+	bool found = v && v->nblk && locate(v, start, &b, &i);
 
-	*covered = false;
-	if (!len)
-		return 0;
-	last = query_last(start, &len);
-	if (!v)
-		return len;
-	found = locate(v, start, &b, &i);
 	if (found && (m = reach(v, b, i)) >= start) {
-		*covered = true;
-		/* Grow the run while a range starting inside it or right after it reaches further.
-		 */
+		/* Grow while a range starting inside the run or right after it reaches further. */
 		while (m < last) {
 			uint64_t m2;
 
@@ -593,18 +601,67 @@ uint64_t kvmnc_rs_view_segment(const struct kvmnc_rs_view *v, uint64_t start, ui
 				break;
 			m = m2;
 		}
-		return m >= last ? len : m - start + 1;
+		*lo = start;
+		*hi = m;
+		return true;
 	}
-	/* Outside: up to the next range's start, the first one after (b, i). */
-	if (!found)
-		next = v->bfirst[0];
+	/* Outside: from past the ranges before it up to the next range's start. */
+	*lo = found ? m + 1 : 0;
+	if (!v || !v->nblk)
+		*hi = UINT64_MAX;
+	else if (!found)
+		*hi = v->bfirst[0] - 1;
 	else if (i + 1 < v->blk[b]->n)
-		next = v->blk[b]->start[i + 1];
+		*hi = v->blk[b]->start[i + 1] - 1;
 	else if (b + 1 < v->nblk)
-		next = v->bfirst[b + 1];
+		*hi = v->bfirst[b + 1] - 1;
 	else
-		return len;
-	return next > last ? len : next - start;
+		*hi = UINT64_MAX;
+	return false;
+}
+
+uint64_t kvmnc_rs_view_segment(const struct kvmnc_rs_view *v, uint64_t start, uint64_t len,
+			       bool *covered)
+{
+	uint64_t last, lo, hi;
+
+	*covered = false;
+	if (!len)
+		return 0;
+	last = query_last(start, &len);
+	*covered = run_at(v, start, last, &lo, &hi);
+	return hi >= last ? len : hi - start + 1;
+}
+
+uint64_t kvmnc_rs_segment(struct kvmnc_rs *s, struct kvmnc_rs_hint *hint, uint64_t start,
+			  uint64_t len, bool *covered)
+{
+	uint64_t last, gen = __atomic_load_n(&s->gen, __ATOMIC_SEQ_CST);
+	const struct kvmnc_rs_view *v;
+	unsigned int tok;
+
+	*covered = false;
+	if (!len)
+		return 0;
+	last = query_last(start, &len);
+	if (!gen || gen != hint->gen || start < hint->lo || start > hint->hi) {
+		v = kvmnc_rs_read_lock(s, &tok);
+		hint->covered = run_at(v, start, last, &hint->lo, &hint->hi);
+		hint->gen = v ? v->gen : 0;
+		kvmnc_rs_read_unlock(s, tok);
+	}
+	*covered = hint->covered;
+	return hint->hi >= last ? len : hint->hi - start + 1;
+}
+
+uint64_t kvmnc_rs_gen(const struct kvmnc_rs *s)
+{
+	return __atomic_load_n(&s->gen, __ATOMIC_SEQ_CST);
+}
+
+uint64_t kvmnc_rs_view_gen(const struct kvmnc_rs_view *v)
+{
+	return v ? v->gen : 0;
 }
 
 int kvmnc_rs_view_for_each(const struct kvmnc_rs_view *v, uint64_t start, uint64_t len,
@@ -651,31 +708,30 @@ bool kvmnc_rs_overlaps(struct kvmnc_rs *s, uint64_t start, uint64_t len)
 int kvmnc_rs_snapshot(struct kvmnc_rs *s, struct kvmnc_rs_view **out)
 {
 	struct kvmnc_rs_view *nv = NULL;
-	struct rs_block *k = NULL;
 	const struct kvmnc_rs_view *v;
 	unsigned int tok;
 	int err = 0;
 
+	/* Blocks are immutable: a snapshot is a private copy of each and of the index. */
 	v = kvmnc_rs_read_lock(s, &tok);
-	if (v && v->count) {
-		nv = view_new(1);
-		k = v->count <= UINT32_MAX ? block_new((uint32_t)v->count) : NULL;
-		if (!nv || !k) {
-			free(nv);
-			free(k);
-			nv = NULL;
-			err = -ENOMEM;
-		} else {
-			for (uint32_t b = 0; b < v->nblk; b++)
-				memcpy(k->r + v->bcum[b], v->blk[b]->r,
-				       v->blk[b]->n * sizeof(*k->r));
+	if (v) {
+		nv = view_new(v->nblk);
+		for (uint32_t b = 0; nv && b < v->nblk; b++) {
+			nv->blk[b] = kvmnc_rs_alloc(sizeof(struct rs_block));
+			if (!nv->blk[b]) {
+				view_free_all(nv);
+				nv = NULL;
+				break;
+			}
+			memcpy(nv->blk[b], v->blk[b], sizeof(struct rs_block));
 		}
+		if (!nv)
+			err = -ENOMEM;
 	}
 	kvmnc_rs_read_unlock(s, tok);
 	if (nv) {
-		block_seal(k);
-		nv->blk[0] = k;
 		nv->snapshot = true;
+		nv->gen = v->gen;
 		view_seal(nv);
 	}
 	*out = nv;

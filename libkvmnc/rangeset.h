@@ -36,7 +36,8 @@ struct kvmnc_rs_view;
 
 /* Embeddable; all fields belong to rangeset.c. */
 struct kvmnc_rs {
-	struct kvmnc_rs_view *cur; /* NULL: empty */
+	struct kvmnc_rs_view *cur; /* NULL: never written */
+	uint64_t gen;		   /* cur's generation, 0 while never written */
 	uint64_t epoch;
 	uint64_t readers[2];
 	struct kvmnc_rs_retired *retired;
@@ -110,6 +111,30 @@ int kvmnc_rs_view_for_each(const struct kvmnc_rs_view *v, uint64_t start, uint64
 
 /* read_lock + kvmnc_rs_view_overlaps + read_unlock. */
 bool kvmnc_rs_overlaps(struct kvmnc_rs *s, uint64_t start, uint64_t len);
+
+/*
+ * kvmnc_rs_view_segment() on the current view, remembering the run it
+ * found in a caller-owned @hint (zero it before first use; one per thread,
+ * never shared). While the set is unchanged, a query that starts inside
+ * the remembered run is answered from @hint with no atomic read-modify-
+ * write and no search: a migration pass walking pages in order pays the
+ * search once per run of coherent or non-coherent memory.
+ */
+struct kvmnc_rs_hint {
+	uint64_t gen;
+	uint64_t lo, hi;
+	bool covered;
+};
+uint64_t kvmnc_rs_segment(struct kvmnc_rs *s, struct kvmnc_rs_hint *hint, uint64_t start,
+			  uint64_t len, bool *covered);
+
+/*
+ * Generations: every change of a set gives it a new one, unique in the
+ * process (0: never written). A snapshot keeps the generation it copied,
+ * so kvmnc_rs_gen(s) == kvmnc_rs_view_gen(snap) says it is still current.
+ */
+uint64_t kvmnc_rs_gen(const struct kvmnc_rs *s);
+uint64_t kvmnc_rs_view_gen(const struct kvmnc_rs_view *v);
 
 /*
  * A caller-owned copy of the whole set as one flat view, for a migration

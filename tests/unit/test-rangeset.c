@@ -172,10 +172,35 @@ static void check_query(const struct kvmnc_rs_view *v, const struct model *m,
 	}
 }
 
+/*
+ * Walks [start, start + len) with kvmnc_rs_segment() and a hint that lives
+ * across set changes: each segment checked as in check_query().
+ */
+static struct kvmnc_rs_hint hint;
+
+static void check_hint_walk(struct kvmnc_rs *s, const unsigned char *cov, uint64_t start,
+			    uint64_t len)
+{
+	for (uint64_t pos = start, left = len; left;) {
+		bool nc;
+		uint64_t n = kvmnc_rs_segment(s, &hint, pos, left, &nc);
+
+		assert_true(n > 0 && n <= left);
+		for (uint64_t x = pos; x < pos + n; x++)
+			if (cov[x] != nc)
+				fail_msg("hinted segment [%llu, +%llu) covered=%d wrong at %llu",
+					 (unsigned long long)pos, (unsigned long long)n, nc,
+					 (unsigned long long)x);
+		pos += n;
+		left -= n;
+	}
+}
+
 /* The whole content of @v equals the model. */
 static void check_content(const struct kvmnc_rs_view *v, struct model *m)
 {
-	qsort(m->r, m->n, sizeof(m->r[0]), key_qsort);
+	if (m->n)
+		qsort(m->r, m->n, sizeof(m->r[0]), key_qsort);
 	assert_int_equal(kvmnc_rs_view_count(v), m->n);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct kvmnc_rs_range *r = kvmnc_rs_view_at(v, i);
@@ -206,8 +231,16 @@ static void check_all(struct kvmnc_rs *s, struct model *m, uint64_t universe, in
 		check_query(v, m, cov, start, len);
 	}
 	kvmnc_rs_read_unlock(s, tok);
-	/* A snapshot answers the same. */
+	/* Page-walk-like runs of small queries, mostly answered from the hint. */
+	for (int q = 0; q < queries / 4; q++) {
+		uint64_t start = rnd_below(universe);
+
+		for (int k = 0; k < 8; k++, start += 16)
+			check_hint_walk(s, cov, start, 16);
+	}
+	/* A snapshot answers the same, and knows it is current. */
 	assert_int_equal(kvmnc_rs_snapshot(s, &snap), 0);
+	assert_true(kvmnc_rs_view_gen(snap) == kvmnc_rs_gen(s));
 	check_content(snap, m);
 	for (int q = 0; q < queries / 4; q++)
 		check_query(snap, m, cov, rnd_below(universe), rnd_below(300));
@@ -221,8 +254,11 @@ static void random_ops(uint64_t universe, uint64_t maxlen, int ops, int target)
 	struct model m = {0};
 
 	kvmnc_rs_init(&s);
+	memset(&hint, 0, sizeof(hint));
 	for (int op = 0; op < ops; op++) {
 		uint64_t k = rnd_below(100), add_below = m.n < (size_t)target ? 65 : 45;
+		uint64_t gen = kvmnc_rs_gen(&s);
+		bool changed = true;
 
 		if (k < 2) {
 			/* Replace with a fresh random set. */
@@ -248,6 +284,7 @@ static void random_ops(uint64_t universe, uint64_t maxlen, int ops, int target)
 			assert_int_equal(kvmnc_rs_add(&s, &r), want);
 			if (!want)
 				model_add(&m, r);
+			changed = !want;
 		} else if (m.n && k < 95) {
 			size_t i = (size_t)rnd_below(m.n);
 
@@ -260,7 +297,13 @@ static void random_ops(uint64_t universe, uint64_t maxlen, int ops, int target)
 			uint32_t slot = 100 + (uint32_t)rnd_below(8);
 
 			assert_int_equal(kvmnc_rs_remove(&s, start, len, slot), -ENOENT);
+			changed = false;
 		}
+		/* Every change, and only a change, gives a new generation. */
+		if (changed)
+			assert_true(kvmnc_rs_gen(&s) > gen);
+		else
+			assert_true(kvmnc_rs_gen(&s) == gen);
 		if (op % 97 == 0 || op == ops - 1)
 			check_all(&s, &m, universe, 40);
 	}
@@ -415,11 +458,14 @@ static void each_failure(struct kvmnc_rs *s, struct model *m, int (*op)(struct k
 		alloc_calls = 0;
 		fail_nth = n;
 		kvmnc_rs_alloc = failing_alloc;
+		uint64_t gen = kvmnc_rs_gen(s);
+
 		r = op(s, arg);
 		kvmnc_rs_alloc = malloc;
 		if (alloc_calls < n)
 			break; /* no allocation failed: the op ran through */
 		assert_int_equal(r, -ENOMEM);
+		assert_true(kvmnc_rs_gen(s) == gen);
 		/* Exactly the old set. */
 		check_all(s, m, 3000, 20);
 	}
@@ -576,8 +622,14 @@ static struct kvmnc_rs_range gen_range(uint64_t g, size_t i)
 	return r;
 }
 
+/* In every generation: [ALWAYS, ALWAYS + 4096) covered, [NEVER, ...) not. */
+#define ALWAYS (1ull << 40)
+#define NEVER  (1ull << 41)
+
 static void *reader(void *arg)
 {
+	struct kvmnc_rs_hint h = {0};
+
 	(void)arg;
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		unsigned int tok;
@@ -587,7 +639,7 @@ static void *reader(void *arg)
 		uint64_t g = r0 ? r0->aux : 0;
 		bool nc;
 
-		if (n && (n < base_n(g) || n > base_n(g) + EXTRA))
+		if (n && (n < base_n(g) + 1 || n > base_n(g) + 1 + EXTRA))
 			__atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
 		for (size_t i = 0; i < n; i++) {
 			const struct kvmnc_rs_range *r = kvmnc_rs_view_at(v, i);
@@ -597,8 +649,15 @@ static void *reader(void *arg)
 				__atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
 		}
 		kvmnc_rs_read_unlock(&shared, tok);
-		/* The lock-free one-shot query and snapshots too. */
+		/* The one-shot query, hinted walks and snapshots too. */
 		kvmnc_rs_overlaps(&shared, 100, 10);
+		for (uint64_t off = 0; off < 4096; off += 512) {
+			if (kvmnc_rs_segment(&shared, &h, ALWAYS + off, 512, &nc) != 512 ||
+			    (n && !nc))
+				__atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+			if (kvmnc_rs_segment(&shared, &h, NEVER + off, 512, &nc) != 512 || nc)
+				__atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+		}
 		if (n % 16 == 0) {
 			struct kvmnc_rs_view *snap;
 
@@ -617,7 +676,7 @@ static void *reader(void *arg)
 
 static void test_threads(void **state)
 {
-	static struct kvmnc_rs_range buf[400];
+	static struct kvmnc_rs_range buf[401];
 	pthread_t th[READERS];
 
 	(void)state;
@@ -630,7 +689,8 @@ static void test_threads(void **state)
 
 		for (size_t i = 0; i < n; i++)
 			buf[i] = gen_range(g, i);
-		assert_int_equal(kvmnc_rs_replace(&shared, buf, n), 0);
+		buf[n] = (struct kvmnc_rs_range){.start = ALWAYS, .len = 4096, .aux = g, .slot = 2};
+		assert_int_equal(kvmnc_rs_replace(&shared, buf, n + 1), 0);
 		for (size_t i = 0; i < EXTRA; i++) {
 			struct kvmnc_rs_range r = gen_range(g, n + 10 + i);
 
