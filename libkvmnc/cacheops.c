@@ -355,49 +355,50 @@ static void read_chunk(char *d, const char *s, size_t n, bool nt, uint32_t st)
 		memcpy(d, s, n);
 }
 
+/* Checks the buffers, selects; >0: go on with *st; otherwise the return value. */
+static int begin_copy(const void *dst, const void *src, size_t len, uint32_t *st)
+{
+	int r = check_copy(dst, src, len);
+
+	return r ? r : begin(st, len);
+}
+
 int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 {
 	const char *s = src, *end, *c0, *c1;
 	char *d = dst;
 	enum kvmnc_cache_insn insn;
+	bool nt, pipe;
 	size_t chunk;
 	uint32_t st;
-	bool nt;
 	int r;
 
-	r = check_copy(dst, src, len);
-	if (r)
-		return r;
-	r = begin(&st, len);
+	r = begin_copy(dst, src, len, &st);
 	if (r <= 0)
 		return r;
 	end = s + len;
 	insn = ST_INVAL(st);
 	chunk = chunk_size(st);
 	nt = (st & ST_NT) && len >= __atomic_load_n(&tune_read_nt, __ATOMIC_RELAXED);
-	if (!__atomic_load_n(&tune_pipeline, __ATOMIC_RELAXED)) {
-		for (c0 = s; c0 < end; c0 = c1) {
-			c1 = chunk_end(c0, end, chunk, st);
-			lines(insn, c0, (size_t)(c1 - c0), st);
-			mfence();
-			read_chunk(d + (c0 - s), c0, (size_t)(c1 - c0), nt, st);
-		}
-		if (nt)
-			sfence();
-		return 0;
-	}
+	pipe = __atomic_load_n(&tune_pipeline, __ATOMIC_RELAXED);
 	c0 = s;
 	c1 = chunk_end(c0, end, chunk, st);
-	lines(insn, c0, (size_t)(c1 - c0), st);
-	mfence();
+	if (pipe) {
+		lines(insn, c0, (size_t)(c1 - c0), st);
+		mfence();
+	}
 	while (c0 < end) {
 		const char *c2 = c1 < end ? chunk_end(c1, end, chunk, st) : end;
 
-		/* The next chunk's lines drain while this one is copied. */
-		if (c1 < end)
+		if (!pipe) {
+			lines(insn, c0, (size_t)(c1 - c0), st);
+			mfence();
+		} else if (c1 < end) {
+			/* The next chunk's lines drain while this one is copied. */
 			lines(insn, c1, (size_t)(c2 - c1), st);
+		}
 		read_chunk(d + (c0 - s), c0, (size_t)(c1 - c0), nt, st);
-		if (c1 < end)
+		if (pipe && c1 < end)
 			mfence();
 		c0 = c1;
 		c1 = c2;
@@ -415,10 +416,7 @@ int kvmnc_cache_copy_write(void *dst, const void *src, size_t len)
 	uint32_t st;
 	int r;
 
-	r = check_copy(dst, src, len);
-	if (r)
-		return r;
-	r = begin(&st, len);
+	r = begin_copy(dst, src, len, &st);
 	if (r <= 0)
 		return r;
 	if (!(st & ST_NT) || !__atomic_load_n(&tune_nt, __ATOMIC_RELAXED)) {
@@ -439,7 +437,8 @@ int kvmnc_cache_copy_write(void *dst, const void *src, size_t len)
 	return 0;
 }
 
-int kvmnc_cache_flush(const void *addr, size_t len)
+/* Invalidates (@inval) or writes back every line of the range, then fences. */
+static int maintain(const void *addr, size_t len, bool inval)
 {
 	uint32_t st;
 	int r;
@@ -449,22 +448,21 @@ int kvmnc_cache_flush(const void *addr, size_t len)
 	r = begin(&st, len);
 	if (r <= 0)
 		return r;
-	lines(ST_INVAL(st), addr, len, st);
-	mfence();
+	lines(inval ? ST_INVAL(st) : ST_WB(st), addr, len, st);
+	/* Invalidations must complete before later loads, write-backs before later stores. */
+	if (inval)
+		mfence();
+	else
+		sfence();
 	return 0;
+}
+
+int kvmnc_cache_flush(const void *addr, size_t len)
+{
+	return maintain(addr, len, true);
 }
 
 int kvmnc_cache_writeback(const void *addr, size_t len)
 {
-	uint32_t st;
-	int r;
-
-	if (bad_range(addr, len))
-		return -EINVAL;
-	r = begin(&st, len);
-	if (r <= 0)
-		return r;
-	lines(ST_WB(st), addr, len, st);
-	sfence();
-	return 0;
+	return maintain(addr, len, false);
 }

@@ -127,6 +127,9 @@ static int collect_fn(const struct kvmnc_rs_range *r, void *arg)
 	return c->n == c->stop_at ? 42 : 0;
 }
 
+static void check_walk(const struct kvmnc_rs_view *v, struct kvmnc_rs *s, struct kvmnc_rs_hint *h,
+		       const unsigned char *cov, uint64_t start, uint64_t len);
+
 /* Checks every query on @v for [start, start + len) against the model. */
 static void check_query(const struct kvmnc_rs_view *v, const struct model *m,
 			const unsigned char *cov, uint64_t start, uint64_t len)
@@ -134,7 +137,6 @@ static void check_query(const struct kvmnc_rs_view *v, const struct model *m,
 	static struct collect got;
 	static struct kvmnc_rs_range want[4096];
 	size_t nwant = 0;
-	uint64_t pos, left;
 
 	assert_int_equal(kvmnc_rs_view_overlaps(v, start, len), model_overlaps(m, start, len));
 	/* for_each: exactly the overlapping ranges, in sorted order. */
@@ -154,47 +156,38 @@ static void check_query(const struct kvmnc_rs_view *v, const struct model *m,
 		assert_int_equal(kvmnc_rs_view_for_each(v, start, len, collect_fn, &got), 42);
 		assert_int_equal(got.n, 2);
 	}
-	/* Segments: each is uniformly covered or not, and ends where that changes. */
-	for (pos = start, left = len; left;) {
+	check_walk(v, NULL, NULL, cov, start, len);
+}
+
+/*
+ * Walks [start, start + len) segment by segment, on view @v, or with
+ * kvmnc_rs_segment() on @s and @hint: each segment uniformly covered or
+ * not, ending where that changes.
+ */
+static void check_walk(const struct kvmnc_rs_view *v, struct kvmnc_rs *s, struct kvmnc_rs_hint *h,
+		       const unsigned char *cov, uint64_t start, uint64_t len)
+{
+	for (uint64_t pos = start, left = len; left;) {
 		bool nc;
-		uint64_t n = kvmnc_rs_view_segment(v, pos, left, &nc);
+		uint64_t n = h ? kvmnc_rs_segment(s, h, pos, left, &nc)
+			       : kvmnc_rs_view_segment(v, pos, left, &nc);
 
 		assert_true(n > 0 && n <= left);
 		for (uint64_t x = pos; x < pos + n; x++)
 			if (cov[x] != nc)
-				fail_msg("segment [%llu, +%llu) covered=%d wrong at %llu",
-					 (unsigned long long)pos, (unsigned long long)n, nc,
-					 (unsigned long long)x);
-		if (n < left)
+				fail_msg("%s segment [%llu, +%llu) covered=%d wrong at %llu",
+					 h ? "hinted" : "view", (unsigned long long)pos,
+					 (unsigned long long)n, nc, (unsigned long long)x);
+		/* A view's segment is maximal; a hinted one may end where the hint did. */
+		if (n < left && !h)
 			assert_true(cov[pos + n] != nc);
 		pos += n;
 		left -= n;
 	}
 }
 
-/*
- * Walks [start, start + len) with kvmnc_rs_segment() and a hint that lives
- * across set changes: each segment checked as in check_query().
- */
+/* A hint that lives across set changes, for check_walk(). */
 static struct kvmnc_rs_hint hint;
-
-static void check_hint_walk(struct kvmnc_rs *s, const unsigned char *cov, uint64_t start,
-			    uint64_t len)
-{
-	for (uint64_t pos = start, left = len; left;) {
-		bool nc;
-		uint64_t n = kvmnc_rs_segment(s, &hint, pos, left, &nc);
-
-		assert_true(n > 0 && n <= left);
-		for (uint64_t x = pos; x < pos + n; x++)
-			if (cov[x] != nc)
-				fail_msg("hinted segment [%llu, +%llu) covered=%d wrong at %llu",
-					 (unsigned long long)pos, (unsigned long long)n, nc,
-					 (unsigned long long)x);
-		pos += n;
-		left -= n;
-	}
-}
 
 /* The whole content of @v equals the model. */
 static void check_content(const struct kvmnc_rs_view *v, struct model *m)
@@ -236,7 +229,7 @@ static void check_all(struct kvmnc_rs *s, struct model *m, uint64_t universe, in
 		uint64_t start = rnd_below(universe);
 
 		for (int k = 0; k < 8; k++, start += 16)
-			check_hint_walk(s, cov, start, 16);
+			check_walk(NULL, s, &hint, cov, start, 16);
 	}
 	/* A snapshot answers the same, and knows it is current. */
 	assert_int_equal(kvmnc_rs_snapshot(s, &snap), 0);
