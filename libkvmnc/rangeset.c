@@ -12,11 +12,11 @@
  * search in the index, one in a block and one comparison.
  *
  * Reclamation: readers count themselves in readers[epoch & 1]. A writer
- * retires what it replaced, tagged with the epoch of the exchange, and
+ * retires what it replaced, tagged with the epoch it was unpublished in, and
  * advances the epoch from E to E + 1 only when readers[(E + 1) & 1] (the
  * older parity) is zero. Anything retired in epoch E is freed once the
  * epoch reaches E + 2: both advances found the parity of every reader that
- * could have loaded the old view empty, after the exchange. Readers of the
+ * could have loaded the old view empty, after the switch. Readers of the
  * current parity never hold an advance back for long: new readers join the
  * current parity, so the older one only drains.
  */
