@@ -625,6 +625,7 @@ int main(int argc, char **argv)
 	};
 	size_t max = 256u << 20, avail, pool;
 	bool do_lines = false, do_variants = false;
+	struct kvmnc_cache_tuning tuning;
 	struct kvmnc_cache_info info;
 	struct result res[8];
 	struct k4res k4[3];
@@ -668,10 +669,16 @@ int main(int argc, char **argv)
 	pool = max > (64u << 20) ? max : (64u << 20);
 	src = buf_new(pool);
 	dst = buf_new(pool);
+	kvmnc_cache_tune(NULL, &tuning);
 	printf("kvmnc-copy-bench: invalidate %s, write back %s, line %u, non-temporal stores %s; "
-	       "sizes up to %zu MiB (MemAvailable %zu MiB), %d repetitions\n\n",
+	       "read chunk %zu KiB%s, read destination non-temporal from %zu KiB, write side %s; "
+	       "sizes up to %zu %s (MemAvailable %zu MiB), %d repetitions\n\n",
 	       kvmnc_cache_insn_name(info.inval), kvmnc_cache_insn_name(info.wb), info.line,
-	       info.nt_stores ? "yes" : "no", max >> 20, avail >> 20, reps);
+	       info.nt_stores ? "yes" : "no", tuning.read_chunk >> 10,
+	       tuning.read_pipeline ? " pipelined" : "", tuning.read_nt_min >> 10,
+	       tuning.write_nt ? "non-temporal" : "memcpy + write-back",
+	       max >= (1u << 20) ? max >> 20 : max >> 10, max >= (1u << 20) ? "MiB" : "KiB",
+	       avail >> 20, reps);
 	fflush(stdout);
 
 	sizes_table(src, dst, max, res, &nres);
