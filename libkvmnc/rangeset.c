@@ -88,10 +88,25 @@ static int cmp_qsort(const void *a, const void *b)
 }
 
 /*
- * First index in a[0..n) with a[i] > x. Without a data-dependent branch
- * (the compilers make the select a cmov): lookups of scattered addresses
- * would otherwise mispredict about every other step.
+ * b + half if b[half] <= x, else b; without a data-dependent branch, which
+ * lookups of scattered addresses would mispredict every other step. gcc
+ * makes the C a cmov, clang 14 turns it back into a branch in this loop
+ * (measured: 55 ns instead of 16 ns per random lookup in 1000 ranges).
  */
+static inline const uint64_t *step(const uint64_t *b, uint32_t half, uint64_t x)
+{
+#if defined(__x86_64__)
+	const uint64_t *next = b + half;
+	uint64_t v = *next;
+
+	__asm__("cmpq %2, %1\n\tcmovbeq %3, %0" : "+r"(b) : "r"(v), "r"(x), "r"(next) : "cc");
+	return b;
+#else
+	return b[half] <= x ? b + half : b;
+#endif
+}
+
+/* First index in a[0..n) with a[i] > x. */
 static uint32_t upper(const uint64_t *a, uint32_t n, uint64_t x)
 {
 	const uint64_t *b = a;
@@ -101,7 +116,7 @@ static uint32_t upper(const uint64_t *a, uint32_t n, uint64_t x)
 	while (n > 1) {
 		uint32_t half = n / 2;
 
-		b = b[half] <= x ? b + half : b;
+		b = step(b, half, x);
 		n -= half;
 	}
 	return (uint32_t)(b - a) + (*b <= x);
