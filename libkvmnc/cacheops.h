@@ -105,7 +105,7 @@ int kvmnc_cache_reselect(void);
 /*
  * Tests and benchmarks only: the engine's variants. Defaults (what the
  * measurements in bench/kvmnc-copy-bench.c --variants support): read_chunk
- * 64 KiB, pipelined, non-temporal write side, read_nt_min 1 MiB.
+ * 256 KiB, pipelined, non-temporal write side, read_nt_min 1 MiB.
  *   read_chunk: bytes invalidated and copied per step (also the write
  *     side's step when write_nt is off); rounded up to a line
  *   read_pipeline: invalidate chunk k + 1 while chunk k is copied; off:
