@@ -234,15 +234,25 @@ static inline void sfence(void)
 	__asm__ volatile("sfence" ::: "memory");
 }
 
-/* @d is NT_BLOCK-aligned and @n a multiple of NT_BLOCK. */
+/*
+ * @d is NT_BLOCK-aligned and @n a multiple of NT_BLOCK. The source is
+ * prefetched 1 KiB ahead: about 10% more throughput from 2 to 256 MiB
+ * here. A prefetch never faults, and one that lands past the range or in
+ * the read side's next chunk (invalidated before it is read) changes no
+ * result.
+ */
+#define NT_PREFETCH 1024
+
 static void copy_nt(char *d, const char *s, size_t n)
 {
 	for (; n; n -= NT_BLOCK, d += NT_BLOCK, s += NT_BLOCK) {
-		__m128i a = _mm_loadu_si128((const __m128i *)s);
-		__m128i b = _mm_loadu_si128((const __m128i *)(s + 16));
-		__m128i c = _mm_loadu_si128((const __m128i *)(s + 32));
-		__m128i e = _mm_loadu_si128((const __m128i *)(s + 48));
+		__m128i a, b, c, e;
 
+		_mm_prefetch((const char *)((uintptr_t)s + NT_PREFETCH), _MM_HINT_T0);
+		a = _mm_loadu_si128((const __m128i *)s);
+		b = _mm_loadu_si128((const __m128i *)(s + 16));
+		c = _mm_loadu_si128((const __m128i *)(s + 32));
+		e = _mm_loadu_si128((const __m128i *)(s + 48));
 		_mm_stream_si128((__m128i *)d, a);
 		_mm_stream_si128((__m128i *)(d + 16), b);
 		_mm_stream_si128((__m128i *)(d + 32), c);
