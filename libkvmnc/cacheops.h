@@ -82,9 +82,15 @@ int kvmnc_cache_copy_write(void *dst, const void *src, size_t len);
 
 /*
  * Write back and invalidate every line of [addr, addr + len), then MFENCE:
- * on return the range is in memory and no line of it is cached, with
- * respect to all later loads and stores of this thread. Use before handing
+ * on return the range is in memory and its lines were dropped from every
+ * cache, before any later load or store of this thread (prefetchers may
+ * bring clean copies back, which then match memory). Use before handing
  * memory to a device that reads it, or before reading what it wrote.
+ *
+ * Every call here touches the range like a read (cache instructions check
+ * permissions and take page faults as loads do): call it only on memory
+ * that is mapped, e.g. after UFFDIO_COPY has filled a post-copy page, never
+ * on a page a userfaultfd would have to resolve.
  */
 int kvmnc_cache_flush(const void *addr, size_t len);
 
