@@ -56,18 +56,23 @@ if [ ${#unlisted[@]} -gt 0 ]; then
 	fail=1
 fi
 
+# The project's pages only: MANDIR may be the system's /usr/share/man.
+ours() {
+	find "$mandir" -path '*/man[0-9]*/*' \( -name 'kvmnc*' -o -name 'libkvmnc*' \) "$@"
+}
+
 pages=0
 while IFS= read -r -d '' f; do
 	pages=$((pages + 1))
 	warn=$(MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l "$f" 2>&1 >/dev/null || true)
 	if [ -n "$warn" ]; then
 		echo "$f: groff warnings:"
-		echo "$warn" | sed 's/^/  /'
+		printf '%s\n' "$warn" | sed 's/^/  /'
 		fail=1
 	fi
-done < <(find "$mandir" -type f -path '*/man[0-9]*/*' -print0 | sort -z)
+done < <(ours -type f -print0 | sort -z)
 
-links=$(find "$mandir" -type l -path '*/man[0-9]*/*' | wc -l)
+links=$(ours -type l -print | wc -l)
 nsym=$(echo "$symbols" | wc -w)
 nstruct=$(echo "$structs" | wc -w)
 if [ $fail -eq 0 ]; then
