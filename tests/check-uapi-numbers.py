@@ -37,7 +37,7 @@ def main():
                      if not os.path.basename(p).startswith("0000"))
     if not patches:
         print("1..0 # SKIP patches/ holds no series yet")
-        return 77
+        return 0  # a TAP skip-all plan; Meson 1.0 calls exit 77 an ERROR
     added = []
     for p in patches:
         in_uapi = False

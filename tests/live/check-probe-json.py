@@ -22,7 +22,7 @@ def run(tool, *args):
     p = subprocess.run([tool, "--json", *args], capture_output=True, text=True, check=False)
     if p.returncode == 2:
         print(f"1..0 # SKIP kvmnc-probe: {p.stderr.strip()}")
-        sys.exit(77)
+        sys.exit(0)  # a TAP skip-all plan; Meson 1.0 calls exit 77 an ERROR
     return json.loads(p.stdout)
 
 
