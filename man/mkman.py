@@ -63,8 +63,14 @@ class Header:
             self.typedefs[m.group(2)] = " ".join(m.group(1).split())
         self.macros = {}
         for m in re.finditer(r"^#define\s+(KVMNC_\w+)(\([^)]*\))?[ \t]+(.*)$", bare, re.M):
+            body = m.group(3)
+            # A body continued over several lines is machinery (KVMNC_OPTS):
+            # the page describes its use; the synopsis shows the signature.
+            if body.rstrip().endswith("\\"):
+                body = "/* ... */"
+            # C++ and C may each define it (KVMNC_OPTS_INIT): show C's, the later one.
             self.macros[m.group(1)] = "#define " + m.group(1) + (m.group(2) or "") + " " + \
-                " ".join(m.group(3).split())
+                " ".join(body.split())
         self.sz_structs = {n.split()[1] for n, body in self.blocks.items()
                            if n.startswith("struct ") and re.search(r"\{\n\s*size_t sz;", body)}
 
