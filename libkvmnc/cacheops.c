@@ -147,6 +147,14 @@ int kvmnc_cache_info(struct kvmnc_cache_info *out)
 	return 0;
 }
 
+int kvmnc_cache_ready(void)
+{
+	int err;
+	uint32_t st = get_state(&err);
+
+	return state_err(st, err);
+}
+
 int kvmnc_cache_reselect(void)
 {
 	struct kvmnc_cache_info info;

@@ -54,6 +54,8 @@ struct kvmnc_cache_info {
  */
 int kvmnc_cache_info(struct kvmnc_cache_info *out);
 const char *kvmnc_cache_insn_name(enum kvmnc_cache_insn insn);
+/* What kvmnc_cache_info() returns, without filling anything: one atomic load once selected. */
+int kvmnc_cache_ready(void);
 
 /*
  * Read side: the device wrote [src, src + len) without snooping; copy it to
