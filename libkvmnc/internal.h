@@ -336,6 +336,12 @@ void kvmnc_handle_put(struct kvmnc *h);
  */
 int kvmnc_handle_ref(struct kvmnc *h);
 void kvmnc_handle_unref(struct kvmnc *h);
+/*
+ * -EBADF unless @h is an open handle, and no reference: for reads that stay
+ * safe however the handle changes meanwhile (handle memory is never freed,
+ * and what is read is checked against a generation no other state repeats).
+ */
+int kvmnc_handle_check(const struct kvmnc *h);
 /* Ends an open handle: afterwards get/ref fail; -EBADF if not open. The lock is taken. */
 int kvmnc_handle_close_begin(struct kvmnc *h);
 
@@ -363,7 +369,10 @@ void kvmnc_ncs_devices(struct kvmnc *h, uint32_t before);
 /* Makes the sets what the tables say; false without memory (they stay stale). */
 bool kvmnc_ncs_rebuild(struct kvmnc *h);
 /* The sets can be read (acquire): otherwise take the lock and ask the tables. */
-bool kvmnc_ncs_ok(const struct kvmnc *h);
+static inline bool kvmnc_ncs_ok(const struct kvmnc *h)
+{
+	return __atomic_load_n(&h->ncs.ok, __ATOMIC_ACQUIRE);
+}
 /* Under the lock: @slot's entry, false when it is not non-coherent. */
 bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entry *e);
 /* Under the lock: a device is enabled and the library knows no (or not all) guest memory. */

@@ -46,7 +46,7 @@ static bool overlaps(const void *a, const void *b, size_t len)
 void (*kvmnc_migration_trace)(int op, const void *guest, size_t len);
 
 /* The part of the operation on [off, off + n) of the guest side. */
-static void run(enum op op, char *dst, const char *src, size_t off, size_t n, bool nc)
+static inline void run(enum op op, char *dst, const char *src, size_t off, size_t n, bool nc)
 {
 	if (nc && kvmnc_migration_trace)
 		kvmnc_migration_trace(op, (op == OP_WRITE ? dst : src) + off, n);
@@ -95,27 +95,28 @@ static int slow(struct kvmnc *h, enum op op, char *dst, const char *src, const v
 	return 0;
 }
 
-/* @guest is the side that is guest memory: src for reads and flushes, dst for writes. */
-static int helper(struct kvmnc *h, enum op op, void *dst, const void *src, size_t len)
+/*
+ * [off, len) with a reference on the handle: what the hint could not
+ * answer, the stale-set path, and CPUs without cache maintenance.
+ */
+static int referenced(struct kvmnc *h, enum op op, char *dst, const char *src, const char *guest,
+		      size_t off, size_t len)
 {
-	const void *guest = op == OP_WRITE ? dst : src;
 	struct kvmnc_rs *set = &h->ncs.hva;
 	int r = kvmnc_handle_ref(h);
 
 	if (r < 0)
 		return r;
-	if (!len) {
-		/* Nothing to do; the handle was still checked. */
-	} else if (!kvmnc_ncs_ok(h)) {
-		r = slow(h, op, dst, src, guest, len);
+	if (!kvmnc_ncs_ok(h)) {
+		r = slow(h, op, dst + (dst ? off : 0), src + off, guest + off, len - off);
 	} else if ((r = kvmnc_cache_ready()) < 0) {
 		/* No cache maintenance here: fine only if nothing needs it, and then all of it. */
-		if (!kvmnc_rs_overlaps(set, (uintptr_t)guest, len)) {
-			run(op, dst, src, 0, len, false);
+		if (!kvmnc_rs_overlaps(set, (uintptr_t)guest + off, len - off)) {
+			run(op, dst, src, off, len - off, false);
 			r = 0;
 		}
 	} else {
-		for (size_t off = 0, n; off < len; off += n) {
+		for (size_t n; off < len; off += n) {
 			bool nc;
 
 			n = (size_t)kvmnc_rs_segment(set, &hva_hint, (uintptr_t)guest + off,
@@ -127,28 +128,83 @@ static int helper(struct kvmnc *h, enum op op, void *dst, const void *src, size_
 	return r;
 }
 
-static int copy(struct kvmnc *h, enum op op, void *dst, const void *src, size_t len)
+/*
+ * @guest is the side that is guest memory: src for reads and flushes, dst
+ * for writes. While this thread's hint answers, no reference is taken:
+ * the hint names a set generation, which a change, a close or a reuse of
+ * the handle's memory never brings back.
+ */
+static int helper(struct kvmnc *h, enum op op, void *dst, const void *src, size_t len)
 {
-	if (bad_range(dst, len) || bad_range(src, len) || (len && overlaps(dst, src, len)))
-		return -EINVAL;
-	return helper(h, op, dst, src, len);
+	const char *guest = op == OP_WRITE ? dst : src;
+	size_t off = 0, n;
+	int r = kvmnc_handle_check(h);
+
+	if (r < 0 || !len)
+		return r;
+	if (kvmnc_ncs_ok(h) && kvmnc_cache_ready() == 0) {
+		for (bool nc; off < len; off += n) {
+			n = (size_t)kvmnc_rs_hinted(&h->ncs.hva, &hva_hint, (uintptr_t)guest + off,
+						    len - off, &nc);
+			if (!n)
+				break;
+			run(op, dst, src, off, n, nc);
+		}
+		if (off == len)
+			return 0;
+	}
+	return referenced(h, op, dst, src, guest, off, len);
+}
+
+/*
+ * The common case, inline in each entry point: the thread's hint answers
+ * for the whole range, with nothing but loads. False: the general path.
+ */
+static inline bool fast(struct kvmnc *h, const void *guest, size_t len, bool *nc)
+{
+	return len && kvmnc_handle_check(h) == 0 && kvmnc_ncs_ok(h) && kvmnc_cache_usable() &&
+	       kvmnc_rs_hinted(&h->ncs.hva, &hva_hint, (uintptr_t)guest, len, nc) == len;
+}
+
+static bool bad_copy(const void *dst, const void *src, size_t len)
+{
+	return bad_range(dst, len) || bad_range(src, len) || (len && overlaps(dst, src, len));
 }
 
 KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
 {
-	return copy(h, OP_READ, dst, src, len);
+	bool nc;
+
+	if (bad_copy(dst, src, len))
+		return -EINVAL;
+	if (!fast(h, src, len, &nc))
+		return helper(h, OP_READ, dst, src, len);
+	run(OP_READ, dst, src, 0, len, nc);
+	return 0;
 }
 
 KVMNC_API int kvmnc_copy_to_guest(struct kvmnc *h, void *dst, const void *src, size_t len)
 {
-	return copy(h, OP_WRITE, dst, src, len);
+	bool nc;
+
+	if (bad_copy(dst, src, len))
+		return -EINVAL;
+	if (!fast(h, dst, len, &nc))
+		return helper(h, OP_WRITE, dst, src, len);
+	run(OP_WRITE, dst, src, 0, len, nc);
+	return 0;
 }
 
 KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)
 {
+	bool nc;
+
 	if (bad_range(addr, len))
 		return -EINVAL;
-	return helper(h, OP_FLUSH, NULL, addr, len);
+	if (!fast(h, addr, len, &nc))
+		return helper(h, OP_FLUSH, NULL, addr, len);
+	run(OP_FLUSH, NULL, addr, 0, len, nc);
+	return 0;
 }
 
 KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h)

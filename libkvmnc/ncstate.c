@@ -46,11 +46,6 @@ void kvmnc_ncs_destroy(struct kvmnc *h)
 		kvmnc_rs_destroy(&h->ncs.gpa[i]);
 }
 
-bool kvmnc_ncs_ok(const struct kvmnc *h)
-{
-	return __atomic_load_n(&h->ncs.ok, __ATOMIC_ACQUIRE);
-}
-
 bool kvmnc_ncs_any(const struct kvmnc *h)
 {
 	return h->devs.n && (h->plain.n == 0 || h->plain_lost);

@@ -210,6 +210,13 @@ int kvmnc_handle_ref(struct kvmnc *h)
 	return 0;
 }
 
+int kvmnc_handle_check(const struct kvmnc *h)
+{
+	if (!h || !is_handle(h))
+		return -EBADF;
+	return __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) & ST_OPEN ? 0 : -EBADF;
+}
+
 void kvmnc_handle_unref(struct kvmnc *h)
 {
 	if (__atomic_sub_fetch(&h->state, ST_REF, __ATOMIC_ACQ_REL) == ST_LIVE)
