@@ -463,14 +463,20 @@ static void k4_table(char *src, char *dst, struct k4res res[3])
 									: coh[k].h;
 					double t;
 
+					bool rnd = m == K_MEMCPY_RAND || m == K_MISS;
+					/* The random pages span 2 MiB (every other 32 KiB). */
+					size_t rbase = base & ~(size_t)((2u << 20) - 1);
+
 					if (m == K_NC && !nslots[k])
 						continue;
-					make_cold(src + base, 1u << 20);
+					if (rnd)
+						make_cold(src + rbase, 2u << 20);
+					else
+						make_cold(src + base, 1u << 20);
 					t = now();
 					for (size_t p = 0; p < K4_PAGES; p++) {
-						bool rnd = m == K_MEMCPY_RAND || m == K_MISS;
 						size_t pg = rnd ? order[p] : hot ? 0 : p;
-						char *s = src + (rnd ? 0 : base) + pg * 4096;
+						char *s = src + (rnd ? rbase : base) + pg * 4096;
 						char *d = dst + (p % 16) * 4096;
 
 						if (m == K_MEMCPY || m == K_MEMCPY_RAND)
