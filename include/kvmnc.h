@@ -388,7 +388,9 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result);
 
 /*
  * The caller deleted @slot (or learnt that KVM no longer has it): forget it.
- * -ENOENT when the library holds no non-coherent region at @slot, -EALREADY
+ * -ENOENT when the library knows no memslot at @slot (it knows the
+ * non-coherent ones and, on a handle whose devices have a mechanism, the
+ * plain ones that went through it: since 1.1's migration API), -EALREADY
  * when a plan for it waits for its outcome.
  */
 KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot);
@@ -416,7 +418,8 @@ KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id);
  * kvmnc_region_prepare() on: a planned region counts), and, while a device
  * model is enabled (kvmnc_device_enable()), every memslot the library knows
  * (plain ones too, as they went through kvmnc_set_region() or the
- * VMM-owned path), since the device may DMA anywhere in the guest. When a
+ * VMM-owned path: a VMM that enables devices routes every memslot through
+ * the library), since the device may DMA anywhere in the guest. When a
  * device is enabled and the library knows no plain memslot (the VMM issues
  * those ioctls itself and never told the library), it cannot tell guest
  * memory from other memory, and every address counts (KVMNC_RANGE_ANY).

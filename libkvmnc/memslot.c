@@ -9,10 +9,10 @@
  * runs the middle one itself between kvmnc_region_prepare() and
  * kvmnc_region_complete().
  *
- * Slots are tracked in two tables keyed by slot: non-coherent ones, and
- * plain ones that went through the library (the guest memory an enabled
- * device may write; a record each, room taken after KVM's success so that
- * a failed call grows nothing). Every change is bracketed by
+ * Slots are tracked in two tables keyed by slot: non-coherent ones, and,
+ * where a device can be enabled, plain ones that went through the library
+ * (the guest memory an enabled device may write; a record each, room taken
+ * after KVM's success so that a failed call grows nothing). Every change is bracketed by
  * kvmnc_ncs_begin()/end(), which keep the copy helpers' lock-free view
  * (ncstate.c) in step.
  */
@@ -168,6 +168,10 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 		kvmnc_table_reserve(&h->nc);
 		if (pl)
 			kvmnc_table_remove(&h->plain, pl);
+	} else if (h->device_mech == KVMNC_MECH_NONE) {
+		/* No device can be enabled: plain memory never needs to be known. */
+		if (rec)
+			kvmnc_table_remove(&h->nc, rec);
 	} else {
 		if (rec)
 			kvmnc_table_remove(&h->nc, rec);

@@ -62,33 +62,42 @@ static void fill(struct kvmnc_ncs_entry *e, uint32_t slot, uint64_t gpa, uint64_
 
 bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entry *e)
 {
-	const struct kvmnc_slot *nc = kvmnc_table_find(&h->nc, slot);
-	const struct kvmnc_slot *pl = kvmnc_table_find(&h->plain, slot);
-	const struct kvmnc_pending *p = kvmnc_table_find(&h->pending, slot);
+	const struct kvmnc_slot *nc = NULL, *pl = NULL;
+	const struct kvmnc_pending *p = NULL;
 	bool dev = h->devs.n > 0;
 
 	memset(e, 0, sizeof(*e));
+	/* Each table is asked only when the answer can depend on it: plain slots cost nothing. */
+	if (!h->nc.n && !h->pending.n && !dev)
+		return false;
 	e->why = dev ? KVMNC_RANGE_DEVICE : 0;
 	e->mechanism = h->region_mech;
-	if (nc) {
+	if ((nc = kvmnc_table_find(&h->nc, slot))) {
 		fill(e, slot, nc->gpa, nc->hva, nc->size);
 		e->why |= KVMNC_RANGE_REGION;
-	} else if (p && p->counts) {
+		return true;
+	}
+	p = kvmnc_table_find(&h->pending, slot);
+	if (p && p->counts) {
 		/* The VMM may be mapping it already. */
 		fill(e, slot, p->r.guest_phys_addr, p->r.userspace_addr, p->r.memory_size);
 		e->why |= KVMNC_RANGE_REGION | KVMNC_RANGE_PLANNED;
-	} else if (dev && pl) {
+		return true;
+	}
+	if (!dev)
+		return false;
+	e->mechanism = h->device_mech;
+	if ((pl = kvmnc_table_find(&h->plain, slot))) {
 		fill(e, slot, pl->gpa, pl->hva, pl->size);
-		e->mechanism = h->device_mech;
-	} else if (dev && p && p->r.memory_size) {
+		return true;
+	}
+	if (p && p->r.memory_size) {
 		/* A plain memslot on its way in: guest memory the device may reach. */
 		fill(e, slot, p->r.guest_phys_addr, p->r.userspace_addr, p->r.memory_size);
 		e->why |= KVMNC_RANGE_PLANNED;
-		e->mechanism = h->device_mech;
-	} else {
-		return false;
+		return true;
 	}
-	return true;
+	return false;
 }
 
 int kvmnc_ncs_for_each(const struct kvmnc *h, int (*fn)(const struct kvmnc_ncs_entry *, void *),
