@@ -356,25 +356,40 @@ void kvmnc_release_devices(struct kvmnc *h);
 
 void kvmnc_ncs_init(struct kvmnc *h);
 void kvmnc_ncs_destroy(struct kvmnc *h);
-/*
- * Under the lock, around every change of the tables for @slot: begin before
- * (notes its entry), end after (replaces it in the sets if it changed). A
- * failure leaves the sets marked stale; the next end, device change or
- * locked reader rebuilds them.
- */
-void kvmnc_ncs_begin(struct kvmnc *h, uint32_t slot);
-void kvmnc_ncs_end(struct kvmnc *h, uint32_t slot);
-/* After a device was enabled or disabled; @before is devs.n before the change. */
-void kvmnc_ncs_devices(struct kvmnc *h, uint32_t before);
-/* Makes the sets what the tables say; false without memory (they stay stale). */
-bool kvmnc_ncs_rebuild(struct kvmnc *h);
+/* Under the lock: @slot's entry, false when it is not non-coherent. */
+bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entry *e);
 /* The sets can be read (acquire): otherwise take the lock and ask the tables. */
 static inline bool kvmnc_ncs_ok(const struct kvmnc *h)
 {
 	return __atomic_load_n(&h->ncs.ok, __ATOMIC_ACQUIRE);
 }
-/* Under the lock: @slot's entry, false when it is not non-coherent. */
-bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entry *e);
+/* Nothing non-coherent can come of the tables: no region, no plan, no device. */
+static inline bool kvmnc_ncs_nothing(const struct kvmnc *h)
+{
+	return !h->nc.n && !h->pending.n && !h->devs.n;
+}
+
+/*
+ * Under the lock, around every change of the tables for @slot: begin before
+ * (notes its entry), end after (replaces it in the sets if it changed). A
+ * failure leaves the sets marked stale; the next end, device change or
+ * locked reader rebuilds them. Plain memslots of a VM without non-coherent
+ * state cost a few compares.
+ */
+void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot);
+static inline void kvmnc_ncs_begin(struct kvmnc *h, uint32_t slot)
+{
+	h->ncs.had = !kvmnc_ncs_nothing(h) && kvmnc_ncs_entry(h, slot, &h->ncs.old);
+}
+static inline void kvmnc_ncs_end(struct kvmnc *h, uint32_t slot)
+{
+	if (h->ncs.had || !kvmnc_ncs_nothing(h) || !kvmnc_ncs_ok(h))
+		kvmnc_ncs_end_slow(h, slot);
+}
+/* After a device was enabled or disabled; @before is devs.n before the change. */
+void kvmnc_ncs_devices(struct kvmnc *h, uint32_t before);
+/* Makes the sets what the tables say; false without memory (they stay stale). */
+bool kvmnc_ncs_rebuild(struct kvmnc *h);
 /* Under the lock: a device is enabled and the library knows no (or not all) guest memory. */
 bool kvmnc_ncs_any(const struct kvmnc *h);
 /* Under the lock: every entry (none while kvmnc_ncs_any()); stops at fn's first non-zero. */

@@ -67,8 +67,8 @@ bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entr
 	bool dev = h->devs.n > 0;
 
 	memset(e, 0, sizeof(*e));
-	/* Each table is asked only when the answer can depend on it: plain slots cost nothing. */
-	if (!h->nc.n && !h->pending.n && !dev)
+	/* Each table is asked only when the answer can depend on it. */
+	if (kvmnc_ncs_nothing(h))
 		return false;
 	e->why = dev ? KVMNC_RANGE_DEVICE : 0;
 	e->mechanism = h->region_mech;
@@ -185,12 +185,7 @@ static struct kvmnc_rs *gpa_set(struct kvmnc *h, uint32_t slot)
 	return &h->ncs.gpa[(slot >> 16) % KVMNC_MAX_AS];
 }
 
-void kvmnc_ncs_begin(struct kvmnc *h, uint32_t slot)
-{
-	h->ncs.had = kvmnc_ncs_entry(h, slot, &h->ncs.old);
-}
-
-void kvmnc_ncs_end(struct kvmnc *h, uint32_t slot)
+void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot)
 {
 	struct kvmnc_ncs_entry e;
 	struct kvmnc_rs_range r;
