@@ -614,7 +614,7 @@ static void variants_table(char *g, char *b, size_t max)
 		 {64 << 10, true, false, 1 << 20},
 		 NO_OPT & NO_CLWB},
 	};
-	static const size_t sizes[] = {2u << 20, 16u << 20, 64u << 20};
+	static const size_t sizes[] = {2u << 20, 64u << 20, 1u << 30};
 	const size_t nv = sizeof(vs) / sizeof(vs[0]);
 	struct kvmnc_cache_tuning def;
 
