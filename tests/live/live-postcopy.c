@@ -42,11 +42,13 @@ static const unsigned char reader[] = {0xbe, TABLE & 0xff, TABLE >> 8, 0xad, 0x8
 				       0xad, 0x8e,	   0xc0,       0xad, 0x89, 0xc7,
 				       0x26, 0x8a,	   0x05,       0xe2, 0xf5, 0xf4};
 
-static struct {
+struct event {
 	char kind;
 	uintptr_t addr;
 	size_t len;
-} ev[MAXEV];
+};
+
+static struct event ev[MAXEV];
 static int nev;
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -54,7 +56,7 @@ static void log_event(char kind, uintptr_t addr, size_t len)
 {
 	pthread_mutex_lock(&ev_lock);
 	if (nev < MAXEV)
-		ev[nev++] = (typeof(ev[0])){kind, addr, len};
+		ev[nev++] = (struct event){kind, addr, len};
 	pthread_mutex_unlock(&ev_lock);
 }
 
