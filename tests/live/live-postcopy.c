@@ -112,33 +112,6 @@ static void *handler_main(void *arg)
 	}
 }
 
-static int run_reader(int kvm, int vm)
-{
-	struct kvm_regs regs = {.rip = CODE, .rflags = 2};
-	struct kvm_sregs sregs;
-	struct kvm_run *run;
-	int vcpu, size, r = -1;
-
-	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vcpu < 0 || size <= 0)
-		return -1;
-	run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	if (run != MAP_FAILED) {
-		if (ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0) {
-			sregs.cs.base = 0;
-			sregs.cs.selector = 0;
-			if (ioctl(vcpu, KVM_SET_SREGS, &sregs) == 0 &&
-			    ioctl(vcpu, KVM_SET_REGS, &regs) == 0 && ioctl(vcpu, KVM_RUN, 0) == 0)
-				r = (int)run->exit_reason;
-		}
-		munmap(run, (size_t)size);
-	}
-	close(vcpu);
-	return r;
-}
-
 /* A userfaultfd that also takes the kernel's faults (KVM's), or -1 and why not in @why. */
 static int uffd_open(char *why, size_t len)
 {
@@ -260,7 +233,7 @@ static void postcopy_order(int kvm)
 		return;
 	}
 	hd.stop = stop[0];
-	T_EQ(run_reader(kvm, vm), KVM_EXIT_HLT, "the guest reads every page and halts");
+	T_EQ(t_run_guest(kvm, vm, CODE), KVM_EXIT_HLT, "the guest reads every page and halts");
 	T_EQ(write(stop[1], "x", 1), 1, "stop the handler");
 	pthread_join(t, NULL);
 	kvmnc_migration_trace = NULL;

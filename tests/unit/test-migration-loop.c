@@ -130,22 +130,29 @@ static int run_example(char *out, size_t len)
 	return r;
 }
 
-static void test_example_on_fake(void **state)
+/* The example on a fresh fake kernel of @personality, with the maintenance trace. */
+static int example_on(const char *personality, char *out, size_t len)
 {
-	static char out[8192];
 	int r;
 
-	(void)state;
-	fake_reset(fake_personality("patched-6.12"));
+	fake_reset(fake_personality(personality));
 	assert_int_equal(pipe(pipefd), 0);
 	memset(fake_dirty, 0, sizeof(fake_dirty));
 	memset(traced, 0, sizeof(traced));
 	kvmnc_migration_trace = trace;
-	r = run_example(out, sizeof(out));
+	r = run_example(out, len);
 	kvmnc_migration_trace = NULL;
 	close(pipefd[0]);
 	close(pipefd[1]);
-	assert_int_equal(r, 0);
+	return r;
+}
+
+static void test_example_on_fake(void **state)
+{
+	static char out[8192];
+
+	(void)state;
+	assert_int_equal(example_on("patched-6.12", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "blob (slot 1): non-coherent\n"));
 	assert_non_null(strstr(out, "pre-copy: 1 non-coherent range(s)"));
 	assert_non_null(strstr(out, "policy: coherent helpers"));
@@ -167,19 +174,9 @@ static void test_example_on_fake(void **state)
 static void test_example_plain(void **state)
 {
 	static char out[8192];
-	int r;
 
 	(void)state;
-	fake_reset(fake_personality("stable-6.12-intel"));
-	assert_int_equal(pipe(pipefd), 0);
-	memset(fake_dirty, 0, sizeof(fake_dirty));
-	memset(traced, 0, sizeof(traced));
-	kvmnc_migration_trace = trace;
-	r = run_example(out, sizeof(out));
-	kvmnc_migration_trace = NULL;
-	close(pipefd[0]);
-	close(pipefd[1]);
-	assert_int_equal(r, 0);
+	assert_int_equal(example_on("stable-6.12-intel", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "blob (slot 1): plain"));
 	assert_non_null(strstr(out, "0 pages with the coherent helpers"));
 	assert_int_equal(traced[0] + traced[1] + traced[2], 0);
