@@ -287,6 +287,12 @@ struct kvmnc {
 	uint32_t state;
 	/* Type-stable: initialized once with the slab, never destroyed. */
 	pthread_mutex_t lock;
+	/*
+	 * Read by the copy helpers without a reference, so never cleared by a
+	 * plain memset (the handle's reuse skips it; ncstate.c sets it up and
+	 * tears it down field by field, atomically where read so).
+	 */
+	struct kvmnc_ncs ncs;
 	/* The rest is protected by the lock. */
 	bool closed;
 
@@ -318,7 +324,6 @@ struct kvmnc {
 	int region_dev_fd;
 	/* What the handle's calls said while holding the lock: delivered after it. */
 	struct kvmnc_logq logq;
-	struct kvmnc_ncs ncs;
 };
 
 /* A new handle, LIVE but not yet open; NULL without memory. */

@@ -35,6 +35,7 @@ void kvmnc_ncs_init(struct kvmnc *h)
 	for (size_t i = 0; i < ARRAY_SIZE(h->ncs.gpa); i++)
 		kvmnc_rs_init(&h->ncs.gpa[i]);
 	h->ncs.any = false;
+	h->ncs.had = false;
 	__atomic_store_n(&h->ncs.ok, true, __ATOMIC_RELEASE);
 	bump(h);
 }

@@ -201,9 +201,20 @@ static void view_free_all(struct kvmnc_rs_view *v)
 	free(v);
 }
 
+/* Field by field: a hinted query may load gen concurrently (rangeset.h). */
+static void rs_clear(struct kvmnc_rs *s)
+{
+	__atomic_store_n(&s->gen, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->cur, NULL, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->epoch, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->readers[0], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->readers[1], 0, __ATOMIC_RELAXED);
+	s->retired = NULL;
+}
+
 void kvmnc_rs_init(struct kvmnc_rs *s)
 {
-	memset(s, 0, sizeof(*s));
+	rs_clear(s);
 }
 
 void kvmnc_rs_destroy(struct kvmnc_rs *s)
@@ -219,7 +230,7 @@ void kvmnc_rs_destroy(struct kvmnc_rs *s)
 		t = next;
 	}
 	view_free_all(s->cur);
-	memset(s, 0, sizeof(*s));
+	rs_clear(s);
 }
 
 size_t kvmnc_rs_reclaim(struct kvmnc_rs *s)

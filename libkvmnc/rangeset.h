@@ -45,7 +45,10 @@ struct kvmnc_rs {
 
 /* An empty set; allocates nothing, cannot fail. */
 void kvmnc_rs_init(struct kvmnc_rs *s);
-/* Frees everything, retired views included. No reader may be inside. */
+/*
+ * Frees everything, retired views included, and leaves an empty set. No
+ * reader may be inside, except kvmnc_rs_hinted(), which needs no view.
+ */
 void kvmnc_rs_destroy(struct kvmnc_rs *s);
 
 /*
