@@ -736,11 +736,14 @@ int kvmnc_rs_snapshot(struct kvmnc_rs *s, struct kvmnc_rs_view **out)
 	struct kvmnc_rs_view *nv = NULL;
 	const struct kvmnc_rs_view *v;
 	unsigned int tok;
+	uint64_t gen = 0;
 	int err = 0;
 
 	/* Blocks are immutable: a snapshot is a private copy of each and of the index. */
 	v = kvmnc_rs_read_lock(s, &tok);
 	if (v) {
+		/* Read while locked: once unlocked, v may be freed. */
+		gen = v->gen;
 		nv = view_new(v->nblk);
 		for (uint32_t b = 0; nv && b < v->nblk; b++) {
 			nv->blk[b] = kvmnc_rs_alloc(sizeof(struct rs_block));
@@ -757,7 +760,7 @@ int kvmnc_rs_snapshot(struct kvmnc_rs *s, struct kvmnc_rs_view **out)
 	kvmnc_rs_read_unlock(s, tok);
 	if (nv) {
 		nv->snapshot = true;
-		nv->gen = v->gen;
+		nv->gen = gen;
 		view_seal(nv);
 	}
 	*out = nv;
