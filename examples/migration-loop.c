@@ -651,9 +651,10 @@ static int postcopy(int kvm, struct vm *src)
 		goto out_vm;
 	pc.uffd = uffd_open();
 	if (pc.uffd < 0) {
-		printf("post-copy: skipped: userfaultfd: %s (vm.unprivileged_userfaultfd=0 needs "
-		       "CAP_SYS_PTRACE for faults taken by KVM)\n",
-		       strerror(-pc.uffd));
+		printf("post-copy: skipped: userfaultfd: %s%s\n", strerror(-pc.uffd),
+		       pc.uffd == -EPERM ? " (with vm.unprivileged_userfaultfd=0, faults taken by "
+					   "KVM need CAP_SYS_PTRACE)"
+					 : "");
 		r = 0;
 		goto out_vm;
 	}

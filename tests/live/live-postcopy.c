@@ -133,10 +133,16 @@ static int uffd_open(char *why, size_t len)
 		knob[strcspn(knob, "\n")] = '\0';
 		fclose(f);
 	}
-	snprintf(why, len,
-		 "userfaultfd for kernel faults: %s (vm.unprivileged_userfaultfd=%s, uid %d; needs "
-		 "CAP_SYS_PTRACE when it is 0)",
-		 strerror(e), knob, (int)getuid());
+	if (e == EPERM)
+		snprintf(why, len,
+			 "userfaultfd for kernel faults: %s (vm.unprivileged_userfaultfd=%s, uid "
+			 "%d; "
+			 "needs CAP_SYS_PTRACE when it is 0)",
+			 strerror(e), knob, (int)getuid());
+	else
+		snprintf(why, len,
+			 "userfaultfd: %s (not in this kernel, or not emulated: valgrind)",
+			 strerror(e));
 	return -1;
 }
 
