@@ -1,38 +1,58 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * kvmnc-copy-bench: the cache-maintenance engine (libkvmnc/cacheops.c) and
- * the range lookup (libkvmnc/rangeset.c) against memcpy, side by side in
- * one run, repetitions interleaved, min and median of each.
+ * kvmnc-copy-bench: the migration helpers (kvmnc_copy_from_guest,
+ * kvmnc_copy_to_guest, kvmnc_flush) against memcpy, side by side in one
+ * run, repetitions interleaved, min and median of each.
  *
- *   sizes   GB/s of memcpy, the read-side copy, the write-side copy and the
- *           flush alone, 4 KiB to 256 MiB (--max 1G for 1 GiB), with both
- *           buffers out of the caches before each call ("cold": the
- *           migration case) and in them ("warm")
- *   4k      ns per 4 KiB copy including the range lookup, 0/10/1000 ranges
- *   lines   ns per line of each cache instruction this CPU has (--lines)
+ *   sizes    GB/s of memcpy and of each helper on a non-coherent memslot,
+ *            4 KiB to 1 GiB (--max; capped by MemAvailable), with both
+ *            buffers out of the caches before each call ("cold": the
+ *            migration case) and in them ("warm")
+ *   4k       ns per 4 KiB call at 0, 10 and 1000 non-coherent memslots:
+ *            a plain page (the lookup's cost), a non-coherent page (lookup
+ *            and cache maintenance), and plain pages in random order between
+ *            1000 slots (the lookup when the per-thread hint misses)
+ *   lines    ns per line of each cache instruction this CPU has (--lines)
  *   variants the alternatives the engine's defaults were chosen against
- *           (--variants)
+ *            (--variants)
  *
- * Ends with key=value lines. It measures the engine directly; once the
- * public helpers use it, they are what to point this at.
+ * The calls measured are the public API's. The state they run against is
+ * set up from inside: this host may offer no mechanism at all (no flag, no
+ * device, no quirk), so each handle is opened on a real VM with its region
+ * mechanism set to the memslot flag, and its kvmnc_set_region() calls reach
+ * a kernel that accepts them (the seam with a no-op memslot ioctl). The
+ * library's view is then what it would be on a kernel with the flag; no
+ * system call is involved in a copy either way. memcpy is called through a
+ * pointer, so that it is the same glibc function the helpers call.
+ *
+ * Ends with key=value lines (ratios of the cold medians): copy_read_ratio_
+ * and copy_write_ratio_ are throughput ratios to memcpy (higher is better),
+ * copy_4k_overhead_ time ratios (lower is better).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cacheops.h"
+#include "compat-kvm.h"
 #include "internal.h"
-#include "rangeset.h"
 
 #define MAXREPS 1024
 #define MIB	(1024.0 * 1024.0)
+#define POOL4K	(64u << 20) /* the 4 KiB walk's pool */
 
 static int reps = 7;
+static int kvm_fd = -1;
+
+/* The same memcpy the library calls, not one the compiler inlines here. */
+static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
 
 static double now(void)
 {
@@ -49,24 +69,24 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-struct stat {
+struct samples {
 	double t[MAXREPS];
 	int n;
 };
 
-static void add(struct stat *s, double t)
+static void add(struct samples *s, double t)
 {
 	if (s->n < MAXREPS)
 		s->t[s->n++] = t;
 }
 
-static double smin(struct stat *s)
+static double smin(struct samples *s)
 {
 	qsort(s->t, (size_t)s->n, sizeof(double), cmp_double);
 	return s->t[0];
 }
 
-static double smed(struct stat *s)
+static double smed(struct samples *s)
 {
 	qsort(s->t, (size_t)s->n, sizeof(double), cmp_double);
 	return s->n % 2 ? s->t[s->n / 2] : (s->t[s->n / 2 - 1] + s->t[s->n / 2]) / 2;
@@ -94,9 +114,69 @@ static void die_on(int r, const char *what)
 	}
 }
 
+/* ---- handles with non-coherent memslots ---------------------------------------- */
+
+/* Every memslot call succeeds at once; everything else is the real kernel. */
+static int noop_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_SET_USER_MEMORY_REGION2)
+		return 0;
+	return kvmnc_sys_real.ioctl(fd, req, arg);
+}
+
+static struct kvmnc_sys noop_sys;
+
+struct nch {
+	struct kvmnc *h;
+	int vm;
+	uint32_t slots;
+};
+
+static struct nch nch_open(void)
+{
+	struct nch n = {.vm = ioctl(kvm_fd, KVM_CREATE_VM, 0)};
+
+	if (n.vm < 0) {
+		perror("KVM_CREATE_VM");
+		exit(2);
+	}
+	die_on(kvmnc_open(n.vm, NULL, &n.h), "kvmnc_open");
+	/* What a kernel with KVM_MEM_NON_COHERENT_DMA gives (see the top of this file). */
+	n.h->region_mech = KVMNC_MECH_MEMSLOT_FLAG;
+	return n;
+}
+
+/* One more non-coherent memslot over [hva, hva + len), through the public call. */
+static void nch_add(struct nch *n, uintptr_t hva, size_t len)
+{
+	struct kvmnc_region r = {
+		.sz = sizeof(r),
+		.slot = n->slots,
+		.guest_phys_addr = (uint64_t)n->slots << 32,
+		.memory_size = len,
+		.userspace_addr = hva,
+		.kvmnc_flags = KVMNC_REGION_NONCOHERENT,
+	};
+
+	noop_sys = kvmnc_sys_real;
+	noop_sys.ioctl = noop_ioctl;
+	kvmnc_sys = &noop_sys;
+	die_on(kvmnc_set_region(n->h, &r), "kvmnc_set_region");
+	kvmnc_sys = &kvmnc_sys_real;
+	n->slots++;
+}
+
+static void nch_close(struct nch *n)
+{
+	kvmnc_close(n->h);
+	close(n->vm);
+}
+
+/* ---- buffers out of the caches, or in them ---------------------------------------- */
+
 static volatile char sink;
 
-/* Preparation, not timed: out of the caches, or in them (dst dirty). */
+/* Preparation, not timed. */
 static void make_cold(char *p, size_t n)
 {
 	die_on(kvmnc_cache_flush(p, n), "flush");
@@ -144,6 +224,7 @@ static struct kvmnc_cache_info use_insns(uint32_t mask)
 	leaf7_mask = mask;
 	kvmnc_sys = &masked_sys;
 	die_on(kvmnc_cache_reselect(), "cache engine selection");
+	kvmnc_sys = &kvmnc_sys_real;
 	kvmnc_cache_info(&info);
 	return info;
 }
@@ -151,23 +232,33 @@ static struct kvmnc_cache_info use_insns(uint32_t mask)
 #define NO_OPT	(~(1u << 23))
 #define NO_CLWB (~(1u << 24))
 
-enum mode { M_MEMCPY, M_READ, M_WRITE, M_FLUSH, NMODES };
-static const char *const mode_names[] = {"memcpy", "copy_read", "copy_write", "flush"};
+/* ---- sizes ---------------------------------------------------------------------- */
 
-static void run_mode(enum mode m, char *d, const char *s, size_t n)
+/*
+ * @g is the guest buffer (one non-coherent memslot of @h), @b plain memory.
+ * Reads copy g to b, writes b to g; each helper has its memcpy beside it.
+ */
+enum mode { M_MEMCPY_RD, M_READ, M_MEMCPY_WR, M_WRITE, M_FLUSH, NMODES };
+
+static struct kvmnc *bench_h;
+
+static void run_mode(enum mode m, char *g, char *b, size_t n)
 {
 	switch (m) {
-	case M_MEMCPY:
-		memcpy(d, s, n);
+	case M_MEMCPY_RD:
+		memcpy_fn(b, g, n);
 		break;
 	case M_READ:
-		die_on(kvmnc_cache_copy_read(d, s, n), "copy_read");
+		die_on(kvmnc_copy_from_guest(bench_h, b, g, n), "copy_from_guest");
+		break;
+	case M_MEMCPY_WR:
+		memcpy_fn(g, b, n);
 		break;
 	case M_WRITE:
-		die_on(kvmnc_cache_copy_write(d, s, n), "copy_write");
+		die_on(kvmnc_copy_to_guest(bench_h, g, b, n), "copy_to_guest");
 		break;
 	case M_FLUSH:
-		die_on(kvmnc_cache_flush(s, n), "flush");
+		die_on(kvmnc_flush(bench_h, g, n), "flush");
 		break;
 	case NMODES:
 		break;
@@ -184,34 +275,36 @@ static void run_mode(enum mode m, char *d, const char *s, size_t n)
  */
 #define POOL (2u << 20)
 
-static double measure(enum mode m, char *d, char *s, size_t n, bool cold)
+static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 {
 	size_t calls = n >= (1u << 20) ? 1 : POOL / n;
+	bool rd = m == M_MEMCPY_RD || m == M_READ || m == M_FLUSH;
+	char *src = rd ? g : b, *dst = rd ? b : g;
 	double t;
 
 	if (calls == 1) {
 		if (cold) {
-			make_cold(s, n);
-			make_cold(d, n);
+			make_cold(src, n);
+			make_cold(dst, n);
 		} else {
-			make_warm(s, d, n);
+			make_warm(src, dst, n);
 		}
 		t = now();
-		run_mode(m, d, s, n);
+		run_mode(m, g, b, n);
 		return now() - t;
 	}
 	if (cold) {
-		make_cold(s, POOL);
-		make_cold(d, POOL);
+		make_cold(src, POOL);
+		make_cold(dst, POOL);
 	} else {
-		make_warm(s, d, n);
-		run_mode(m, d, s, n);
+		make_warm(src, dst, n);
+		run_mode(m, g, b, n);
 	}
 	t = now();
 	for (size_t i = 0; i < calls; i++) {
 		size_t off = cold ? i * n : 0;
 
-		run_mode(m, d + off, s + off, n);
+		run_mode(m, g + off, b + off, n);
 	}
 	return (now() - t) / (double)calls;
 }
@@ -219,18 +312,35 @@ static double measure(enum mode m, char *d, char *s, size_t n, bool cold)
 struct result {
 	size_t size;
 	double gbps_med[2][NMODES], gbps_min[2][NMODES];
+	/* Throughput ratios: read to memcpy g->b, write to memcpy b->g, flush to memcpy g->b. */
 	double ratio_med[2][NMODES], ratio_min[2][NMODES];
 };
 
-static void sizes_table(char *src, char *dst, size_t max, struct result *res, int *nres)
+static enum mode base_of(enum mode m)
 {
-	static const size_t sizes[] = {4096,	  65536,     1u << 20,	 2u << 20,
-				       16u << 20, 64u << 20, 256u << 20, 1u << 30};
+	return m == M_WRITE || m == M_MEMCPY_WR ? M_MEMCPY_WR : M_MEMCPY_RD;
+}
 
-	printf("GB/s, median (min), and throughput ratio to memcpy (engine / memcpy GB/s, "
-	       "> 1 is faster) of the medians and of the minimum times\n");
-	printf("%-9s %-5s %16s %16s %16s %16s   %6s %6s %6s   %6s %6s\n", "size", "cache", "memcpy",
-	       "copy_read", "copy_write", "flush", "read", "write", "flush", "rd min", "wr min");
+static void size_label(char *buf, size_t len, size_t n, bool compact)
+{
+	if (n >= (1u << 30))
+		snprintf(buf, len, compact ? "%zuGiB" : "%zu GiB", n >> 30);
+	else if (n >= (1u << 20))
+		snprintf(buf, len, compact ? "%zuMiB" : "%zu MiB", n >> 20);
+	else
+		snprintf(buf, len, compact ? "%zuKiB" : "%zu KiB", n >> 10);
+}
+
+static void sizes_table(char *g, char *b, size_t max, struct result *res, int *nres)
+{
+	static const size_t sizes[] = {4096,	  65536,      1u << 20,	  2u << 20, 16u << 20,
+				       64u << 20, 256u << 20, 512u << 20, 1u << 30};
+
+	printf("GB/s, median (min); throughput ratio to memcpy (> 1 faster) of the medians "
+	       "and of the minimum times\n");
+	printf("%-8s %-5s %16s %16s %16s %16s %16s   %6s %6s %6s   %6s %6s\n", "size", "cache",
+	       "memcpy g->b", "copy_from", "memcpy b->g", "copy_to", "flush", "read", "write",
+	       "flush", "rd min", "wr min");
 	*nres = 0;
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t n = sizes[k];
@@ -241,30 +351,32 @@ static void sizes_table(char *src, char *dst, size_t max, struct result *res, in
 		(*nres)++;
 		r->size = n;
 		for (int c = 0; c < 2; c++) {
-			struct stat st[NMODES] = {0};
+			struct samples st[NMODES] = {0};
 			char label[32];
-
-			/* Small sizes: short samples, so more of them. */
-			int samples = n >= (1u << 20) ? reps : reps * 8;
+			/* Small sizes: short samples, so more of them; the largest fewer. */
+			int samples = n >= (256u << 20) ? (reps + 1) / 2
+				      : n >= (1u << 20) ? reps
+							: reps * 8;
 
 			for (int i = 0; i < samples; i++)
 				for (int m = 0; m < NMODES; m++) {
 					/* Rotate the order: no mode always runs first. */
 					enum mode mm = (enum mode)((m + i) % NMODES);
 
-					add(&st[mm], measure(mm, dst, src, n, c == 0));
+					add(&st[mm], measure(mm, g, b, n, c == 0));
 				}
 			for (int m = 0; m < NMODES; m++) {
 				r->gbps_med[c][m] = (double)n / smed(&st[m]) / 1e9;
 				r->gbps_min[c][m] = (double)n / smin(&st[m]) / 1e9;
-				r->ratio_med[c][m] = r->gbps_med[c][m] / r->gbps_med[c][M_MEMCPY];
-				r->ratio_min[c][m] = r->gbps_min[c][m] / r->gbps_min[c][M_MEMCPY];
 			}
-			if (n >= (1u << 20))
-				snprintf(label, sizeof(label), "%zu MiB", n >> 20);
-			else
-				snprintf(label, sizeof(label), "%zu KiB", n >> 10);
-			printf("%-9s %-5s", label, c ? "warm" : "cold");
+			for (int m = 0; m < NMODES; m++) {
+				enum mode base = base_of((enum mode)m);
+
+				r->ratio_med[c][m] = r->gbps_med[c][m] / r->gbps_med[c][base];
+				r->ratio_min[c][m] = r->gbps_min[c][m] / r->gbps_min[c][base];
+			}
+			size_label(label, sizeof(label), n, false);
+			printf("%-8s %-5s", label, c ? "warm" : "cold");
 			for (int m = 0; m < NMODES; m++)
 				printf(" %7.2f (%6.2f)", r->gbps_med[c][m], r->gbps_min[c][m]);
 			printf("   %6.3f %6.3f %6.3f   %6.3f %6.3f\n", r->ratio_med[c][M_READ],
@@ -275,172 +387,125 @@ static void sizes_table(char *src, char *dst, size_t max, struct result *res, in
 	}
 }
 
-/*
- * What a copy_from_guest does: look the range up, flush only what is
- * non-coherent. @hint NULL: a read-locked view and a full search per call;
- * otherwise the hinted query a per-thread hint allows.
- */
-static void lookup_copy(struct kvmnc_rs *set, struct kvmnc_rs_hint *hint, char *d, const char *s,
-			size_t len)
-{
-	const struct kvmnc_rs_view *v = NULL;
-	unsigned int tok = 0;
+/* ---- 4 KiB calls ------------------------------------------------------------------ */
 
-	if (!hint)
-		v = kvmnc_rs_read_lock(set, &tok);
-	for (size_t off = 0; off < len;) {
-		bool nc;
-		uint64_t a = (uintptr_t)s + off;
-		size_t n = (size_t)(hint ? kvmnc_rs_segment(set, hint, a, len - off, &nc)
-					 : kvmnc_rs_view_segment(v, a, len - off, &nc));
-
-		if (nc)
-			die_on(kvmnc_cache_copy_read(d + off, s + off, n), "copy_read");
-		else
-			memcpy(d + off, s + off, n);
-		off += n;
-	}
-	if (!hint)
-		kvmnc_rs_read_unlock(set, tok);
-}
-
-/* @n ranges inside [g, g + glen) (covering it), or around it (none covering it). */
-static void fill_set(struct kvmnc_rs *set, uintptr_t g, size_t glen, int n, bool inside)
-{
-	struct kvmnc_rs_range *r = calloc((size_t)n + 1, sizeof(*r));
-	size_t per = glen / (size_t)(n ? n : 1) & ~(size_t)4095;
-
-	for (int i = 0; i < n; i++) {
-		if (inside) {
-			r[i].start = g + (size_t)i * per;
-			r[i].len = i == n - 1 ? glen - (size_t)i * per : per;
-		} else {
-			/* Half below, half above: the search goes all the way down. */
-			uint64_t step = 1u << 20;
-
-			r[i].start = i % 2 ? g + glen + (uint64_t)i * step
-					   : g - (uint64_t)(i + 2) * step;
-			r[i].len = 1u << 16;
-		}
-		r[i].slot = (uint32_t)i;
-	}
-	kvmnc_rs_init(set);
-	die_on(kvmnc_rs_replace(set, r, (size_t)n), "rangeset");
-	free(r);
-}
-
-enum k4 { K_MEMCPY, K_COH, K_COH_HINT, K_NC, K_NC_HINT, K_LOOKUP, K_LOOKUP_HINT, K_SNAP, NK4 };
+enum k4 { K_MEMCPY, K_COH, K_NC, K_MEMCPY_RAND, K_MISS, NK4 };
 
 struct k4res {
 	double walk[NK4], hot[NK4];
 };
 
 /*
+ * @n slots inside [p, p + len) (covering it), or around it (none covering
+ * it: half below, half above, so that a search goes all the way down).
+ * The addresses around it are never touched.
+ */
+static struct nch nc_config(uintptr_t p, size_t len, int n, bool inside)
+{
+	struct nch h = nch_open();
+	size_t per = len / (size_t)(n ? n : 1) & ~(size_t)4095;
+
+	for (int i = 0; i < n; i++) {
+		if (inside)
+			nch_add(&h, p + (size_t)i * per, i == n - 1 ? len - (size_t)i * per : per);
+		else if (i % 2)
+			nch_add(&h, p + len + (uintptr_t)i * (1u << 20), 1u << 16);
+		else
+			nch_add(&h, p - (uintptr_t)(i + 2) * (1u << 20), 1u << 16);
+	}
+	return h;
+}
+
+/*
  * ns per 4 KiB call: walking a 64 MiB pool page by page, out of the caches
- * at the start of each repetition (a pre-copy pass), or one page (hot).
- * "coherent": the ranges lie around the pool, none covers it; "nc": they
- * cover it (1000 ranges: 64 KiB each), so every page is flushed.
+ * at the start of each sample (a pre-copy pass), or one page (hot).
+ * coh: a page no slot covers; nc: a page inside a non-coherent slot (1000
+ * slots of 64 KiB cover the pool); miss: pages between 1000 slots of 32 KiB
+ * at a 64 KiB stride, in random order, so that the hint never holds.
  */
 #define K4_PAGES 256 /* per sample: 1 MiB of the pool */
 
 static void k4_table(char *src, char *dst, struct k4res res[3])
 {
-	static const int nranges[3] = {0, 10, 1000};
-	const size_t glen = 64u << 20, pages = K4_PAGES;
-	struct kvmnc_rs coh[3], nc[3];
-	struct kvmnc_rs_view *snap[3];
+	static const int nslots[3] = {0, 10, 1000};
+	struct nch coh[3], nc[3], miss;
+	size_t order[K4_PAGES];
 
 	for (int k = 0; k < 3; k++) {
-		fill_set(&coh[k], (uintptr_t)src, glen, nranges[k], false);
-		fill_set(&nc[k], (uintptr_t)src, glen, nranges[k], true);
-		die_on(kvmnc_rs_snapshot(&coh[k], &snap[k]), "snapshot");
+		coh[k] = nc_config((uintptr_t)src, POOL4K, nslots[k], false);
+		nc[k] = nc_config((uintptr_t)src, POOL4K, nslots[k], true);
 	}
+	miss = nch_open();
+	for (int i = 0; i < 1000; i++)
+		nch_add(&miss, (uintptr_t)src + (size_t)i * 65536, 32768);
+	/* Pages of the uncovered halves, in an order no two neighbours share a run. */
+	for (size_t p = 0; p < K4_PAGES; p++)
+		order[p] = (p * 37 % K4_PAGES) / 8 * 16 + 8 + p % 8;
+
 	printf("\nns per 4 KiB call, median of %d samples of %d calls (walk: consecutive pages "
 	       "of 1 MiB of a 64 MiB pool, evicted first; hot: one page)\n",
 	       reps * 8, K4_PAGES);
-	printf("  coherent page: lookup says no flush; nc page: lookup, invalidate, copy; "
-	       "view: full search per call; hint: kvmnc_rs_segment with a per-thread hint\n");
-	printf("%-7s %-5s %7s %9s %9s %9s %9s %8s %8s %8s   %6s %6s %6s\n", "ranges", "", "memcpy",
-	       "coh view", "coh hint", "nc view", "nc hint", "lk view", "lk hint", "lk snap",
-	       "coh/m", "hint/m", "nc/m");
+	printf("  coh: a page no slot covers; nc: a page inside a non-coherent slot; rand/miss: "
+	       "plain pages in random order between 1000 slots (memcpy of the same pages)\n");
+	printf("%-6s %-5s %8s %9s %9s %9s %9s   %7s %7s %7s\n", "slots", "", "memcpy", "coh", "nc",
+	       "memcpy rd", "miss", "coh/m", "nc/m", "miss/m");
 	for (int k = 0; k < 3; k++) {
 		for (int hot = 0; hot < 2; hot++) {
-			struct stat st[NK4] = {0};
+			struct samples st[NK4] = {0};
 			double *out = hot ? res[k].hot : res[k].walk;
 
 			for (int i = 0; i < reps * 8; i++) {
 				for (int j = 0; j < NK4; j++) {
 					int m = (j + i) % NK4;
-					struct kvmnc_rs_hint hint = {0};
 					size_t base = (size_t)((i * NK4 + j) % 64) << 20;
+					struct kvmnc *h = m == K_NC	? nc[k].h
+							  : m == K_MISS ? miss.h
+									: coh[k].h;
 					double t;
 
-					if ((m == K_NC || m == K_NC_HINT) && !nranges[k])
+					bool rnd = m == K_MEMCPY_RAND || m == K_MISS;
+					/* The random pages span 2 MiB (every other 32 KiB). */
+					size_t rbase = base & ~(size_t)((2u << 20) - 1);
+
+					if (m == K_NC && !nslots[k])
 						continue;
-					make_cold(src + base, 1u << 20);
+					if (rnd)
+						make_cold(src + rbase, 2u << 20);
+					else
+						make_cold(src + base, 1u << 20);
 					t = now();
-					for (size_t p = 0; p < pages; p++) {
-						size_t off = base + (hot ? 0 : p * 4096);
-						char *s = src + off, *d = dst + (p % 16) * 4096;
-						bool c;
+					for (size_t p = 0; p < K4_PAGES; p++) {
+						size_t pg = rnd ? order[p] : hot ? 0 : p;
+						char *s = src + (rnd ? rbase : base) + pg * 4096;
+						char *d = dst + (p % 16) * 4096;
 
-						switch (m) {
-						case K_MEMCPY:
-							memcpy(d, s, 4096);
-							break;
-						case K_COH:
-							lookup_copy(&coh[k], NULL, d, s, 4096);
-							break;
-						case K_COH_HINT:
-							lookup_copy(&coh[k], &hint, d, s, 4096);
-							break;
-						case K_NC:
-							lookup_copy(&nc[k], NULL, d, s, 4096);
-							break;
-						case K_NC_HINT:
-							lookup_copy(&nc[k], &hint, d, s, 4096);
-							break;
-						case K_LOOKUP: {
-							unsigned int tok;
-							const struct kvmnc_rs_view *v =
-								kvmnc_rs_read_lock(&coh[k], &tok);
-
-							sink = (char)kvmnc_rs_view_segment(
-								v, (uintptr_t)s, 4096, &c);
-							kvmnc_rs_read_unlock(&coh[k], tok);
-							break;
-						}
-						case K_LOOKUP_HINT:
-							sink = (char)kvmnc_rs_segment(
-								&coh[k], &hint, (uintptr_t)s, 4096,
-								&c);
-							break;
-						case K_SNAP:
-							sink = (char)kvmnc_rs_view_segment(
-								snap[k], (uintptr_t)s, 4096, &c);
-							break;
-						}
+						if (m == K_MEMCPY || m == K_MEMCPY_RAND)
+							memcpy_fn(d, s, 4096);
+						else
+							die_on(kvmnc_copy_from_guest(h, d, s, 4096),
+							       "copy_from_guest");
 					}
-					add(&st[m], (now() - t) / (double)pages * 1e9);
+					add(&st[m], (now() - t) / (double)K4_PAGES * 1e9);
 				}
 			}
 			for (int m = 0; m < NK4; m++)
 				out[m] = st[m].n ? smed(&st[m]) : 0;
-			printf("%-7d %-5s %7.0f %9.0f %9.0f %9.0f %9.0f %8.1f %8.1f %8.1f   %6.3f "
-			       "%6.3f %6.3f\n",
-			       nranges[k], hot ? "hot" : "walk", out[K_MEMCPY], out[K_COH],
-			       out[K_COH_HINT], out[K_NC], out[K_NC_HINT], out[K_LOOKUP],
-			       out[K_LOOKUP_HINT], out[K_SNAP], out[K_COH] / out[K_MEMCPY],
-			       out[K_COH_HINT] / out[K_MEMCPY], out[K_NC] / out[K_MEMCPY]);
+			printf("%-6d %-5s %8.0f %9.0f %9.0f %9.0f %9.0f   %7.3f %7.3f %7.3f\n",
+			       nslots[k], hot ? "hot" : "walk", out[K_MEMCPY], out[K_COH],
+			       out[K_NC], out[K_MEMCPY_RAND], out[K_MISS],
+			       out[K_COH] / out[K_MEMCPY], out[K_NC] / out[K_MEMCPY],
+			       out[K_MISS] / out[K_MEMCPY_RAND]);
 			fflush(stdout);
 		}
 	}
 	for (int k = 0; k < 3; k++) {
-		kvmnc_rs_view_free(snap[k]);
-		kvmnc_rs_destroy(&coh[k]);
-		kvmnc_rs_destroy(&nc[k]);
+		nch_close(&coh[k]);
+		nch_close(&nc[k]);
 	}
+	nch_close(&miss);
 }
+
+/* ---- lines and variants ------------------------------------------------------------ */
 
 /* ns per line of the selected instructions, on 2 MiB and on one 4 KiB page. */
 static void lines_table(char *buf)
@@ -476,7 +541,7 @@ static void lines_table(char *buf)
 			for (int z = 0; z < 2; z++) {
 				size_t n = z ? 4096 : 2u << 20;
 				size_t calls = z ? 256 : 1;
-				struct stat st = {0};
+				struct samples st = {0};
 
 				for (int i = 0; i < reps; i++) {
 					double t = 0;
@@ -508,8 +573,8 @@ static void lines_table(char *buf)
 	use_insns(~0u);
 }
 
-/* The alternatives, each against memcpy in the same interleaved loop. */
-static void variants_table(char *src, char *dst, size_t max)
+/* The alternatives, each against memcpy in the same interleaved loop, through the helpers. */
+static void variants_table(char *g, char *b, size_t max)
 {
 	static const struct {
 		const char *name;
@@ -549,41 +614,46 @@ static void variants_table(char *src, char *dst, size_t max)
 		 {64 << 10, true, false, 1 << 20},
 		 NO_OPT & NO_CLWB},
 	};
-	static const size_t sizes[] = {2u << 20, 16u << 20, 64u << 20};
+	static const size_t sizes[] = {2u << 20, 64u << 20, 1u << 30};
 	const size_t nv = sizeof(vs) / sizeof(vs[0]);
 	struct kvmnc_cache_tuning def;
 
 	kvmnc_cache_tune(NULL, &def);
-	printf("\nvariants (each interleaved with memcpy): GB/s median (min), throughput ratio to "
-	       "memcpy of the medians and of the minima\n");
+	printf("\nvariants (each interleaved with memcpy in its direction): GB/s median (min), "
+	       "throughput ratio to memcpy of the medians and of the minima\n");
 	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
 		size_t n = sizes[z];
 
 		if (n > max)
 			break;
 		for (int c = 0; c < 2; c++) {
-			struct stat mem = {0}, st[sizeof(vs) / sizeof(vs[0])];
+			struct samples mem[2], st[sizeof(vs) / sizeof(vs[0])];
 
 			memset(st, 0, sizeof(st));
+			memset(mem, 0, sizeof(mem));
 			for (int i = 0; i < reps; i++) {
-				add(&mem, measure(M_MEMCPY, dst, src, n, c == 0));
+				add(&mem[0], measure(M_MEMCPY_RD, g, b, n, c == 0));
+				add(&mem[1], measure(M_MEMCPY_WR, g, b, n, c == 0));
 				for (size_t k = 0; k < nv; k++) {
 					size_t j = (k + (size_t)i) % nv;
 
 					use_insns(vs[j].mask);
 					kvmnc_cache_tune(&vs[j].t, NULL);
-					add(&st[j], measure(vs[j].m, dst, src, n, c == 0));
+					add(&st[j], measure(vs[j].m, g, b, n, c == 0));
 				}
 			}
-			printf("%zu MiB, %s: memcpy %.2f (%.2f) GB/s; ratio of medians, of "
-			       "minima\n",
-			       n >> 20, c ? "warm" : "cold", (double)n / smed(&mem) / 1e9,
-			       (double)n / smin(&mem) / 1e9);
-			for (size_t k = 0; k < nv; k++)
+			printf("%zu MiB, %s: memcpy g->b %.2f (%.2f), b->g %.2f (%.2f) GB/s\n",
+			       n >> 20, c ? "warm" : "cold", (double)n / smed(&mem[0]) / 1e9,
+			       (double)n / smin(&mem[0]) / 1e9, (double)n / smed(&mem[1]) / 1e9,
+			       (double)n / smin(&mem[1]) / 1e9);
+			for (size_t k = 0; k < nv; k++) {
+				struct samples *base = &mem[vs[k].m == M_WRITE];
+
 				printf("  %-36s %7.2f (%6.2f)  %6.3f %6.3f\n", vs[k].name,
 				       (double)n / smed(&st[k]) / 1e9,
-				       (double)n / smin(&st[k]) / 1e9, smed(&mem) / smed(&st[k]),
-				       smin(&mem) / smin(&st[k]));
+				       (double)n / smin(&st[k]) / 1e9, smed(base) / smed(&st[k]),
+				       smin(base) / smin(&st[k]));
+			}
 			fflush(stdout);
 		}
 	}
@@ -621,27 +691,45 @@ static size_t parse_size(const char *s)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kvmnc-copy-bench [--max SIZE (256M; 1G)] [--reps N (7)] [--lines] "
-		   "[--variants]\n");
+	fprintf(f, "usage: kvmnc-copy-bench [--max SIZE (1G)] [--reps N (7)] [--lines] "
+		   "[--variants] [--no-sizes]\n");
+}
+
+static double load_avg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"max", required_argument, NULL, 'm'}, {"reps", required_argument, NULL, 'r'},
-		{"lines", no_argument, NULL, 'l'},     {"variants", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+		{"max", required_argument, NULL, 'm'},
+		{"reps", required_argument, NULL, 'r'},
+		{"lines", no_argument, NULL, 'l'},
+		{"variants", no_argument, NULL, 'v'},
+		{"no-sizes", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	size_t max = 256u << 20, avail, pool;
-	bool do_lines = false, do_variants = false;
+	size_t max = 1u << 30, avail, pool;
+	bool do_lines = false, do_variants = false, do_sizes = true;
 	struct kvmnc_cache_tuning tuning;
 	struct kvmnc_cache_info info;
-	struct result res[8];
+	struct result res[9];
 	struct k4res k4[3];
-	int c, nres;
-	char *src, *dst;
+	struct nch big;
+	int c, nres = 0;
+	char *g, *b;
 
-	while ((c = getopt_long(argc, argv, "m:r:lvh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:r:lvnh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			max = parse_size(optarg);
@@ -654,6 +742,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			do_variants = true;
+			break;
+		case 'n':
+			do_sizes = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -671,81 +762,86 @@ int main(int argc, char **argv)
 		printf("kvmnc-copy-bench: no cache instructions on this CPU: nothing to measure\n");
 		return 77;
 	}
-	/* Source and destination, each at least the 64 MiB the 4 KiB walk uses. */
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd < 0) {
+		printf("kvmnc-copy-bench: /dev/kvm: %s (the handles need a VM)\n", strerror(errno));
+		return 77;
+	}
+	/* Guest and plain buffers, each at least the 64 MiB the 4 KiB walk uses. */
 	avail = mem_available();
-	while (max > (64u << 20) && 2 * max > avail / 2)
+	while (max > POOL4K && 2 * max > avail / 2)
 		max /= 2;
-	pool = max > (64u << 20) ? max : (64u << 20);
-	src = buf_new(pool);
-	dst = buf_new(pool);
+	pool = max > POOL4K ? max : POOL4K;
+	g = buf_new(pool);
+	b = buf_new(pool);
 	kvmnc_cache_tune(NULL, &tuning);
-	printf("kvmnc-copy-bench: invalidate %s, write back %s, line %u, non-temporal stores %s; "
-	       "read chunk %zu KiB%s, read destination non-temporal from %zu KiB, write side %s; "
-	       "sizes up to %zu %s (MemAvailable %zu MiB), %d repetitions\n\n",
-	       kvmnc_cache_insn_name(info.inval), kvmnc_cache_insn_name(info.wb), info.line,
-	       info.nt_stores ? "yes" : "no", tuning.read_chunk >> 10,
+	printf("kvmnc-copy-bench %s: invalidate %s, write back %s, line %u, non-temporal stores "
+	       "%s; read chunk %zu KiB%s, read destination non-temporal from %zu KiB, write side "
+	       "%s; sizes up to %zu MiB (MemAvailable %zu MiB), %d repetitions; load average %.2f "
+	       "at the start\n\n",
+	       kvmnc_version(), kvmnc_cache_insn_name(info.inval), kvmnc_cache_insn_name(info.wb),
+	       info.line, info.nt_stores ? "yes" : "no", tuning.read_chunk >> 10,
 	       tuning.read_pipeline ? " pipelined" : "", tuning.read_nt_min >> 10,
-	       tuning.write_nt ? "non-temporal" : "memcpy + write-back",
-	       max >= (1u << 20) ? max >> 20 : max >> 10, max >= (1u << 20) ? "MiB" : "KiB",
-	       avail >> 20, reps);
+	       tuning.write_nt ? "non-temporal" : "memcpy + write-back", max >> 20, avail >> 20,
+	       reps, load_avg());
 	fflush(stdout);
 
-	sizes_table(src, dst, max, res, &nres);
-	k4_table(src, dst, k4);
+	/* The guest buffer is one non-coherent memslot; the plain one is no guest memory. */
+	big = nch_open();
+	nch_add(&big, (uintptr_t)g, pool);
+	bench_h = big.h;
+	if (kvmnc_hva_is_noncoherent(bench_h, g, pool) != 1 ||
+	    kvmnc_hva_is_noncoherent(bench_h, b, pool) != 0) {
+		fprintf(stderr, "kvmnc-copy-bench: the set-up memslot is not what it should be\n");
+		return 2;
+	}
+	if (do_sizes)
+		sizes_table(g, b, max, res, &nres);
+	k4_table(g, b, k4);
 	if (do_lines)
-		lines_table(src);
+		lines_table(g);
 	if (do_variants)
-		variants_table(src, dst, max);
+		variants_table(g, b, max);
+	nch_close(&big);
 
-	printf("\ncache_inval=%s\ncache_wb=%s\n", kvmnc_cache_insn_name(info.inval),
-	       kvmnc_cache_insn_name(info.wb));
+	printf("\ncache_inval=%s\ncache_wb=%s\nload_avg_end=%.2f\n",
+	       kvmnc_cache_insn_name(info.inval), kvmnc_cache_insn_name(info.wb), load_avg());
 	for (int i = 0; i < nres; i++) {
 		const struct result *r = &res[i];
 		char sz[32];
 
-		if (r->size >= (1u << 20))
-			snprintf(sz, sizeof(sz), "%zuMiB", r->size >> 20);
-		else
-			snprintf(sz, sizeof(sz), "%zuKiB", r->size >> 10);
-		printf("memcpy_gbps_%s=%.2f\n", sz, r->gbps_med[0][M_MEMCPY]);
-		for (int m = M_READ; m < NMODES; m++) {
-			const char *name = mode_names[m];
-
-			printf("%s_gbps_%s=%.2f\n", name, sz, r->gbps_med[0][m]);
-			if (m != M_FLUSH) {
-				printf("%s_ratio_%s=%.3f\n", name, sz, r->ratio_med[0][m]);
-				printf("%s_ratio_%s_min=%.3f\n", name, sz, r->ratio_min[0][m]);
-				printf("%s_ratio_%s_warm=%.3f\n", name, sz, r->ratio_med[1][m]);
-			}
-		}
+		size_label(sz, sizeof(sz), r->size, true);
+		printf("memcpy_gbps_%s=%.2f\n", sz, r->gbps_med[0][M_MEMCPY_RD]);
+		printf("memcpy_to_gbps_%s=%.2f\n", sz, r->gbps_med[0][M_MEMCPY_WR]);
+		printf("copy_from_gbps_%s=%.2f\n", sz, r->gbps_med[0][M_READ]);
+		printf("copy_to_gbps_%s=%.2f\n", sz, r->gbps_med[0][M_WRITE]);
+		printf("flush_gbps_%s=%.2f\n", sz, r->gbps_med[0][M_FLUSH]);
+		printf("copy_read_ratio_%s=%.3f\n", sz, r->ratio_med[0][M_READ]);
+		printf("copy_write_ratio_%s=%.3f\n", sz, r->ratio_med[0][M_WRITE]);
+		printf("copy_read_ratio_%s_min=%.3f\n", sz, r->ratio_min[0][M_READ]);
+		printf("copy_write_ratio_%s_min=%.3f\n", sz, r->ratio_min[0][M_WRITE]);
+		printf("copy_read_ratio_%s_warm=%.3f\n", sz, r->ratio_med[1][M_READ]);
+		printf("copy_write_ratio_%s_warm=%.3f\n", sz, r->ratio_med[1][M_WRITE]);
 	}
 	for (int k = 0; k < 3; k++) {
 		static const char *const nm[3] = {"0slots", "10slots", "1000slots"};
 		const struct k4res *q = &k4[k];
 
-		/*
-		 * The headline is the hinted lookup, the one the helpers are meant
-		 * to use (a per-thread hint); _view is a full search every call.
-		 */
-		printf("copy_4k_overhead_%s=%.3f\n", nm[k],
-		       q->walk[K_COH_HINT] / q->walk[K_MEMCPY]);
-		printf("copy_4k_overhead_%s_view=%.3f\n", nm[k],
-		       q->walk[K_COH] / q->walk[K_MEMCPY]);
-		printf("copy_4k_overhead_%s_hot=%.3f\n", nm[k],
-		       q->hot[K_COH_HINT] / q->hot[K_MEMCPY]);
-		printf("copy_4k_overhead_%s_hot_view=%.3f\n", nm[k],
-		       q->hot[K_COH] / q->hot[K_MEMCPY]);
-		printf("lookup_4k_ns_%s=%.1f\n", nm[k], q->walk[K_LOOKUP]);
-		printf("lookup_hint_4k_ns_%s=%.1f\n", nm[k], q->walk[K_LOOKUP_HINT]);
-		printf("lookup_snapshot_4k_ns_%s=%.1f\n", nm[k], q->walk[K_SNAP]);
+		printf("copy_4k_ns_%s=%.1f\n", nm[k], q->walk[K_COH]);
+		printf("memcpy_4k_ns_%s=%.1f\n", nm[k], q->walk[K_MEMCPY]);
+		printf("copy_4k_overhead_%s=%.3f\n", nm[k], q->walk[K_COH] / q->walk[K_MEMCPY]);
+		printf("copy_4k_overhead_%s_hot=%.3f\n", nm[k], q->hot[K_COH] / q->hot[K_MEMCPY]);
 		if (k) {
 			printf("copy_4k_noncoherent_ratio_%s=%.3f\n", nm[k],
-			       q->walk[K_NC_HINT] / q->walk[K_MEMCPY]);
-			printf("copy_4k_noncoherent_ratio_%s_view=%.3f\n", nm[k],
 			       q->walk[K_NC] / q->walk[K_MEMCPY]);
+			printf("copy_4k_noncoherent_ratio_%s_hot=%.3f\n", nm[k],
+			       q->hot[K_NC] / q->hot[K_MEMCPY]);
 		}
 	}
-	munmap(src, pool);
-	munmap(dst, pool);
+	printf("copy_4k_overhead_1000slots_miss=%.3f\n",
+	       k4[2].walk[K_MISS] / k4[2].walk[K_MEMCPY_RAND]);
+	munmap(g, pool);
+	munmap(b, pool);
+	close(kvm_fd);
 	return 0;
 }

@@ -388,7 +388,9 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result);
 
 /*
  * The caller deleted @slot (or learnt that KVM no longer has it): forget it.
- * -ENOENT when the library holds no non-coherent region at @slot, -EALREADY
+ * -ENOENT when the library knows no memslot at @slot (it knows the
+ * non-coherent ones and, on a handle whose devices have a mechanism, the
+ * plain ones that went through it: since 1.1's migration API), -EALREADY
  * when a plan for it waits for its outcome.
  */
 KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot);
@@ -409,40 +411,235 @@ KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id);
 KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id);
 
 /*
- * Live migration. Returns 1 when the VM holds memory a device may write
- * without snooping, as the VMM declared it: a registered non-coherent region
- * (through kvmnc_set_region() or the VMM-owned path, planned ones included)
- * or an enabled device; 0 when not, negative errno on error. A VM-wide
- * mechanism in force by itself (the quirk disabled, no region, no device)
- * is 0: honoring guest PAT without a non-snooping device leaves the caches
- * coherent. A VMM that does not use the helpers below should block
- * migration while this is 1.
+ * Live migration.
+ *
+ * What is non-coherent is what the VMM declared: a registered non-coherent
+ * region (kvmnc_set_region(), or the VMM-owned path from
+ * kvmnc_region_prepare() on: a planned region counts), and, while a device
+ * model is enabled (kvmnc_device_enable()), every memslot the library knows
+ * (plain ones too, as they went through kvmnc_set_region() or the
+ * VMM-owned path: a VMM that enables devices routes every memslot through
+ * the library), since the device may DMA anywhere in the guest. When a
+ * device is enabled and the library knows no plain memslot (the VMM issues
+ * those ioctls itself and never told the library), it cannot tell guest
+ * memory from other memory, and every address counts (KVMNC_RANGE_ANY).
+ * A VM-wide mechanism in force by itself (the quirk disabled, no region,
+ * no device) makes nothing non-coherent: honoring guest PAT without a
+ * non-snooping device leaves the caches coherent.
+ */
+
+/*
+ * Returns 1 when the VM holds non-coherent memory (see above), 0 when not,
+ * negative errno on error. A VMM that does not use the helpers below should
+ * block migration while this is 1.
  */
 KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h);
 
 /*
- * Copy guest memory (@src, a host address inside a memslot) to @dst so that
- * what a device wrote non-coherently is seen: the source lines are flushed
- * from the CPU caches first where the memory is non-coherent, i.e. inside a
- * registered non-coherent region, or anywhere while a device is enabled (it
- * may DMA to any guest memory, and the library does not know which memory is
- * guest memory).
+ * Copy @len bytes of guest memory at @src (host address) to @dst so that
+ * what a device wrote without snooping is seen. The parts of
+ * [@src, @src + @len) that are non-coherent have their cache lines
+ * invalidated (CLFLUSHOPT, or CLFLUSH, chosen from CPUID) with an MFENCE
+ * before any is read; the rest is copied as memcpy() would. @dst is plain
+ * memory: from 1 MiB of one non-coherent part on it is written with
+ * non-temporal stores and an SFENCE, as a large memcpy() does.
+ *
+ * Ordering: on return @dst holds what memory held when the call began, for
+ * every device write that had reached memory by then; stop the device
+ * model (or wait for its writes to complete) first. Stores to @dst are
+ * complete before any later store of the calling thread.
+ *
+ * Only bytes of @dst are written, and only memory inside the two ranges
+ * is touched: the call faults where memcpy() would. The lookup takes no
+ * lock (a per-thread hint makes consecutive pages of one region cost one
+ * compare). -EINVAL for a NULL buffer with a length, a range that wraps or
+ * overlapping buffers; -EOPNOTSUPP (nothing copied) when part of the range
+ * is non-coherent and the CPU has no cache-line flush (anything but x86 in
+ * this release); -EBADF for a handle that is not open.
  */
 KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src, size_t len);
 
 /*
- * Copy @src into guest memory (@dst, a host address inside a memslot) and
- * write the lines back to memory where the memory is non-coherent, so that a
- * device reading without snooping sees the data (migration destination).
+ * Copy @src into guest memory at @dst (host address) so that a device
+ * reading without snooping sees it (migration destination). The
+ * non-coherent parts of [@dst, @dst + @len) are written with non-temporal
+ * stores (whole 64-byte blocks; the partial blocks at the ends are written
+ * and then written back with CLWB, CLFLUSHOPT or CLFLUSH), then an SFENCE:
+ * on return the data is in memory, and any later store of the calling
+ * thread (a doorbell, a wake-up) becomes visible only after it. The rest is
+ * copied as memcpy() would. Errors as kvmnc_copy_from_guest().
  */
 KVMNC_API int kvmnc_copy_to_guest(struct kvmnc *h, void *dst, const void *src, size_t len);
 
 /*
- * Write back and invalidate the cache lines of [@addr, @addr + @len) if they
- * are non-coherent guest memory; for memory filled by the kernel, such as a
- * post-copy UFFDIO_COPY.
+ * Write back and invalidate the cache lines of the non-coherent parts of
+ * [@addr, @addr + @len), then MFENCE; nothing for the rest. For memory the
+ * kernel filled, such as a post-copy page placed with UFFDIO_COPY. The
+ * instructions act like loads: the range must be mapped. A @len of 0
+ * flushes nothing and only checks the handle. Errors as
+ * kvmnc_copy_from_guest().
+ *
+ * Post-copy, on the destination, for each page that arrives:
+ *   1. UFFDIO_COPY with UFFDIO_COPY_MODE_DONTWAKE: the page is filled and
+ *      mapped, and the vCPU waiting for it stays asleep;
+ *   2. kvmnc_flush() on the page: its lines reach memory before anyone
+ *      uses it;
+ *   3. UFFDIO_WAKE on the page.
+ * A flush after a waking UFFDIO_COPY races the vCPU: the guest may already
+ * write the page through its own (uncached or write-combining) mapping, and
+ * writing back the kernel's stale cached lines afterwards would overwrite
+ * what it wrote. A flush before UFFDIO_COPY faults on the missing page.
  */
 KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len);
+
+/* Since 1.1. */
+
+/*
+ * Per-range answers: 1 when any byte of [@hva, @hva + @len) (host
+ * addresses) is non-coherent guest memory, 0 when none is (also for @len
+ * 0), negative errno: -EINVAL for a NULL @hva with a length or a range
+ * that wraps, -EBADF. Lock-free.
+ */
+KVMNC_API int kvmnc_hva_is_noncoherent(struct kvmnc *h, const void *hva, size_t len);
+
+/*
+ * The same for guest physical addresses [@gpa, @gpa + @len) in address
+ * space @as_id (as in bits 16-31 of a memslot's slot: 0, or 1 for SMM on
+ * x86). -EINVAL for an address space the VM does not have or a range that
+ * wraps.
+ */
+KVMNC_API int kvmnc_gpa_is_noncoherent(struct kvmnc *h, uint32_t as_id, uint64_t gpa, uint64_t len);
+
+/* kvmnc_range.why */
+/* The VMM registered the memslot as non-coherent. */
+#define KVMNC_RANGE_REGION (1u << 0)
+/* ... through kvmnc_region_prepare(); kvmnc_region_complete() has not been called yet. */
+#define KVMNC_RANGE_PLANNED (1u << 1)
+/* A device model is enabled: it may DMA to any guest memory, this memslot included. */
+#define KVMNC_RANGE_DEVICE (1u << 2)
+/*
+ * A device model is enabled and the library knows no guest memory (or not
+ * all of it): every address counts. The range is slot KVMNC_RANGE_ANY_SLOT,
+ * addresses 0, size UINT64_MAX; it is the only one.
+ */
+#define KVMNC_RANGE_ANY	     (1u << 3)
+#define KVMNC_RANGE_ANY_SLOT 0xffffffffu
+
+/*
+ * One non-coherent memslot. An array element, laid out with the stride the
+ * caller asked for (kvmnc_snapshot_take()); fields may be added at the end.
+ */
+struct kvmnc_range {
+	/* As in struct kvmnc_region: address space in bits 16-31, id in 0-15. */
+	uint32_t slot;
+	/* KVMNC_RANGE_* */
+	uint32_t why;
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+	/*
+	 * How KVM honors guest PAT there (enum kvmnc_mechanism): the memslot
+	 * flag, the VIRTIO device, the guest-PAT quirk, native. The region
+	 * mechanism for regions, the device mechanism for the rest.
+	 */
+	int32_t mechanism;
+};
+
+/* Everything a migration pass needs, taken once; the library never changes it. */
+struct kvmnc_snapshot {
+	/* sizeof the library's struct: fields past what a caller knows are there. */
+	size_t sz;
+	/* Compare with kvmnc_snapshot_stale(): new with every change of the state. */
+	uint64_t generation;
+	/* count ranges, sorted by userspace_addr, each range_sz bytes apart. */
+	const struct kvmnc_range *ranges;
+	size_t count;
+	size_t range_sz;
+	uint32_t enabled_devices;
+	/* Non-coherent regions KVM holds, and those planned (KVMNC_RANGE_PLANNED). */
+	uint32_t noncoherent_regions;
+	uint32_t planned_regions;
+	int region_mechanism;
+	int device_mechanism;
+	/*
+	 * 0 when this CPU has what the copy helpers need, else the error they
+	 * return for non-coherent memory (-EOPNOTSUPP: not x86, no CLFLUSH).
+	 */
+	int cache_maintenance;
+	/* "clflushopt", "clflush", "clwb" or "none": read side / write side's partial lines. */
+	const char *invalidate_insn;
+	const char *writeback_insn;
+};
+
+/*
+ * A snapshot of the non-coherent state of @h: every non-coherent memslot
+ * with its slot, GPA, host address, size and why, for a migration pass to
+ * walk without further library calls. @range_sz is the caller's
+ * sizeof(struct kvmnc_range); ranges[] uses it as its stride (a larger one
+ * from a newer header is zero-filled past what the library knows). Free it
+ * with kvmnc_snapshot_free(). -EINVAL (NULL @out, @range_sz below the 1.1
+ * struct or above 4096), -ENOMEM, -EBADF.
+ */
+KVMNC_API int kvmnc_snapshot_take(struct kvmnc *h, size_t range_sz, struct kvmnc_snapshot **out);
+
+/* 1 when the state of @h changed since @snap was taken, 0 when not; -EINVAL, -EBADF. */
+KVMNC_API int kvmnc_snapshot_stale(struct kvmnc *h, const struct kvmnc_snapshot *snap);
+
+/* NULL is accepted. */
+KVMNC_API void kvmnc_snapshot_free(struct kvmnc_snapshot *snap);
+
+/* How the VMM migrates guest memory. */
+enum kvmnc_migration_mode {
+	/* With its own copies (plain loads and stores, zero-copy sends): no helper. */
+	KVMNC_MIGRATION_NONE = 0,
+	/* Pre-copy: copy_from_guest on the source, copy_to_guest on the destination. */
+	KVMNC_MIGRATION_PRECOPY = 1,
+	/* Post-copy: the destination also fills pages on fault (UFFDIO_COPY, kvmnc_flush). */
+	KVMNC_MIGRATION_POSTCOPY = 2,
+};
+
+/* kvmnc_migration_advice.action, and kvmnc_migration_advise()'s return value */
+enum kvmnc_migration_action {
+	/* Nothing is non-coherent: migrate as usual. */
+	KVMNC_MIGRATE_PLAIN = 0,
+	/* Copy the snapshot's ranges with the helpers; the rest as usual. */
+	KVMNC_MIGRATE_COHERENT = 1,
+	/* Block migration (reason says why). */
+	KVMNC_MIGRATE_BLOCK = 2,
+};
+
+/* kvmnc_migration_advice.flags */
+/*
+ * The ranges are written by devices, which KVM's dirty log does not see:
+ * unless the VMM tracks those writes itself, copy them again after the
+ * device models have stopped.
+ */
+#define KVMNC_ADVICE_RESEND (1u << 0)
+/* Post-copy: fill their pages in the order kvmnc_flush() gives (DONTWAKE, flush, WAKE). */
+#define KVMNC_ADVICE_POSTCOPY_ORDER (1u << 1)
+
+struct kvmnc_migration_advice {
+	size_t sz;
+	/* enum kvmnc_migration_action */
+	int action;
+	/* KVMNC_ADVICE_* */
+	uint32_t flags;
+	/* Why, in one NUL-terminated sentence (for a migration blocker's message). */
+	char reason[KVMNC_REASON_MAX];
+};
+
+/*
+ * The policy: given a snapshot and how the VMM migrates, block or say which
+ * ranges need the helpers (those of @snap, all of them). Blocks when memory
+ * is non-coherent and @mode is KVMNC_MIGRATION_NONE, when the CPU cannot
+ * flush (cache_maintenance), and for post-copy while a device model is
+ * enabled (it may DMA to pages that have not arrived, and DMA raises no
+ * userfault). Returns the action (>= 0) and fills @out if not NULL;
+ * -EINVAL for a NULL @snap or an unknown @mode, -E2BIG / -EINVAL for
+ * @out's sz as for every out struct.
+ */
+KVMNC_API int kvmnc_migration_advise(const struct kvmnc_snapshot *snap, int mode,
+				     struct kvmnc_migration_advice *out);
 
 enum kvmnc_log_level {
 	KVMNC_LOG_ERROR = 0,

@@ -30,13 +30,13 @@
  * it: VALID, then the invalidate and write-back instructions, log2 of the
  * line size, and whether non-temporal stores are usable. 0: not selected.
  */
-#define ST_VALID	  (1u << 31)
+#define ST_VALID	  KVMNC_CACHE_ST_VALID
 #define ST_NT		  (1u << 16)
 #define ST_INVAL(st)	  ((enum kvmnc_cache_insn)((st)&0xf))
 #define ST_WB(st)	  ((enum kvmnc_cache_insn)(((st) >> 4) & 0xf))
 #define ST_LINE_SHIFT(st) (((st) >> 8) & 0xff)
 
-static uint32_t cache_state;
+uint32_t kvmnc_cache_state;
 
 static size_t tune_chunk = 256 * 1024;
 static bool tune_pipeline = true;
@@ -112,7 +112,7 @@ static uint32_t select_insns(int *err)
 /* The cached state; 0 (and *err) when CPUID failed and nothing was cached. */
 static uint32_t get_state(int *err)
 {
-	uint32_t st = __atomic_load_n(&cache_state, __ATOMIC_ACQUIRE);
+	uint32_t st = __atomic_load_n(&kvmnc_cache_state, __ATOMIC_ACQUIRE);
 
 	*err = 0;
 	if (st)
@@ -120,7 +120,7 @@ static uint32_t get_state(int *err)
 	/* Racing selections compute the same word; either store is right. */
 	st = select_insns(err);
 	if (st)
-		__atomic_store_n(&cache_state, st, __ATOMIC_RELEASE);
+		__atomic_store_n(&kvmnc_cache_state, st, __ATOMIC_RELEASE);
 	return st;
 }
 
@@ -147,11 +147,19 @@ int kvmnc_cache_info(struct kvmnc_cache_info *out)
 	return 0;
 }
 
+int kvmnc_cache_ready(void)
+{
+	int err;
+	uint32_t st = get_state(&err);
+
+	return state_err(st, err);
+}
+
 int kvmnc_cache_reselect(void)
 {
 	struct kvmnc_cache_info info;
 
-	__atomic_store_n(&cache_state, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&kvmnc_cache_state, 0, __ATOMIC_RELEASE);
 	return kvmnc_cache_info(&info);
 }
 

@@ -54,6 +54,24 @@ struct kvmnc_cache_info {
  */
 int kvmnc_cache_info(struct kvmnc_cache_info *out);
 const char *kvmnc_cache_insn_name(enum kvmnc_cache_insn insn);
+/* What kvmnc_cache_info() returns, without filling anything: one atomic load once selected. */
+int kvmnc_cache_ready(void);
+
+/*
+ * The selection, for the inline check below (cacheops.c owns it): 0 not
+ * selected yet, else KVMNC_CACHE_ST_VALID with the instructions in the low
+ * bits, KVMNC_CACHE_NONE in the lowest four when there are none.
+ */
+#define KVMNC_CACHE_ST_VALID (1u << 31)
+extern uint32_t kvmnc_cache_state;
+
+/* kvmnc_cache_ready() == 0 once selected; false also when not selected yet. */
+static inline bool kvmnc_cache_usable(void)
+{
+	uint32_t st = __atomic_load_n(&kvmnc_cache_state, __ATOMIC_ACQUIRE);
+
+	return (st & KVMNC_CACHE_ST_VALID) && (st & 0xf) != KVMNC_CACHE_NONE;
+}
 
 /*
  * Read side: the device wrote [src, src + len) without snooping; copy it to

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cacheops.h"
 #include "internal.h"
 
 #define CPUINFO_MAX 16384
@@ -129,29 +130,8 @@ const char *kvmnc_kvm_module(int vendor)
 	return vendor == KVMNC_VENDOR_AMD ? "kvm_amd" : "kvm_intel";
 }
 
-static int flush_insn = -1;
-
-int kvmnc_cpu_flush_insn(void)
-{
-	int insn = __atomic_load_n(&flush_insn, __ATOMIC_RELAXED);
-	uint32_t r[4];
-
-	if (insn >= 0)
-		return insn;
-#if defined(__x86_64__) || defined(__i386__)
-	/* CLFLUSH is part of SSE2, which x86-64 always has. */
-	insn = KVMNC_FLUSH_CLFLUSH;
-	if (SYS(cpuid, 7, 0, r) == 0 && (r[1] & (1u << 23)))
-		insn = KVMNC_FLUSH_CLFLUSHOPT;
-#else
-	(void)r;
-	insn = KVMNC_FLUSH_NONE;
-#endif
-	__atomic_store_n(&flush_insn, insn, __ATOMIC_RELAXED);
-	return insn;
-}
-
 void kvmnc_cpu_reset(void)
 {
-	__atomic_store_n(&flush_insn, -1, __ATOMIC_RELAXED);
+	/* The cache instructions were chosen from CPUID through the seam too. */
+	kvmnc_cache_reselect();
 }

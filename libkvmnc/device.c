@@ -50,6 +50,7 @@ KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id)
 	d = kvmnc_table_insert(&h->devs, device_id);
 	d->fd = fd;
 	kvmnc_table_reserve(&h->devs);
+	kvmnc_ncs_devices(h, h->devs.n - 1);
 	hpr_debug(h, "device %u non-coherent via %s", device_id,
 		  kvmnc_mechanism_name(h->device_mech));
 out:
@@ -72,6 +73,7 @@ KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id)
 		if (d->fd >= 0)
 			SYS(close, d->fd);
 		kvmnc_table_remove(&h->devs, d);
+		kvmnc_ncs_devices(h, h->devs.n + 1);
 	}
 	kvmnc_handle_put(h);
 	return r;

@@ -5,10 +5,12 @@
  * The sources form layers; each calls only into the layers below it:
  *
  *   public calls  handle.c (open, close, queries)   memslot.c   device.c   migration.c
- *   handles       registry.c (lifetime, locks, fork)
+ *   handles       registry.c (lifetime, locks, fork)   ncstate.c (what is non-coherent)
  *   mechanisms    probe.c (host and VM facts, decisions)   quirk.c
  *   kernel        kvm.c (KVM ioctls)   cpu.c (what the CPU and KVM's module say)
+ *                 cacheops.c (cache maintenance)
  *   base          sys.c (system-call seam)   util.c (structs, tables)   errors.c (log, texts)
+ *                 rangeset.c (lock-free range sets)
  */
 #ifndef KVMNC_INTERNAL_H
 #define KVMNC_INTERNAL_H
@@ -21,6 +23,7 @@
 #include <sys/utsname.h>
 
 #include "kvmnc.h"
+#include "rangeset.h"
 
 #define KVMNC_DEFAULT_DEV "/dev/kvm"
 #define KVMNC_PAGE_SIZE	  4096ULL
@@ -157,10 +160,8 @@ void kvmnc_cpu_probe(struct kvmnc_cpu *c);
 const char *kvmnc_tdp_name(int vendor);
 const char *kvmnc_kvm_module(int vendor);
 
-enum { KVMNC_FLUSH_NONE, KVMNC_FLUSH_CLFLUSH, KVMNC_FLUSH_CLFLUSHOPT };
-/* The cache-line flush instruction this CPU has (CPUID through the seam, cached). */
-int kvmnc_cpu_flush_insn(void);
-void kvmnc_cpu_reset(void); /* unit tests only */
+/* Unit tests only: forget what was read from CPUID (cacheops.c selects again). */
+void kvmnc_cpu_reset(void);
 
 /* ---- kvm.c: KVM ioctls ---------------------------------------------------- */
 
@@ -250,11 +251,48 @@ struct kvmnc_dev {
 	int fd;	     /* -1 where the mechanism needs no device */
 };
 
+/*
+ * One memslot's answer: what the VMM declared it (a region, planned or
+ * not) or a device made it (every memslot the library knows), with the
+ * KVMNC_RANGE_* reasons and the mechanism behind them.
+ */
+struct kvmnc_ncs_entry {
+	uint32_t slot, why;
+	int mechanism;
+	uint64_t gpa, hva, size;
+};
+
+/*
+ * The non-coherent ranges as the copy helpers read them, without the
+ * handle lock (ncstate.c). Written under the lock only.
+ */
+struct kvmnc_ncs {
+	/* By host address; aux is the GPA. */
+	struct kvmnc_rs hva;
+	/* By guest address, one set per address space; aux is the host address. */
+	struct kvmnc_rs gpa[KVMNC_MAX_AS];
+	/* Atomic: the sets say what the tables say (false after a failed update). */
+	bool ok;
+	/* What the sets hold: "any address" (a device, no known guest memory). */
+	bool any;
+	/* Atomic: new with every change of the non-coherent state (unique in the process). */
+	uint64_t gen;
+	/* Between kvmnc_ncs_begin() and _end(): the slot's entry before the change. */
+	bool had;
+	struct kvmnc_ncs_entry old;
+};
+
 struct kvmnc {
 	/* Lifetime word, atomic: OPEN bit, LIVE bit, references (registry.c). */
 	uint32_t state;
 	/* Type-stable: initialized once with the slab, never destroyed. */
 	pthread_mutex_t lock;
+	/*
+	 * Read by the copy helpers without a reference, so never cleared by a
+	 * plain memset (the handle's reuse skips it; ncstate.c sets it up and
+	 * tears it down field by field, atomically where read so).
+	 */
+	struct kvmnc_ncs ncs;
 	/* The rest is protected by the lock. */
 	bool closed;
 
@@ -269,8 +307,15 @@ struct kvmnc {
 	struct kvmnc_host host;
 	uint32_t nr_as, nr_slots;
 
-	/* Non-coherent memslots KVM holds (the only slots the library tracks). */
+	/* Non-coherent memslots KVM holds. */
 	struct kvmnc_table nc;
+	/*
+	 * Plain memslots KVM holds that went through the library: the guest
+	 * memory an enabled device may write. plain_lost: one could not be
+	 * recorded (no memory), so what the library knows is incomplete.
+	 */
+	struct kvmnc_table plain;
+	bool plain_lost;
 	/* VMM-owned path: planned, outcome not reported yet. */
 	struct kvmnc_table pending;
 	uint32_t pending_nc;
@@ -296,6 +341,12 @@ void kvmnc_handle_put(struct kvmnc *h);
  */
 int kvmnc_handle_ref(struct kvmnc *h);
 void kvmnc_handle_unref(struct kvmnc *h);
+/*
+ * -EBADF unless @h is an open handle, and no reference: for reads that stay
+ * safe however the handle changes meanwhile (handle memory is never freed,
+ * and what is read is checked against a generation no other state repeats).
+ */
+int kvmnc_handle_check(const struct kvmnc *h);
 /* Ends an open handle: afterwards get/ref fail; -EBADF if not open. The lock is taken. */
 int kvmnc_handle_close_begin(struct kvmnc *h);
 
@@ -306,9 +357,64 @@ int kvmnc_quirk_disable(struct kvmnc *h);
 /* Closes the handle's device fds (devices and the region device). */
 void kvmnc_release_devices(struct kvmnc *h);
 
+/* ---- ncstate.c: what is non-coherent ------------------------------------------ */
+
+void kvmnc_ncs_init(struct kvmnc *h);
+void kvmnc_ncs_destroy(struct kvmnc *h);
+/* Under the lock: @slot's entry, false when it is not non-coherent. */
+bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entry *e);
+/* The sets can be read (acquire): otherwise take the lock and ask the tables. */
+static inline bool kvmnc_ncs_ok(const struct kvmnc *h)
+{
+	return __atomic_load_n(&h->ncs.ok, __ATOMIC_ACQUIRE);
+}
+/* Nothing non-coherent can come of the tables: no region, no plan, no device. */
+static inline bool kvmnc_ncs_nothing(const struct kvmnc *h)
+{
+	return !h->nc.n && !h->pending.n && !h->devs.n;
+}
+
+/*
+ * Under the lock, around every change of the tables for @slot: begin before
+ * (notes its entry), end after (replaces it in the sets if it changed). A
+ * failure leaves the sets marked stale; the next end, device change or
+ * locked reader rebuilds them. Plain memslots of a VM without non-coherent
+ * state cost a few compares.
+ */
+void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot);
+static inline void kvmnc_ncs_begin(struct kvmnc *h, uint32_t slot)
+{
+	h->ncs.had = !kvmnc_ncs_nothing(h) && kvmnc_ncs_entry(h, slot, &h->ncs.old);
+}
+static inline void kvmnc_ncs_end(struct kvmnc *h, uint32_t slot)
+{
+	if (h->ncs.had || !kvmnc_ncs_nothing(h) || !kvmnc_ncs_ok(h))
+		kvmnc_ncs_end_slow(h, slot);
+}
+/* After a device was enabled or disabled; @before is devs.n before the change. */
+void kvmnc_ncs_devices(struct kvmnc *h, uint32_t before);
+/* Makes the sets what the tables say; false without memory (they stay stale). */
+bool kvmnc_ncs_rebuild(struct kvmnc *h);
+/* Under the lock: a device is enabled and the library knows no (or not all) guest memory. */
+bool kvmnc_ncs_any(const struct kvmnc *h);
+/* Under the lock: every entry (none while kvmnc_ncs_any()); stops at fn's first non-zero. */
+int kvmnc_ncs_for_each(const struct kvmnc *h, int (*fn)(const struct kvmnc_ncs_entry *, void *),
+		       void *arg);
+/*
+ * Under the lock, from the tables: does [start, start + len) overlap
+ * non-coherent memory; host addresses (@as < 0) or guest addresses in
+ * address space @as.
+ */
+bool kvmnc_ncs_overlaps(const struct kvmnc *h, int as, uint64_t start, uint64_t len);
+/* Host addresses: kvmnc_ncs_overlaps(h, -1, ...), for tests and the slow path. */
+bool kvmnc_range_noncoherent(const struct kvmnc *h, uint64_t start, uint64_t len);
+
 /* ---- migration.c ------------------------------------------------------------ */
 
-/* True when [start, start + len) may hold what a device wrote without snooping. */
-bool kvmnc_range_noncoherent(const struct kvmnc *h, uint64_t start, uint64_t len);
+/*
+ * Tests only: called for every part of a copy or flush that gets cache
+ * maintenance (op 0 read, 1 write, 2 flush; the guest side's range).
+ */
+extern void (*kvmnc_migration_trace)(int op, const void *guest, size_t len);
 
 #endif /* KVMNC_INTERNAL_H */

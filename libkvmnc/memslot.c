@@ -9,8 +9,12 @@
  * runs the middle one itself between kvmnc_region_prepare() and
  * kvmnc_region_complete().
  *
- * Only non-coherent slots are tracked, in a table keyed by slot: a plain
- * slot costs one lookup and no memory, however many there are.
+ * Slots are tracked in two tables keyed by slot: non-coherent ones, and,
+ * where a device can be enabled, plain ones that went through the library
+ * (the guest memory an enabled device may write; a record each, room taken
+ * after KVM's success so that a failed call grows nothing). Every change is bracketed by
+ * kvmnc_ncs_begin()/end(), which keep the copy helpers' lock-free view
+ * (ncstate.c) in step.
  */
 #include <errno.h>
 #include <string.h>
@@ -144,11 +148,16 @@ static int plan_change(struct kvmnc *h, const struct kvmnc_region *reg, struct p
 static void commit(struct kvmnc *h, const struct plan *p, int result)
 {
 	struct kvmnc_slot *rec = kvmnc_table_find(&h->nc, p->reg.slot);
+	struct kvmnc_slot *pl = kvmnc_table_find(&h->plain, p->reg.slot);
 
-	if (p->reg.memory_size == 0) {
-		if (rec && result == 0)
+	if (result < 0) {
+		/* Nothing changed. */
+	} else if (p->reg.memory_size == 0) {
+		if (rec)
 			kvmnc_table_remove(&h->nc, rec);
-	} else if (result == 0 && p->nc) {
+		if (pl)
+			kvmnc_table_remove(&h->plain, pl);
+	} else if (p->nc) {
 		if (!rec)
 			rec = kvmnc_table_insert(&h->nc, p->reg.slot);
 		rec->flags = p->flags;
@@ -157,8 +166,26 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 		rec->hva = p->reg.userspace_addr;
 		/* Room for the next one; if that fails, the next call fails first. */
 		kvmnc_table_reserve(&h->nc);
-	} else if (result == 0 && rec) {
-		kvmnc_table_remove(&h->nc, rec);
+		if (pl)
+			kvmnc_table_remove(&h->plain, pl);
+	} else if (h->device_mech == KVMNC_MECH_NONE) {
+		/* No device can be enabled: plain memory never needs to be known. */
+		if (rec)
+			kvmnc_table_remove(&h->nc, rec);
+	} else {
+		if (rec)
+			kvmnc_table_remove(&h->nc, rec);
+		if (!pl && kvmnc_table_reserve(&h->plain) == 0)
+			pl = kvmnc_table_insert(&h->plain, p->reg.slot);
+		if (pl) {
+			pl->flags = p->flags;
+			pl->gpa = p->reg.guest_phys_addr;
+			pl->size = p->reg.memory_size;
+			pl->hva = p->reg.userspace_addr;
+		} else {
+			/* Unknown guest memory: a device makes every address count. */
+			h->plain_lost = true;
+		}
 	}
 	drop_unused_device(h);
 	if (result == 0)
@@ -189,7 +216,9 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 		err = plan_change(h, &reg, &p);
 	if (err == 0) {
 		err = kvmnc_kvm_set_region(h->vm_fd, h->host.user_memory2, &p.reg, p.flags);
+		kvmnc_ncs_begin(h, reg.slot);
 		commit(h, &p, err);
+		kvmnc_ncs_end(h, reg.slot);
 	}
 	kvmnc_handle_put(h);
 	return err;
@@ -221,6 +250,7 @@ KVMNC_API int kvmnc_region_prepare(struct kvmnc *h, const struct kvmnc_region *r
 	if (err < 0)
 		goto out;
 
+	kvmnc_ncs_begin(h, reg.slot);
 	pend = kvmnc_table_insert(&h->pending, reg.slot);
 	pend->r = p.reg;
 	pend->flags = p.flags;
@@ -230,6 +260,7 @@ KVMNC_API int kvmnc_region_prepare(struct kvmnc *h, const struct kvmnc_region *r
 	pend->counts = p.nc && !kvmnc_table_find(&h->nc, reg.slot);
 	h->pending_nc += pend->counts;
 	kvmnc_table_reserve(&h->pending);
+	kvmnc_ncs_end(h, reg.slot);
 
 	out.flags = p.flags;
 	out.add_flags = p.flags & ~p.reg.flags;
@@ -263,9 +294,11 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
 			.nc = pend->nc,
 			.took_device = pend->took_device,
 		};
+		kvmnc_ncs_begin(h, slot);
 		h->pending_nc -= pend->counts;
 		kvmnc_table_remove(&h->pending, pend);
 		commit(h, &p, result);
+		kvmnc_ncs_end(h, slot);
 	}
 	kvmnc_handle_put(h);
 	return err;
@@ -273,20 +306,26 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
 
 KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot)
 {
-	struct kvmnc_slot *rec;
+	struct kvmnc_slot *rec, *pl;
 	int err;
 
 	err = kvmnc_handle_get(h);
 	if (err < 0)
 		return err;
 	rec = kvmnc_table_find(&h->nc, slot);
+	pl = kvmnc_table_find(&h->plain, slot);
 	if (kvmnc_table_find(&h->pending, slot)) {
 		err = -EALREADY;
-	} else if (!rec) {
+	} else if (!rec && !pl) {
 		err = -ENOENT;
 	} else {
-		kvmnc_table_remove(&h->nc, rec);
+		kvmnc_ncs_begin(h, slot);
+		if (rec)
+			kvmnc_table_remove(&h->nc, rec);
+		else
+			kvmnc_table_remove(&h->plain, pl);
 		drop_unused_device(h);
+		kvmnc_ncs_end(h, slot);
 	}
 	kvmnc_handle_put(h);
 	return err;

@@ -201,9 +201,20 @@ static void view_free_all(struct kvmnc_rs_view *v)
 	free(v);
 }
 
+/* Field by field: a hinted query may load gen concurrently (rangeset.h). */
+static void rs_clear(struct kvmnc_rs *s)
+{
+	__atomic_store_n(&s->gen, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->cur, NULL, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->epoch, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->readers[0], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->readers[1], 0, __ATOMIC_RELAXED);
+	s->retired = NULL;
+}
+
 void kvmnc_rs_init(struct kvmnc_rs *s)
 {
-	memset(s, 0, sizeof(*s));
+	rs_clear(s);
 }
 
 void kvmnc_rs_destroy(struct kvmnc_rs *s)
@@ -219,7 +230,7 @@ void kvmnc_rs_destroy(struct kvmnc_rs *s)
 		t = next;
 	}
 	view_free_all(s->cur);
-	memset(s, 0, sizeof(*s));
+	rs_clear(s);
 }
 
 size_t kvmnc_rs_reclaim(struct kvmnc_rs *s)
@@ -725,11 +736,14 @@ int kvmnc_rs_snapshot(struct kvmnc_rs *s, struct kvmnc_rs_view **out)
 	struct kvmnc_rs_view *nv = NULL;
 	const struct kvmnc_rs_view *v;
 	unsigned int tok;
+	uint64_t gen = 0;
 	int err = 0;
 
 	/* Blocks are immutable: a snapshot is a private copy of each and of the index. */
 	v = kvmnc_rs_read_lock(s, &tok);
 	if (v) {
+		/* Read while locked: once unlocked, v may be freed. */
+		gen = v->gen;
 		nv = view_new(v->nblk);
 		for (uint32_t b = 0; nv && b < v->nblk; b++) {
 			nv->blk[b] = kvmnc_rs_alloc(sizeof(struct rs_block));
@@ -746,7 +760,7 @@ int kvmnc_rs_snapshot(struct kvmnc_rs *s, struct kvmnc_rs_view **out)
 	kvmnc_rs_read_unlock(s, tok);
 	if (nv) {
 		nv->snapshot = true;
-		nv->gen = v->gen;
+		nv->gen = gen;
 		view_seal(nv);
 	}
 	*out = nv;

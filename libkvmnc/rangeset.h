@@ -45,7 +45,10 @@ struct kvmnc_rs {
 
 /* An empty set; allocates nothing, cannot fail. */
 void kvmnc_rs_init(struct kvmnc_rs *s);
-/* Frees everything, retired views included. No reader may be inside. */
+/*
+ * Frees everything, retired views included, and leaves an empty set. No
+ * reader may be inside, except kvmnc_rs_hinted(), which needs no view.
+ */
 void kvmnc_rs_destroy(struct kvmnc_rs *s);
 
 /*
@@ -127,6 +130,33 @@ struct kvmnc_rs_hint {
 };
 uint64_t kvmnc_rs_segment(struct kvmnc_rs *s, struct kvmnc_rs_hint *hint, uint64_t start,
 			  uint64_t len, bool *covered);
+/*
+ * The part of kvmnc_rs_segment() that needs no view: the length @hint
+ * answers for (then *covered), or 0 when the set changed or @start lies
+ * outside the remembered run; a set never written is empty (all of @len,
+ * not covered). Loads only: safe on a set being destroyed, whose
+ * generation goes to 0 (empty) and never comes back.
+ */
+static inline uint64_t kvmnc_rs_hinted(const struct kvmnc_rs *s, const struct kvmnc_rs_hint *hint,
+				       uint64_t start, uint64_t len, bool *covered)
+{
+	uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_SEQ_CST);
+
+	if (!len)
+		return 0;
+	/* Clipped at 2^64, as every query. */
+	if (start + (len - 1) < start)
+		len = 0 - start;
+	if (!gen) {
+		/* Never written (or destroyed): empty, no hint needed. */
+		*covered = false;
+		return len;
+	}
+	if (gen != hint->gen || start < hint->lo || start > hint->hi)
+		return 0;
+	*covered = hint->covered;
+	return hint->hi >= start + (len - 1) ? len : hint->hi - start + 1;
+}
 
 /*
  * Generations: every change of a set gives it a new one, unique in the

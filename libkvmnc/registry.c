@@ -89,6 +89,8 @@ static void init_handle(struct kvmnc *h)
 	kvmnc_table_init(&h->nc, sizeof(struct kvmnc_slot));
 	kvmnc_table_init(&h->pending, sizeof(struct kvmnc_pending));
 	kvmnc_table_init(&h->devs, sizeof(struct kvmnc_dev));
+	kvmnc_table_init(&h->plain, sizeof(struct kvmnc_slot));
+	kvmnc_ncs_init(h);
 }
 
 static struct kvmnc *claim(void)
@@ -181,6 +183,9 @@ static void retire(struct kvmnc *h)
 	kvmnc_release_devices(h);
 	kvmnc_table_free(&h->nc);
 	kvmnc_table_free(&h->pending);
+	kvmnc_table_free(&h->plain);
+	/* No reader is left: each held a reference. */
+	kvmnc_ncs_destroy(h);
 	__atomic_store_n(&h->state, 0, __ATOMIC_RELEASE);
 }
 
@@ -203,6 +208,13 @@ int kvmnc_handle_ref(struct kvmnc *h)
 	} while (!__atomic_compare_exchange_n(&h->state, &s, s + ST_REF, true, __ATOMIC_ACQ_REL,
 					      __ATOMIC_ACQUIRE));
 	return 0;
+}
+
+int kvmnc_handle_check(const struct kvmnc *h)
+{
+	if (!h || !is_handle(h))
+		return -EBADF;
+	return __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) & ST_OPEN ? 0 : -EBADF;
 }
 
 void kvmnc_handle_unref(struct kvmnc *h)

@@ -11,8 +11,11 @@
 
 int main(int argc, char **argv)
 {
-	static const char *const syms[] = {"kvmnc_region_prepare", "kvmnc_region_complete",
-					   "kvmnc_region_removed"};
+	static const char *const syms[] = {
+		"kvmnc_region_prepare",	    "kvmnc_region_complete",	"kvmnc_region_removed",
+		"kvmnc_hva_is_noncoherent", "kvmnc_gpa_is_noncoherent", "kvmnc_snapshot_take",
+		"kvmnc_snapshot_stale",	    "kvmnc_snapshot_free",	"kvmnc_migration_advise",
+	};
 	const char *(*version)(void);
 	void *lib;
 

@@ -16,36 +16,6 @@
 static const unsigned char guest_code[] = {0xb8, 0x00, 0x10, 0x8e, 0xd8, 0xc6,
 					   0x06, 0x00, 0x00, 0x42, 0xf4};
 
-static int run_guest(int kvm, int vm)
-{
-	struct kvm_sregs sregs;
-	struct kvm_regs regs = {.rip = CODE_GPA, .rflags = 2};
-	struct kvm_run *run;
-	int vcpu, size, r = -1;
-
-	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vcpu < 0 || size <= 0)
-		return -1;
-	run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	if (run == MAP_FAILED)
-		goto out;
-	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
-		goto unmap;
-	sregs.cs.base = 0;
-	sregs.cs.selector = 0;
-	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
-		goto unmap;
-	if (ioctl(vcpu, KVM_RUN, 0) == 0)
-		r = (int)run->exit_reason;
-unmap:
-	munmap(run, (size_t)size);
-out:
-	close(vcpu);
-	return r;
-}
-
 static void one_mechanism(int kvm, const struct kvmnc_features *f, int mech)
 {
 	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE, .mechanism = mech);
@@ -90,7 +60,7 @@ static void one_mechanism(int kvm, const struct kvmnc_features *f, int mech)
 			     "kernel keeps KVM_MEM_NON_COHERENT_DMA on the slot");
 	}
 
-	exit_reason = run_guest(kvm, vm);
+	exit_reason = t_run_guest(kvm, vm, CODE_GPA);
 	T_EQ(exit_reason, KVM_EXIT_HLT, "guest writes into the region and halts");
 	T_EQ(kvmnc_copy_from_guest(h, &byte, ncmem, 1), 0, "copy_from_guest");
 	T_EQ(byte, 0x42, "the guest's byte is seen through the coherent read");

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <kvmnc.h>
@@ -133,6 +134,37 @@ static inline int t_raw_region(int vm, const struct kvmnc_region *r, uint32_t fl
 		ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &m1);
 	}
 	return ret < 0 ? -errno : 0;
+}
+
+/*
+ * Runs a vCPU of @vm in real mode from @rip (CS base 0) until its first
+ * exit: the exit reason, or -1 when the vCPU could not be set up.
+ */
+static inline int t_run_guest(int kvm, int vm, uint64_t rip)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rip = rip, .rflags = 2};
+	struct kvm_run *run;
+	int vcpu, size, r = -1;
+
+	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vcpu < 0 || size <= 0)
+		return -1;
+	run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	if (run != MAP_FAILED) {
+		if (ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0) {
+			sregs.cs.base = 0;
+			sregs.cs.selector = 0;
+			if (ioctl(vcpu, KVM_SET_SREGS, &sregs) == 0 &&
+			    ioctl(vcpu, KVM_SET_REGS, &regs) == 0 && ioctl(vcpu, KVM_RUN, 0) == 0)
+				r = (int)run->exit_reason;
+		}
+		munmap(run, (size_t)size);
+	}
+	close(vcpu);
+	return r;
 }
 
 /* Open fds of this process, to prove the library leaves none behind. */

@@ -513,6 +513,25 @@ static int f_uname_locked(struct utsname *u)
 	return 0;
 }
 
+/*
+ * The cache instructions are this CPU's, as far as the test allows: the
+ * copy helpers execute them, so the fake may hide one but never invent it.
+ */
+#define CPUID_1_EDX_CLFLUSH    (1u << 19)
+#define CPUID_1_EBX_LINE       0xff00u
+#define CPUID_7_EBX_CLFLUSHOPT (1u << 23)
+#define CPUID_7_EBX_CLWB       (1u << 24)
+
+static uint32_t cache_edx1 = CPUID_1_EDX_CLFLUSH;
+static uint32_t cache_ebx7 = CPUID_7_EBX_CLFLUSHOPT | CPUID_7_EBX_CLWB;
+
+static uint32_t host_reg(uint32_t leaf, int reg, uint32_t mask)
+{
+	uint32_t r[4];
+
+	return kvmnc_sys_real.cpuid(leaf, 0, r) == 0 ? r[reg] & mask : 0;
+}
+
 static int f_cpuid_locked(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 {
 	int r = enter();
@@ -531,8 +550,20 @@ static int f_cpuid_locked(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 	} else if (leaf == 1) {
 		/* The instruction does not know about clearcpuid=. */
 		regs[3] = pers->self_snoop ? 1u << 27 : 0;
+		regs[3] |= host_reg(1, 3, cache_edx1);
+		regs[1] = host_reg(1, 1, CPUID_1_EBX_LINE);
+	} else if (leaf == 7) {
+		regs[1] = host_reg(7, 1, cache_ebx7);
 	}
 	return 0;
+}
+
+void fake_cpuid_cache(bool clflush, bool clflushopt, bool clwb)
+{
+	cache_edx1 = clflush ? CPUID_1_EDX_CLFLUSH : 0;
+	cache_ebx7 = (clflushopt ? CPUID_7_EBX_CLFLUSHOPT : 0) | (clwb ? CPUID_7_EBX_CLWB : 0);
+	/* What the engine selected came from the seam: select again through it. */
+	kvmnc_cpu_reset();
 }
 
 /*
@@ -648,10 +679,15 @@ void fake_reset(const struct fake_personality *p)
 	pthread_once(&once, register_atfork);
 	pers = p;
 	memset(objs, 0, sizeof(objs));
-	calls = fail_nth = fail_err = maps = 0;
-	fail_hit = false;
+	fail_nth = fail_err = maps = 0;
+	cache_edx1 = CPUID_1_EDX_CLFLUSH;
+	cache_ebx7 = CPUID_7_EBX_CLFLUSHOPT | CPUID_7_EBX_CLWB;
 	kvmnc_sys = &fake_sys;
+	/* Also selects the cache instructions again, through the fake's CPUID... */
 	kvmnc_probe_reset();
+	/* ... which the counts of a test do not include. */
+	calls = 0;
+	fail_hit = false;
 }
 
 void fake_uninstall(void)

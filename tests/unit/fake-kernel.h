@@ -67,6 +67,13 @@ void fake_reset(const struct fake_personality *p);
 /* Put the real system calls back. */
 void fake_uninstall(void);
 
+/*
+ * CPUID leaf 1 EDX bit 19 (CLFLUSH), leaf 1's line size and leaf 7 EBX bits
+ * 23/24 (CLFLUSHOPT, CLWB) are this CPU's, each hidden where asked (all
+ * shown after fake_reset()); the cache engine selects again through them.
+ */
+void fake_cpuid_cache(bool clflush, bool clflushopt, bool clwb);
+
 /* Fail the @nth seam call from now (1-based) with -@err; 0 disables. */
 void fake_fail_nth(int nth, int err);
 /* Seam calls made since the last reset. */
