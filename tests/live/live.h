@@ -52,11 +52,19 @@ static inline int t_done(void)
 	return t_failed ? T_EXIT_FAIL : T_EXIT_PASS;
 }
 
+/*
+ * Skip with the reason: exit 77, as the kernel tier and automake-style
+ * harnesses read it. Meson's TAP protocol takes the skip from the "1..0 #
+ * SKIP" plan and calls any non-zero exit an error, so tests/live/meson.build
+ * sets KVMNC_SKIP_EXIT=0.
+ */
 static inline __attribute__((noreturn)) void t_skip(const char *why)
 {
+	const char *status = getenv("KVMNC_SKIP_EXIT");
+
 	fprintf(stderr, "SKIP: %s\n", why);
 	printf("1..0 # SKIP %s\n", why);
-	exit(T_EXIT_SKIP);
+	exit(status && !strcmp(status, "0") ? T_EXIT_PASS : T_EXIT_SKIP);
 }
 
 /* /dev/kvm, or skip: a host without KVM or permission is not a failure. */
