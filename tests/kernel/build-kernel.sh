@@ -69,6 +69,8 @@ installed=$(dpkg-query -W -f='${Version}' "$DEB_PACKAGE" 2>/dev/null) ||
 [ "$installed" = "$DEB_VERSION" ] ||
 	die "$DEB_PACKAGE is version $installed, but patches/BASE pins $DEB_VERSION; install exactly that version or re-base the series"
 [ -r "$TARBALL" ] || die "source tarball $TARBALL (from $DEB_PACKAGE) is missing"
+# config.fragment picks CONFIG_KERNEL_LZ4; Kbuild calls the tool by name.
+command -v lz4 >/dev/null || die "lz4 not found (apt-get install lz4): the kernel image is LZ4-compressed"
 
 PATCH_LIST=()
 if [ "$PATCHED" = 1 ]; then
