@@ -1,18 +1,21 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# build-kernel.sh FLAVOUR   (FLAVOUR = stock | patched)
+# build-kernel.sh FLAVOUR   (FLAVOUR = stock | patched | patched-debug)
 #
 # Builds Debian's linux-source-6.12 (the base pinned in patches/BASE), with
-# patches/0*.patch applied for "patched", from `tinyconfig` + config.fragment,
-# plus the static KVM selftests, and caches the results in
+# patches/0*.patch applied for "patched" and "patched-debug", from
+# `tinyconfig` + config.fragment (+ debug.fragment for "patched-debug":
+# SMP, ACPI, lockdep, KASAN), plus the static KVM selftests, and caches the
+# results in
 #   ${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}/<flavour>-<key>/
-# where <key> is a sha256 over the patches (patched only), the fragment,
-# patches/BASE and this script.  A cache hit costs well under a second.
+# where <key> is a sha256 over the patches (patched flavours only), the
+# fragments, patches/BASE and this script.  A cache hit costs well under a
+# second.
 #
 # stdout: exactly one line, the output directory (bzImage, config,
 #         selftests/, headers/, build.log, stamp).  Everything else: stderr.
-# exit:   0 built or cached; 77 "patched" requested but patches/ holds no
+# exit:   0 built or cached; 77 a patched flavour requested but patches/ holds no
 #         0001+ patch yet (reason on stderr); 1 any error (clear message).
 #
 # Environment: KVMNC_KERNEL_CACHE (cache root), KVMNC_JOBS (default nproc),
@@ -23,10 +26,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PATCHES=$ROOT/patches
 FRAGMENT=$HERE/config.fragment
+DEBUG_FRAGMENT=$HERE/debug.fragment
 CACHE=${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}
 JOBS=${KVMNC_JOBS:-$(nproc)}
 # Fragment symbols that only exist once the series is applied.
-PATCHED_ONLY_SYMBOLS=(CONFIG_KVM_X86_MEMTYPE_KUNIT_TEST)
+PATCHED_ONLY_SYMBOLS=(CONFIG_KVM_VIRTIO CONFIG_KVM_X86_MEMTYPE_KUNIT_TEST)
 
 log() { printf '[build-kernel %s] %s\n' "${FLAVOUR:-?}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -38,11 +42,13 @@ stage_done() {
 	T_STAGE=$SECONDS
 }
 
-[ $# -eq 1 ] || die "usage: $0 stock|patched"
+[ $# -eq 1 ] || die "usage: $0 stock|patched|patched-debug"
 FLAVOUR=$1
 case $FLAVOUR in
-stock | patched) ;;
-*) die "unknown flavour '$FLAVOUR' (want stock or patched)" ;;
+stock) PATCHED=0 FRAGMENTS=("$FRAGMENT") ;;
+patched) PATCHED=1 FRAGMENTS=("$FRAGMENT") ;;
+patched-debug) PATCHED=1 FRAGMENTS=("$FRAGMENT" "$DEBUG_FRAGMENT") ;;
+*) die "unknown flavour '$FLAVOUR' (want stock, patched or patched-debug)" ;;
 esac
 
 # --- 1. the base ---------------------------------------------------------------
@@ -63,9 +69,11 @@ installed=$(dpkg-query -W -f='${Version}' "$DEB_PACKAGE" 2>/dev/null) ||
 [ "$installed" = "$DEB_VERSION" ] ||
 	die "$DEB_PACKAGE is version $installed, but patches/BASE pins $DEB_VERSION; install exactly that version or re-base the series"
 [ -r "$TARBALL" ] || die "source tarball $TARBALL (from $DEB_PACKAGE) is missing"
+# config.fragment picks CONFIG_KERNEL_LZ4; Kbuild calls the tool by name.
+command -v lz4 >/dev/null || die "lz4 not found (apt-get install lz4): the kernel image is LZ4-compressed"
 
 PATCH_LIST=()
-if [ "$FLAVOUR" = patched ]; then
+if [ "$PATCHED" = 1 ]; then
 	for p in "$PATCHES"/0*.patch; do
 		[ -e "$p" ] || continue
 		case $(basename "$p") in 0000-*) continue ;; esac
@@ -78,8 +86,8 @@ if [ "$FLAVOUR" = patched ]; then
 fi
 
 # --- 2. the cache key ------------------------------------------------------------
-key_inputs=("$FRAGMENT" "$PATCHES/BASE" "$HERE/build-kernel.sh")
-if [ "$FLAVOUR" = patched ]; then
+key_inputs=("${FRAGMENTS[@]}" "$PATCHES/BASE" "$HERE/build-kernel.sh")
+if [ "$PATCHED" = 1 ]; then
 	for p in "$PATCHES"/*.patch; do key_inputs+=("$p"); done
 fi
 KEY=$(for f in "${key_inputs[@]}"; do
@@ -203,7 +211,7 @@ run_make() {
 
 [ -f "$BUILD/.config" ] && cp -p "$BUILD/.config" "$BUILD/.config.prev"
 run_make tinyconfig || die "make tinyconfig failed"
-(cd "$BUILD" && "$SRC/scripts/kconfig/merge_config.sh" -m -O . .config "$FRAGMENT") >>"$BUILDLOG" 2>&1 ||
+(cd "$BUILD" && "$SRC/scripts/kconfig/merge_config.sh" -m -O . .config "${FRAGMENTS[@]}") >>"$BUILDLOG" 2>&1 ||
 	die "merge_config.sh failed (see $BUILDLOG)"
 run_make olddefconfig || die "make olddefconfig failed"
 if [ -f "$BUILD/.config.prev" ] && cmp -s "$BUILD/.config" "$BUILD/.config.prev"; then
@@ -212,20 +220,36 @@ else
 	rm -f "$BUILD/.config.prev"
 fi
 
-missing=()
+# What the fragments ask for, the later fragment winning: SYM=value, or
+# "# SYM is not set", which is met by any .config without SYM=y/m.
+declare -A want=()
+order=()
 while IFS= read -r line; do
-	case $line in CONFIG_*=*) ;; *) continue ;; esac
-	sym=${line%%=*}
-	if [ "$FLAVOUR" = stock ]; then
+	case $line in
+	CONFIG_*=*) sym=${line%%=*} ;;
+	"# CONFIG_"*" is not set") sym=${line#"# "} sym=${sym%" is not set"} ;;
+	*) continue ;;
+	esac
+	[ -n "${want[$sym]+x}" ] || order+=("$sym")
+	want[$sym]=$line
+done < <(cat "${FRAGMENTS[@]}")
+missing=()
+for sym in "${order[@]}"; do
+	line=${want[$sym]}
+	if [ "$PATCHED" = 0 ]; then
 		skip=
 		for s in "${PATCHED_ONLY_SYMBOLS[@]}"; do [ "$s" = "$sym" ] && skip=1; done
 		[ -n "$skip" ] && continue
 	fi
-	grep -qx -- "$line" "$BUILD/.config" || missing+=("$line (have: $(grep -E "^(# )?${sym}[= ]" "$BUILD/.config" || echo 'not present'))")
-done <"$FRAGMENT"
+	case $line in
+	"# "*) grep -Eq "^${sym}=[ym]$" "$BUILD/.config" || continue ;;
+	*) grep -qx -- "$line" "$BUILD/.config" && continue ;;
+	esac
+	missing+=("$line (have: $(grep -E "^(# )?${sym}[= ]" "$BUILD/.config" || echo 'not present'))")
+done
 if [ ${#missing[@]} -ne 0 ]; then
 	for m in "${missing[@]}"; do log "fragment symbol dropped by Kconfig: $m"; done
-	die "${#missing[@]} symbol(s) of config.fragment did not survive olddefconfig (missing dependency?)"
+	die "${#missing[@]} symbol(s) of ${FRAGMENTS[*]##*/} did not survive olddefconfig (missing dependency?)"
 fi
 stage_done "config"
 
@@ -292,8 +316,9 @@ rm -rf "$OUT"
 mv "$TMPOUT" "$OUT"
 # Keep this and the previous output of the flavour (a run of another
 # checkout may still be booting it); older ones are dead weight.
+# The exact pattern: "patched-*" alone would also match patched-debug-<key>.
 # shellcheck disable=SC2010,SC2012 # names are <flavour>-<hex key>
-{ ls -1dt "$CACHE/$FLAVOUR"-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +3 || true; } |
+{ ls -1dt "$CACHE/$FLAVOUR"-* 2>/dev/null | grep -E "/$FLAVOUR-[0-9a-f]{16}\$" | tail -n +3 || true; } |
 	while read -r old; do rm -rf "$old"; done
 stage_done "publish"
 log "done in $((SECONDS - T_TOTAL)) s: $OUT"

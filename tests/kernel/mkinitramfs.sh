@@ -14,7 +14,9 @@
 #
 # The guest writes results to its second serial port (/dev/ttyS1), the
 # kernel console stays on ttyS0, so kernel messages never interleave with
-# results.  Per test:
+# results.  The port is opened once for the whole plan: closing a serial
+# tty shuts the UART down, and Bochs's UART loses what is still in its FIFO
+# then (seen as truncated lines with NUL bytes).  Per test:
 #   KVMNC-BEGIN <name>
 #   ... the test's stdout and stderr ...
 #   KVMNC-END <name>
@@ -79,26 +81,33 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 R=/dev/ttyS1
 [ -c "$R" ] || R=/dev/console
+exec 3>"$R"
 . /etc/kvmnc-env
 ulimit -n 65536 2>/dev/null
 uptime_s() { read -r up _ </proc/uptime; echo "${up%%.*}"; }
-echo "KVMNC-INIT $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) kvm=$([ -c /dev/kvm ] && echo yes || echo no)" >"$R"
+tracefs=no
+[ -d /sys/kernel/tracing/events ] && tracefs=yes
+echo "KVMNC-INIT $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) kvm=$([ -c /dev/kvm ] && echo yes || echo no) tracefs=$tracefs" >&3
 cd /kvmnc
 while read -r name tmo cmd; do
 	case $name in '' | '#'*) continue ;; esac
-	echo "KVMNC-BEGIN $name" >"$R"
+	echo "KVMNC-BEGIN $name" >&3
 	t0=$(uptime_s)
-	timeout -s KILL "$tmo" sh -c "$cmd" >"$R" 2>&1 </dev/null
+	timeout -s KILL "$tmo" sh -c "$cmd" >&3 2>&1 </dev/null 3>&-
 	rc=$?
-	echo "" >"$R"
-	echo "KVMNC-END $name" >"$R"
-	echo "KVMNC-RESULT $name $rc $(($(uptime_s) - t0))" >"$R"
+	echo "" >&3
+	echo "KVMNC-END $name" >&3
+	echo "KVMNC-RESULT $name $rc $(($(uptime_s) - t0))" >&3
 done </etc/kvmnc-plan
-echo "KVMNC-DONE" >"$R"
+echo "KVMNC-DONE" >&3
 sync
+# Let the UART drain before the reset (the emulator may be stopped as soon
+# as the runner sees KVMNC-DONE, so nothing after it is needed).
+sleep 1
 reboot -f
 EOF
 chmod 755 "$stage/init"
