@@ -4,7 +4,8 @@
 way Meson's TAP reader understands: the plan "1..0 # SKIP reason" and, with
 KVMNC_SKIP_EXIT=0 as tests/live/meson.build sets it, exit status 0 (Meson
 1.0 reports a TAP test that exits non-zero as an ERROR, whatever its plan
-says), and nothing else on stdout. A host without /dev/kvm then shows the
+says), a reason (the missing node, or a host the test cannot use at all,
+such as live-memtype's non-VMX host), and nothing else on stdout. A host without /dev/kvm then shows the
 live suite as skipped instead of failing it. Without the variable the skip
 exits 77, which the kernel tier's guest runner reads."""
 import os
@@ -26,7 +27,7 @@ def main():
                                check=False)
             lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
             ok = (p.returncode == want and len(lines) == 1
-                  and lines[0].startswith("1..0 # SKIP ") and "/nonexistent/kvm" in lines[0])
+                  and lines[0].startswith("1..0 # SKIP ") and len(lines[0]) > len("1..0 # SKIP "))
             n += 1
             bad += not ok
             # A "#" would start a TAP directive inside the description, and
