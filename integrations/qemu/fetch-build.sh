@@ -14,7 +14,7 @@
 #   ${KVMNC_QEMU_CACHE:-/var/cache/kvmnc-qemu}/qemu-<key>/
 # where <key> is a sha256 over the patches, this script, the QEMU source
 # version and libkvmnc (its pkg-config version and the archive QEMU links).
-# A cache hit costs well under a second.
+# A cache hit costs about a second (dpkg-query and apt-get --print-uris).
 #
 # stdout: exactly one line, the output directory (qemu-system-x86_64,
 #         stamp, build.log, configure-args).  Everything else: stderr,
@@ -200,16 +200,19 @@ log "cache miss: building $OUT (qemu $QEMU_VERSION, libkvmnc $KVMNC_VERSION from
 stage_done "dependencies + key"
 
 # --- 4. sources ----------------------------------------------------------------
-# One tree per source version, a git repository whose first commit is the
-# Debian source (with Debian's own patches, as dpkg-source applies them).
-# A changed series is re-applied with git am on that commit: git rewrites
-# only the files that differ, so ninja rebuilds only what the patches touch.
+# One tree per source version, a git repository whose first commit (tag
+# kvmnc-base) is the Debian source with Debian's own patches, as
+# dpkg-source applies them.  A changed series is applied with git am in a
+# scratch worktree, and the tree then checks the result out: git rewrites
+# only the files that differ from what was built last, so ninja rebuilds
+# only what the change touches.
 WORK=$CACHE/work
 DL=$WORK/dl/$upstream_version
 SRC=$WORK/src
 BUILD=$WORK/build
-GIT=(git -C "$SRC" -c user.name="kvmnc qemu build" -c user.email=build@kvmnc.invalid
+GITC=(git -c user.name="kvmnc qemu build" -c user.email=build@kvmnc.invalid
 	-c advice.detachedHead=false)
+GIT=("${GITC[@]}" -C "$SRC")
 if [ ! -e "$DL/$dsc_name" ]; then
 	rm -rf "$DL.tmp"
 	mkdir -p "$DL.tmp"
@@ -229,16 +232,30 @@ if [ "$(cat "$WORK/extracted" 2>/dev/null)" != "$QEMU_VERSION" ] || [ ! -d "$SRC
 	"${GIT[@]}" add -f -A
 	"${GIT[@]}" commit -q -m "Debian qemu $QEMU_VERSION"
 	"${GIT[@]}" tag kvmnc-base
+	rm -f "$WORK/applied"
 	echo "$QEMU_VERSION" >"$WORK/extracted"
 fi
 stage_done "download + extract"
 
-"${GIT[@]}" am --abort >/dev/null 2>&1 || true
-"${GIT[@]}" checkout -q --detach kvmnc-base
-"${GIT[@]}" reset -q --hard kvmnc-base
-"${GIT[@]}" am -q "${PATCH_LIST[@]}" >&2 ||
-	die "the series does not apply to qemu $QEMU_VERSION (git am; see above)"
-log "applied ${#PATCH_LIST[@]} patches: $("${GIT[@]}" log --format=%s kvmnc-base..HEAD | tac | paste -sd'|' | sed 's/|/ | /g')"
+# "<series hash> <commit>" of what the tree has checked out; the tree is
+# also moved back when someone committed there since (the commits stay in
+# the reflog; update-patches.sh is the way to publish them).
+series=$(cat "${PATCH_LIST[@]}" | sha256sum | cut -c1-16)
+if [ "$(cat "$WORK/applied" 2>/dev/null)" != "$series $("${GIT[@]}" rev-parse HEAD)" ]; then
+	[ -z "$("${GIT[@]}" status --porcelain --untracked-files=no)" ] ||
+		die "$SRC has uncommitted changes: commit them (update-patches.sh turns commits into patches/) or discard them"
+	AM=$WORK/am
+	rm -rf "$AM"
+	"${GIT[@]}" worktree prune
+	"${GIT[@]}" worktree add -q --detach "$AM" kvmnc-base
+	"${GITC[@]}" -C "$AM" am -q "${PATCH_LIST[@]}" >&2 ||
+		die "the series does not apply to qemu $QEMU_VERSION (git am; see above)"
+	new=$("${GITC[@]}" -C "$AM" rev-parse HEAD)
+	"${GIT[@]}" worktree remove --force "$AM"
+	"${GIT[@]}" checkout -q --detach "$new"
+	echo "$series $new" >"$WORK/applied"
+fi
+log "series: $("${GIT[@]}" log --format=%s kvmnc-base..HEAD | tac | paste -sd'|' | sed 's/|/ | /g')"
 stage_done "patches"
 
 # --- 5. configure and build --------------------------------------------------------
@@ -270,7 +287,7 @@ if [ "$(cat "$BUILD/configure-args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ] ||
 	printf '%s\n' "${CONFIGURE_ARGS[*]}" >"$BUILD/configure-args"
 	stage_done "configure"
 fi
-grep -q '^#define CONFIG_LIBKVMNC 1' "$BUILD/config-host.h" ||
+grep -Eq '^#define CONFIG_LIBKVMNC( 1)?$' "$BUILD/config-host.h" ||
 	die "configure did not enable libkvmnc (see $BUILDLOG)"
 ccache -z >/dev/null 2>&1 || true
 log "ninja -j$JOBS qemu-system-x86_64 (log: $BUILDLOG)"
@@ -281,10 +298,11 @@ stage_done "build"
 
 # --- 6. check and publish ----------------------------------------------------------
 BIN=$BUILD/qemu-system-x86_64
-if readelf -l "$BIN" | grep -q 'Requesting program interpreter'; then
+# grep -c reads all its input: grep -q could end the pipe early (pipefail).
+if [ "$(readelf -l "$BIN" | grep -c 'Requesting program interpreter')" != 0 ]; then
 	die "$BIN is dynamically linked; the guest initramfs has no libc"
 fi
-readelf -s "$BIN" | grep -q ' kvmnc_region_prepare$' ||
+[ "$(nm "$BIN" | grep -c ' T kvmnc_region_prepare$')" = 1 ] ||
 	die "$BIN does not contain libkvmnc (kvmnc_region_prepare)"
 props=$("$BIN" -object memory-backend-ram,help 2>&1 || true)
 grep -q 'noncoherent=' <<<"$props" || die "memory-backend-ram has no noncoherent property:

@@ -64,6 +64,7 @@ diag() { sed 's/^/# /' "$@"; }
 [ -c /dev/kvm ] || skip_all "no /dev/kvm"
 [ -x "$QEMU" ] || { echo "Bail out! $QEMU is not executable"; exit 1; }
 [ -r "$FW/fw.bin" ] && [ -r "$FW/fw.env" ] || { echo "Bail out! no $FW/fw.bin or fw.env"; exit 1; }
+# shellcheck source=/dev/null # written by build-fw.sh
 . "$FW/fw.env"
 
 T=/sys/kernel/tracing
@@ -152,7 +153,7 @@ fi
 check $((rc == 33 ? 0 : 1)) "the firmware read back what it wrote and exited through isa-debug-exit (exit $rc, want 33)"
 
 mech=$(sed -n 's/.*kvm_noncoherent_dma scope \([^ ]*\) mechanism \([^ ]*\) .*/\1 \2/p' "$W/qemu.err" | head -n1)
-check $([ "$mech" = "$SCOPE $WANT_MECH" ]; echo $?) "QEMU reports scope $SCOPE, mechanism $WANT_MECH (got '$mech')"
+check "$([ "$mech" = "$SCOPE $WANT_MECH" ]; echo $?)" "QEMU reports scope $SCOPE, mechanism $WANT_MECH (got '$mech')"
 
 if [ "$SCOPE" != off ]; then
 	grep -q '"error".*noncoherent=on' "$W/qmp.out"
@@ -210,7 +211,7 @@ for range in nc plain; do
 	types=$(awk -v r=$range '$1 == r { print $4 }' "$W/sptes" | sort -u | tr '\n' ' ')
 	bad=$(awk -v r=$range -v w="$want" '$1 == r && $4 != w' "$W/sptes" | wc -l)
 	awk -v r=$range '$1 == r { printf "# %s gfn 0x%s level %s spte 0x%s type 0x%s\n", $1, $2, $3, $5, $4 }' "$W/sptes" | head -n 4
-	check $([ "$total" -gt 0 ] && [ "$bad" = 0 ]; echo $?) \
+	check "$([ "$total" -gt 0 ] && [ "$bad" = 0 ]; echo $?)" \
 		"$range: every SPTE has memory type 0x$want ($total SPTEs, types seen: ${types:-none})"
 done
 echo "# all kvm_mmu_set_spte events of QEMU: $(grep -c 'kvm_mmu_set_spte:' "$W/trace")"
