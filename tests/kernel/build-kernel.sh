@@ -87,8 +87,9 @@ fi
 
 # --- 2. the cache key ------------------------------------------------------------
 key_inputs=("${FRAGMENTS[@]}" "$PATCHES/BASE" "$HERE/build-kernel.sh")
+# The patches applied, not the cover letter: its text changes no object.
 if [ "$PATCHED" = 1 ]; then
-	for p in "$PATCHES"/*.patch; do key_inputs+=("$p"); done
+	key_inputs+=("${PATCH_LIST[@]}")
 fi
 KEY=$(for f in "${key_inputs[@]}"; do
 	printf '%s\n' "${f#"$ROOT"/}"
