@@ -51,6 +51,10 @@ fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,tmp,root,kvmnc,usr/bin,usr/sbin}
+# mktemp -d made the root 0700, which cpio keeps: a guest test that drops to
+# an unprivileged uid (live-sandbox) could then reach neither /proc nor /sys.
+chmod 0755 "$stage"
+chmod 1777 "$stage/tmp"
 cp "$BUSYBOX" "$stage/bin/busybox"
 for applet in $("$BUSYBOX" --list); do
 	[ "$applet" = busybox ] || ln -sf busybox "$stage/bin/$applet"

@@ -928,6 +928,29 @@ def compare(a, tap, stock_run, patched_run):
     return 1 if (a.strict and tap.failed) else 0
 
 
+def initramfs_modes(tap):
+    """The guest's tests drop to uid 65534 (live-sandbox): the initramfs root
+    must let them reach /proc and /sys, and /tmp must be writable by all."""
+    busybox = os.environ.get("BUSYBOX", "/bin/busybox")
+    if not os.access(busybox, os.X_OK) or not shutil.which("cpio"):
+        tap.skip("initramfs modes", f"needs {busybox} and cpio")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        plan, out = os.path.join(d, "plan"), os.path.join(d, "i.cpio")
+        with open(plan, "w", encoding="utf-8") as f:
+            f.write("true 5 /bin/true\n")
+        subprocess.run([os.path.join(HERE, "mkinitramfs.sh"), "-o", out, "-p", plan],
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(out, "rb") as f:
+            listing = subprocess.run(["cpio", "-tv", "--quiet"], stdin=f, capture_output=True,
+                                     text=True, check=True).stdout
+    modes = {ln.split()[-1]: ln.split()[0] for ln in listing.splitlines() if ln.strip()}
+    for path, want in ((".", "drwxr-xr-x"), ("tmp", "drwxrwxrwt"), ("proc", "drwxr-xr-x"),
+                       ("sys", "drwxr-xr-x")):
+        tap.line(modes.get(path) == want,
+                 f"initramfs: {path} is {want} (got {modes.get(path, 'missing')})")
+
+
 def self_test():
     """The runner's own checks (Meson test kernel-runner-selftest): each
     report the kernel-log check exists for must fail a run, a clean log
@@ -994,6 +1017,7 @@ def self_test():
     deny = read_denylist("bochs")
     tap.line("x86_64/nested_exceptions_test" not in deny,
              "a deny-list entry for @qemu does not apply to bochs")
+    initramfs_modes(tap)
     tap.finish()
     return 1 if tap.failed else 0
 
