@@ -10,9 +10,10 @@
 # in BUILD_DIR/obj.  The configuration is `make tinyconfig` plus the
 # fragment below (or the file named by $KVMNC_FRAGMENT), merged with
 # merge_config.sh -m and completed by olddefconfig, regenerated at every
-# step so that symbols a patch adds are picked up.  After the last patch it
-# installs the UAPI headers and builds the series' selftests (and
-# set_memory_region_test) statically.
+# step so that symbols a patch adds are picked up.  After every patch that
+# touches the KVM selftests, and once more after the last patch, it installs
+# the UAPI headers and builds, statically, those of the series' selftests
+# that exist at that point, and set_memory_region_test.
 #
 # Prints one line per step (PASS/FAIL, seconds) and exits non-zero if any
 # step failed.  Logs: BUILD_DIR/logs/.  Environment: KVMNC_JOBS (default 2),
@@ -68,6 +69,7 @@ CONFIG_KVM_INTEL=y
 CONFIG_KVM_AMD=y
 CONFIG_EXPERT=y
 CONFIG_KVM_SW_PROTECTED_VM=y
+CONFIG_KVM_VIRTIO=y
 CONFIG_KUNIT=y
 CONFIG_KVM_X86_MEMTYPE_KUNIT_TEST=y
 CONFIG_PRINTK=y
@@ -128,6 +130,9 @@ for p in "${PATCHES[@]}"; do
 	name=$(basename "$p" .patch)
 	if (cd "$SRC" && patch -p1 -s -f <"$p") >"$LOGS/$name.apply.log" 2>&1; then
 		step "$name: build" "$LOGS/$name.log" build
+		if grep -q '^diff --git a/tools/testing/selftests/kvm/' "$p"; then
+			step "$name: selftests" "$LOGS/$name.selftests.log" selftests
+		fi
 	else
 		printf 'FAIL  %-70s (does not apply, log: %s)\n' "$name" "$LOGS/$name.apply.log"
 		failed=1
@@ -135,18 +140,23 @@ for p in "${PATCHES[@]}"; do
 	fi
 done
 
+SERIES_SELFTESTS=(x86_64/noncoherent_dma_memslot_test x86_64/noncoherent_dma_memtype_test
+	x86_64/virtio_device_test)
 selftests() {
-	local kst=$BUILD_DIR/selftests hdr=$BUILD_DIR/headers
+	local kst=$BUILD_DIR/selftests hdr=$BUILD_DIR/headers t targets=()
+
+	for t in "${SERIES_SELFTESTS[@]}"; do
+		[ -e "$SRC/tools/testing/selftests/kvm/$t.c" ] && targets+=("$kst/$t")
+	done
+	rm -rf "$kst"
 	make -C "$SRC" O="$OBJ" headers_install INSTALL_HDR_PATH="$hdr" &&
 	make -C "$SRC/tools/testing/selftests/kvm" OUTPUT="$kst" \
 		INSTALL_HDR_PATH="$hdr" EXTRA_CFLAGS=-static -j"$JOBS" \
-		"$kst/x86/virtio_device_test" \
-		"$kst/x86/noncoherent_dma_memslot_test" \
-		"$kst/x86/noncoherent_dma_memtype_test" \
-		"$kst/set_memory_region_test"
+		"${targets[@]}" "$kst/set_memory_region_test"
 }
+
 if [ $failed = 0 ]; then
-	step "selftests: static build" "$LOGS/selftests.log" selftests
+	step "selftests: static build after the last patch" "$LOGS/selftests.log" selftests
 fi
 
 if [ $failed != 0 ]; then
