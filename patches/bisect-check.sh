@@ -19,7 +19,10 @@
 # step failed.  Logs: BUILD_DIR/logs/.  Environment: KVMNC_JOBS (default 2),
 # KVMNC_CC (default "ccache gcc" if ccache is installed, else gcc),
 # KVMNC_FRAGMENT, KVMNC_KEEP_SRC=1 to reuse an existing BUILD_DIR/src
-# (it must then be the pristine base; it is re-copied otherwise).
+# (it must then be the pristine base; it is re-copied otherwise),
+# KVMNC_RESUME=1 to go on with an interrupted run: BUILD_DIR/src and obj
+# are kept, the patches already in src (they reverse-apply) are not
+# applied again, and the build starts with the last of them.
 set -euo pipefail
 
 usage() {
@@ -94,13 +97,27 @@ FRAG
 fi
 
 mkdir -p "$LOGS" "$OBJ"
-if [ "${KVMNC_KEEP_SRC:-0}" != 1 ] || [ ! -f "$SRC/Makefile" ]; then
+RESUME=${KVMNC_RESUME:-0}
+if [ "$RESUME" = 1 ] && [ ! -f "$SRC/Makefile" ]; then
+	echo "$0: KVMNC_RESUME=1 but $SRC holds no tree" >&2
+	exit 2
+fi
+if [ "$RESUME" != 1 ] && { [ "${KVMNC_KEEP_SRC:-0}" != 1 ] || [ ! -f "$SRC/Makefile" ]; }; then
 	echo "copying $SRC_TREE to $SRC"
 	rm -rf "$SRC"
 	cp -a "$SRC_TREE" "$SRC"
 fi
-# Start from a pristine tree: the first patch must apply.
-(cd "$SRC" && patch -p1 --dry-run -s -f <"${PATCHES[0]}" >/dev/null) ||
+# The patches already in the tree (resume only): a prefix of the series.
+APPLIED=0
+if [ "$RESUME" = 1 ]; then
+	for p in "${PATCHES[@]}"; do
+		(cd "$SRC" && patch -p1 -R --dry-run -s -f <"$p" >/dev/null 2>&1) || break
+		APPLIED=$((APPLIED + 1))
+	done
+	echo "resuming: $APPLIED patch(es) already in $SRC"
+fi
+# Otherwise start from a pristine tree: the first patch must apply.
+[ "$APPLIED" -gt 0 ] || (cd "$SRC" && patch -p1 --dry-run -s -f <"${PATCHES[0]}" >/dev/null) ||
 	{ echo "$0: ${PATCHES[0]} does not apply to $SRC (not the pristine base?)" >&2; exit 1; }
 
 configure() {
@@ -125,21 +142,6 @@ build() { # log
 	configure && make -C "$SRC" O="$OBJ" CC="$KVMNC_CC" -j"$JOBS" bzImage
 }
 
-step "base: build" "$LOGS/0000-base.log" build
-for p in "${PATCHES[@]}"; do
-	name=$(basename "$p" .patch)
-	if (cd "$SRC" && patch -p1 -s -f <"$p") >"$LOGS/$name.apply.log" 2>&1; then
-		step "$name: build" "$LOGS/$name.log" build
-		if grep -q '^diff --git a/tools/testing/selftests/kvm/' "$p"; then
-			step "$name: selftests" "$LOGS/$name.selftests.log" selftests
-		fi
-	else
-		printf 'FAIL  %-70s (does not apply, log: %s)\n' "$name" "$LOGS/$name.apply.log"
-		failed=1
-		break
-	fi
-done
-
 SERIES_SELFTESTS=(x86_64/noncoherent_dma_memslot_test x86_64/noncoherent_dma_memtype_test
 	x86_64/virtio_device_test)
 selftests() {
@@ -154,6 +156,27 @@ selftests() {
 		INSTALL_HDR_PATH="$hdr" EXTRA_CFLAGS=-static -j"$JOBS" \
 		"${targets[@]}" "$kst/set_memory_region_test"
 }
+
+[ "$APPLIED" -gt 0 ] || step "base: build" "$LOGS/0000-base.log" build
+i=0
+for p in "${PATCHES[@]}"; do
+	name=$(basename "$p" .patch)
+	i=$((i + 1))
+	# Resuming: skip what is in the tree, except the last of it, whose
+	# build may be what was interrupted.
+	[ "$i" -lt "$APPLIED" ] && continue
+	if [ "$i" -eq "$APPLIED" ] ||
+		(cd "$SRC" && patch -p1 -s -f <"$p") >"$LOGS/$name.apply.log" 2>&1; then
+		step "$name: build" "$LOGS/$name.log" build
+		if grep -q '^diff --git a/tools/testing/selftests/kvm/' "$p"; then
+			step "$name: selftests" "$LOGS/$name.selftests.log" selftests
+		fi
+	else
+		printf 'FAIL  %-70s (does not apply, log: %s)\n' "$name" "$LOGS/$name.apply.log"
+		failed=1
+		break
+	fi
+done
 
 if [ $failed = 0 ]; then
 	step "selftests: static build after the last patch" "$LOGS/selftests.log" selftests
