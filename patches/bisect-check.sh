@@ -110,9 +110,17 @@ fi
 # The patches already in the tree (resume only): a prefix of the series.
 APPLIED=0
 if [ "$RESUME" = 1 ]; then
-	for p in "${PATCHES[@]}"; do
-		(cd "$SRC" && patch -p1 -R --dry-run -s -f <"$p" >/dev/null 2>&1) || break
-		APPLIED=$((APPLIED + 1))
+	# The top of the applied prefix is the one patch that reverse-applies
+	# while the next one still applies (an earlier patch may not reverse
+	# alone once later ones touch the same lines).
+	for ((k = ${#PATCHES[@]}; k > 0; k--)); do
+		(cd "$SRC" && patch -p1 -R --dry-run -s -f <"${PATCHES[k - 1]}") >/dev/null 2>&1 ||
+			continue
+		if [ "$k" -eq ${#PATCHES[@]} ] ||
+			(cd "$SRC" && patch -p1 --dry-run -s -f <"${PATCHES[k]}") >/dev/null 2>&1; then
+			APPLIED=$k
+			break
+		fi
 	done
 	echo "resuming: $APPLIED patch(es) already in $SRC"
 fi
