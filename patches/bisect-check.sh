@@ -10,15 +10,19 @@
 # in BUILD_DIR/obj.  The configuration is `make tinyconfig` plus the
 # fragment below (or the file named by $KVMNC_FRAGMENT), merged with
 # merge_config.sh -m and completed by olddefconfig, regenerated at every
-# step so that symbols a patch adds are picked up.  After the last patch it
-# installs the UAPI headers and builds the series' selftests (and
-# set_memory_region_test) statically.
+# step so that symbols a patch adds are picked up.  After every patch that
+# touches the KVM selftests, and once more after the last patch, it installs
+# the UAPI headers and builds, statically, those of the series' selftests
+# that exist at that point, and set_memory_region_test.
 #
 # Prints one line per step (PASS/FAIL, seconds) and exits non-zero if any
 # step failed.  Logs: BUILD_DIR/logs/.  Environment: KVMNC_JOBS (default 2),
 # KVMNC_CC (default "ccache gcc" if ccache is installed, else gcc),
 # KVMNC_FRAGMENT, KVMNC_KEEP_SRC=1 to reuse an existing BUILD_DIR/src
-# (it must then be the pristine base; it is re-copied otherwise).
+# (it must then be the pristine base; it is re-copied otherwise),
+# KVMNC_RESUME=1 to go on with an interrupted run: BUILD_DIR/src and obj
+# are kept, the patches already in src (they reverse-apply) are not
+# applied again, and the build starts with the last of them.
 set -euo pipefail
 
 usage() {
@@ -68,6 +72,7 @@ CONFIG_KVM_INTEL=y
 CONFIG_KVM_AMD=y
 CONFIG_EXPERT=y
 CONFIG_KVM_SW_PROTECTED_VM=y
+CONFIG_KVM_VIRTIO=y
 CONFIG_KUNIT=y
 CONFIG_KVM_X86_MEMTYPE_KUNIT_TEST=y
 CONFIG_PRINTK=y
@@ -92,13 +97,35 @@ FRAG
 fi
 
 mkdir -p "$LOGS" "$OBJ"
-if [ "${KVMNC_KEEP_SRC:-0}" != 1 ] || [ ! -f "$SRC/Makefile" ]; then
+RESUME=${KVMNC_RESUME:-0}
+if [ "$RESUME" = 1 ] && [ ! -f "$SRC/Makefile" ]; then
+	echo "$0: KVMNC_RESUME=1 but $SRC holds no tree" >&2
+	exit 2
+fi
+if [ "$RESUME" != 1 ] && { [ "${KVMNC_KEEP_SRC:-0}" != 1 ] || [ ! -f "$SRC/Makefile" ]; }; then
 	echo "copying $SRC_TREE to $SRC"
 	rm -rf "$SRC"
 	cp -a "$SRC_TREE" "$SRC"
 fi
-# Start from a pristine tree: the first patch must apply.
-(cd "$SRC" && patch -p1 --dry-run -s -f <"${PATCHES[0]}" >/dev/null) ||
+# The patches already in the tree (resume only): a prefix of the series.
+APPLIED=0
+if [ "$RESUME" = 1 ]; then
+	# The top of the applied prefix is the one patch that reverse-applies
+	# while the next one still applies (an earlier patch may not reverse
+	# alone once later ones touch the same lines).
+	for ((k = ${#PATCHES[@]}; k > 0; k--)); do
+		(cd "$SRC" && patch -p1 -R --dry-run -s -f <"${PATCHES[k - 1]}") >/dev/null 2>&1 ||
+			continue
+		if [ "$k" -eq ${#PATCHES[@]} ] ||
+			(cd "$SRC" && patch -p1 --dry-run -s -f <"${PATCHES[k]}") >/dev/null 2>&1; then
+			APPLIED=$k
+			break
+		fi
+	done
+	echo "resuming: $APPLIED patch(es) already in $SRC"
+fi
+# Otherwise start from a pristine tree: the first patch must apply.
+[ "$APPLIED" -gt 0 ] || (cd "$SRC" && patch -p1 --dry-run -s -f <"${PATCHES[0]}" >/dev/null) ||
 	{ echo "$0: ${PATCHES[0]} does not apply to $SRC (not the pristine base?)" >&2; exit 1; }
 
 configure() {
@@ -123,11 +150,35 @@ build() { # log
 	configure && make -C "$SRC" O="$OBJ" CC="$KVMNC_CC" -j"$JOBS" bzImage
 }
 
-step "base: build" "$LOGS/0000-base.log" build
+SERIES_SELFTESTS=(x86_64/noncoherent_dma_memslot_test x86_64/noncoherent_dma_memtype_test
+	x86_64/virtio_device_test)
+selftests() {
+	local kst=$BUILD_DIR/selftests hdr=$BUILD_DIR/headers t targets=()
+
+	for t in "${SERIES_SELFTESTS[@]}"; do
+		[ -e "$SRC/tools/testing/selftests/kvm/$t.c" ] && targets+=("$kst/$t")
+	done
+	rm -rf "$kst"
+	make -C "$SRC" O="$OBJ" headers_install INSTALL_HDR_PATH="$hdr" &&
+	make -C "$SRC/tools/testing/selftests/kvm" OUTPUT="$kst" \
+		INSTALL_HDR_PATH="$hdr" EXTRA_CFLAGS=-static -j"$JOBS" \
+		"${targets[@]}" "$kst/set_memory_region_test"
+}
+
+[ "$APPLIED" -gt 0 ] || step "base: build" "$LOGS/0000-base.log" build
+i=0
 for p in "${PATCHES[@]}"; do
 	name=$(basename "$p" .patch)
-	if (cd "$SRC" && patch -p1 -s -f <"$p") >"$LOGS/$name.apply.log" 2>&1; then
+	i=$((i + 1))
+	# Resuming: skip what is in the tree, except the last of it, whose
+	# build may be what was interrupted.
+	[ "$i" -lt "$APPLIED" ] && continue
+	if [ "$i" -eq "$APPLIED" ] ||
+		(cd "$SRC" && patch -p1 -s -f <"$p") >"$LOGS/$name.apply.log" 2>&1; then
 		step "$name: build" "$LOGS/$name.log" build
+		if grep -q '^diff --git a/tools/testing/selftests/kvm/' "$p"; then
+			step "$name: selftests" "$LOGS/$name.selftests.log" selftests
+		fi
 	else
 		printf 'FAIL  %-70s (does not apply, log: %s)\n' "$name" "$LOGS/$name.apply.log"
 		failed=1
@@ -135,18 +186,8 @@ for p in "${PATCHES[@]}"; do
 	fi
 done
 
-selftests() {
-	local kst=$BUILD_DIR/selftests hdr=$BUILD_DIR/headers
-	make -C "$SRC" O="$OBJ" headers_install INSTALL_HDR_PATH="$hdr" &&
-	make -C "$SRC/tools/testing/selftests/kvm" OUTPUT="$kst" \
-		INSTALL_HDR_PATH="$hdr" EXTRA_CFLAGS=-static -j"$JOBS" \
-		"$kst/x86/virtio_device_test" \
-		"$kst/x86/noncoherent_dma_memslot_test" \
-		"$kst/x86/noncoherent_dma_memtype_test" \
-		"$kst/set_memory_region_test"
-}
 if [ $failed = 0 ]; then
-	step "selftests: static build" "$LOGS/selftests.log" selftests
+	step "selftests: static build after the last patch" "$LOGS/selftests.log" selftests
 fi
 
 if [ $failed != 0 ]; then
