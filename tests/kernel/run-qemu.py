@@ -763,7 +763,8 @@ def run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start):
         tap.finish()
         return 1 if a.strict else 0
     if is_dynamic_elf(qemu):
-        tap.fail(f"{qemu} is statically linked (the guest has no libc; fetch-build.sh builds it so)")
+        tap.fail(f"{qemu} is statically linked (the guest has no libc;"
+                 " fetch-build.sh builds it so)")
         tap.finish()
         return 1 if a.strict else 0
     fwdir = os.path.join(logdir, "fw")
