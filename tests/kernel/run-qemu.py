@@ -5,6 +5,8 @@ initramfs with the guest programs, boot it under an emulator, and report
 every guest case as one TAP line on stdout (Meson protocol 'tap').
 
   run-qemu.py --run RUN --logdir DIR [--smoke kvm-smoke] [--guest-exec EXE]...
+  run-qemu.py --run RUN --logdir DIR --qemu-e2e QEMU_BINARY
+                                   (the QEMU end-to-end cases of RUN only)
   run-qemu.py --self-test          (the runner's own checks, no boot)
 
 One runner, two emulator backends sharing the initramfs, the plan, the
@@ -25,6 +27,12 @@ RUN is one of (see RUNS below and tests/kernel/README.md):
 
 The library's expectations for each run come from the one table in
 tests/live/live.h (t_expectations), named by the run's KVMNC_EXPECT.
+
+--qemu-e2e QEMU_BINARY: for a Bochs run listed in
+integrations/qemu/e2e/runs.txt, the initramfs gets the static patched QEMU,
+the e2e firmware and qemu-e2e.sh, and the plan is that run's cases only
+(one TAP line each, with its own timeout) after the usual boot and
+kernel-log checks; logs go to DIR/<run>-qemu-e2e/.
 
 Exit status is 0 whenever TAP was produced (failures are "not ok" lines),
 unless --strict is given: then 1 on any failure.  The serial console log,
@@ -49,6 +57,7 @@ import tty
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIVE_H = os.path.join(HERE, "..", "live", "live.h")
+QEMU_E2E = os.path.join(HERE, "..", "..", "integrations", "qemu", "e2e")
 
 LIBRARY_TESTS = ["live-probe", "live-handle", "live-memslot", "live-device"]
 PROBE = "kvmnc-probe"
@@ -706,6 +715,78 @@ def guest_cpus(init):
     return int(m.group(1)) if m else None
 
 
+def read_e2e_runs(path=os.path.join(QEMU_E2E, "runs.txt")):
+    """{run: [(case, timeout, args)]} from integrations/qemu/e2e/runs.txt
+    (RUN CASE TIMEOUT ARGS lines)."""
+    out = {}
+    for run, rest in read_list(path):
+        parts = rest.split(None, 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise ValueError(f"{path}: bad line for {run}: {rest!r} (want RUN CASE TIMEOUT ARGS)")
+        out.setdefault(run, []).append((parts[0], int(parts[1]),
+                                        parts[2].strip() if len(parts) > 2 else ""))
+    return out
+
+
+def qemu_e2e_plan(run, qemu, fwdir):
+    """(plan, files) of the QEMU end-to-end cases of RUN: the static QEMU,
+    the firmware build-fw.sh wrote to fwdir and the driver go to /kvmnc."""
+    cases = read_e2e_runs().get(run)
+    if not cases:
+        raise ValueError(f"run {run} has no QEMU end-to-end cases in {QEMU_E2E}/runs.txt")
+    files = [(qemu, "/kvmnc/qemu-system-x86_64"),
+             (os.path.join(fwdir, "fw.bin"), "/kvmnc/fw/fw.bin"),
+             (os.path.join(fwdir, "fw.env"), "/kvmnc/fw/fw.env"),
+             (os.path.join(QEMU_E2E, "qemu-e2e.sh"), "/kvmnc/qemu-e2e.sh")]
+    plan = [(case, tmo, f"./qemu-e2e.sh --qemu ./qemu-system-x86_64 --fw ./fw {args}".strip())
+            for case, tmo, args in cases]
+    return plan, files
+
+
+def e2e_sptes(test):
+    """{range: [(spte, memory type)]} from qemu-e2e.sh's diagnostic lines
+    "# RANGE gfn 0x.. level N spte 0x.. type 0x.."."""
+    out = {}
+    for ln in test.get("out", []):
+        m = re.match(r"^# (nc|plain) gfn \S+ level \d+ spte (0x[0-9a-f]+) type (0x[0-9a-f])$", ln)
+        if m:
+            out.setdefault(m.group(1), []).append((m.group(2), m.group(3)))
+    return out
+
+
+def run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start):
+    """The QEMU end-to-end cases of a Bochs run: boot, kernel log, one TAP
+    line per case (its driver's own TAP as diagnostics)."""
+    qemu = os.path.abspath(a.qemu_e2e)
+    if not os.access(qemu, os.X_OK):
+        tap.fail(f"QEMU binary {qemu} is executable")
+        tap.finish()
+        return 1 if a.strict else 0
+    if is_dynamic_elf(qemu):
+        tap.fail(f"{qemu} is statically linked (the guest has no libc;"
+                 " fetch-build.sh builds it so)")
+        tap.finish()
+        return 1 if a.strict else 0
+    fwdir = os.path.join(logdir, "fw")
+    subprocess.run([os.path.join(QEMU_E2E, "build-fw.sh"), fwdir], check=True)
+    plan, files = qemu_e2e_plan(a.run, qemu, fwdir)
+    timeout = min(a.timeout, 2 * (120 + sum(t for _, t, _ in plan)))
+    res, con = boot(f"{a.run}-qemu-e2e", cfg, kdir, plan, files, {}, logdir, timeout, tap)
+    check_kernel_log(con, tap)
+    summary = {"run": a.run, "qemu_e2e": qemu, "kernel": os.path.basename(kdir),
+               "backend": cfg["backend"], "cpu": cfg["cpu"],
+               "emulator_seconds": res.get("emulator_seconds"),
+               "boot_seconds": res.get("boot_seconds"), "programs": {}, "sptes": {}}
+    for case, _, _ in plan:
+        summary["programs"][case] = report_guest_test(tap, res, case, "library", must_pass=True)
+        summary["sptes"][case] = e2e_sptes(res["tests"].get(case, {}))
+    summary["seconds"] = round(time.monotonic() - t_start, 1)
+    save_summary(logdir, summary)
+    log(f"{a.run} (QEMU e2e): {len(tap.failed)} failure(s), {summary['seconds']} s total")
+    tap.finish()
+    return 1 if (a.strict and tap.failed) else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -721,6 +802,11 @@ def main():
     ap.add_argument("--strict", action="store_true", help="exit 1 on any failure")
     ap.add_argument("--only", action="append", default=[],
                     help="run only this upstream selftest (repeatable; for debugging)")
+    # An option only, no environment default: the Meson kernel suite must
+    # not change because of a variable left in someone's shell.
+    ap.add_argument("--qemu-e2e", default="", metavar="QEMU_BINARY",
+                    help="run only RUN's QEMU end-to-end cases (integrations/qemu/e2e/runs.txt)"
+                    " with this static patched QEMU")
     ap.add_argument("--self-test", action="store_true",
                     help="check the runner's own parsers and log checks, no boot")
     a = ap.parse_args()
@@ -730,7 +816,10 @@ def main():
         ap.error("--run and --logdir are required")
     if a.cache_dir:
         os.environ["KVMNC_KERNEL_CACHE"] = a.cache_dir
-    logdir = os.path.join(os.path.abspath(a.logdir), a.run)
+    if a.qemu_e2e and a.run not in read_e2e_runs():
+        ap.error(f"--qemu-e2e: run {a.run} has no cases in {QEMU_E2E}/runs.txt")
+    logdir = os.path.join(os.path.abspath(a.logdir),
+                          a.run + ("-qemu-e2e" if a.qemu_e2e else ""))
     os.makedirs(logdir, exist_ok=True)
     tap = Tap()
     t_start = time.monotonic()
@@ -753,6 +842,8 @@ def main():
     if kdir is None:
         tap.finish()
         return 1 if a.strict else 0
+    if a.qemu_e2e:
+        return run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start)
 
     plan, files, env = [], [], {}
     deny = read_denylist(cfg["backend"])
@@ -1017,6 +1108,31 @@ def self_test():
     deny = read_denylist("bochs")
     tap.line("x86_64/nested_exceptions_test" not in deny,
              "a deny-list entry for @qemu does not apply to bochs")
+
+    e2e = read_e2e_runs()
+    tap.line(set(e2e) == {"patched-vmx", "stock-vmx"}
+             and all(RUNS.get(r, {}).get("backend") == "bochs" for r in e2e),
+             f"runs.txt names Bochs runs of RUNS only (got {sorted(e2e)})")
+    plan, files = qemu_e2e_plan("stock-vmx", "/q", "/fw")
+    tap.line([c for c, _, _ in plan] == [c for c, _, _ in e2e["stock-vmx"]]
+             and all(t > 0 for _, t, _ in plan)
+             and plan[-1][2].endswith("--fw ./fw --scope slot --expect-refused")
+             and ("/q", "/kvmnc/qemu-system-x86_64") in files
+             and {d for _, d in files} >= {"/kvmnc/fw/fw.bin", "/kvmnc/fw/fw.env",
+                                            "/kvmnc/qemu-e2e.sh"},
+             "the QEMU e2e plan: runs.txt's cases, timeouts and arguments, the binary,"
+             " firmware and driver in the image")
+    try:
+        qemu_e2e_plan("stock-npt", "/q", "/fw")
+        tap.fail("a run without e2e cases is refused")
+    except ValueError:
+        tap.ok("a run without e2e cases is refused")
+    sp = e2e_sptes({"out": ["# nc gfn 0x1000 level 2 spte 0x8600000003200bb7 type 0x6",
+                            "# plain gfn 0x200 level 2 spte 0x8600000003000bf7 type 0xe",
+                            "ok 7 - nc: every SPTE has memory type 0x6"]})
+    tap.line(sp == {"nc": [("0x8600000003200bb7", "0x6")],
+                    "plain": [("0x8600000003000bf7", "0xe")]},
+             "qemu-e2e.sh's SPTE lines are parsed")
     initramfs_modes(tap)
     tap.finish()
     return 1 if tap.failed else 0
