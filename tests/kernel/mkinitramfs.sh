@@ -89,7 +89,12 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 R=/dev/ttyS1
 [ -c "$R" ] || R=/dev/console
-exec 3>"$R"
+# A serial port opens at 9600 baud, and Bochs emulates the line rate: about
+# 1 KB/s of guest time, so the reboot cut off the last kilobytes of a plan's
+# results. 115200 (the UART's maximum), set on the fd the plan
+# keeps open (the last close of a port shuts the UART down).
+exec 3<>"$R"
+[ "$R" = /dev/console ] || stty 115200 <&3 2>/dev/null
 . /etc/kvmnc-env
 ulimit -n 65536 2>/dev/null
 uptime_s() { read -r up _ </proc/uptime; echo "${up%%.*}"; }
@@ -109,8 +114,11 @@ while read -r name tmo cmd; do
 done </etc/kvmnc-plan
 echo "KVMNC-DONE" >&3
 sync
-# Let the UART drain before the reset (the emulator may be stopped as soon
-# as the runner sees KVMNC-DONE, so nothing after it is needed).
+# Let the UART drain before the reset: stty sets the line with TCSADRAIN,
+# which waits until everything written has gone out (the emulator may be
+# stopped as soon as the runner sees KVMNC-DONE, so nothing after it is
+# needed).
+[ "$R" = /dev/console ] || stty 115200 <&3 2>/dev/null
 sleep 1
 reboot -f
 EOF
