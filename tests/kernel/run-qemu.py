@@ -345,14 +345,22 @@ def host_tsc_khz():
     return 2000000
 
 
-def wait_guest(proc, results, timeout, grace=3.0, polite=True):
+GUEST_RESTART = b"reboot: Restarting system"
+LOST_GRACE = 30.0
+
+
+def wait_guest(proc, results, timeout, grace=3.0, polite=True, console=None,
+               lost_grace=LOST_GRACE):
     """Wait for the emulator to exit, or for KVMNC-DONE on the results port
     (then give the console `grace` seconds and stop it), or for the
-    timeout.  Returns {seconds, boot (seconds until the guest's init ran),
-    timed_out, stopped (after KVMNC-DONE)}."""
+    timeout.  With `console`: a guest that restarted without KVMNC-DONE
+    arriving within LOST_GRACE seconds has lost its results (Bochs does not
+    exit on the restart): stop then rather than at the timeout.  Returns
+    {seconds, boot (seconds until the guest's init ran), timed_out, stopped
+    (after KVMNC-DONE), lost (restarted without it)}."""
     t0 = time.monotonic()
-    done_at = None
-    out = {"boot": None, "timed_out": False, "stopped": False}
+    done_at = restart_at = None
+    out = {"boot": None, "timed_out": False, "stopped": False, "lost": False}
     while True:
         try:
             proc.wait(timeout=0.5)
@@ -370,6 +378,16 @@ def wait_guest(proc, results, timeout, grace=3.0, polite=True):
                 out["boot"] = round(now - t0, 1)
             if b"KVMNC-DONE" in data:
                 done_at = now
+        if done_at is None and console and restart_at is None:
+            try:
+                with open(console, "rb") as f:
+                    if GUEST_RESTART in f.read():
+                        restart_at = now
+            except FileNotFoundError:
+                pass
+        if done_at is None and restart_at is not None and now - restart_at >= lost_grace:
+            stop(proc, polite)
+            return dict(out, seconds=now - t0, lost=True)
         if done_at is not None and now - done_at >= grace:
             stop(proc, polite)
             return dict(out, seconds=done_at - t0, stopped=True)
@@ -548,7 +566,7 @@ speaker: enabled=0
             raise
         try:
             # Bochs ignores SIGTERM in its debugger (measured: 5 s, then SIGKILL).
-            w = wait_guest(proc, results, timeout, polite=False)
+            w = wait_guest(proc, results, timeout, polite=False, console=console)
         finally:
             stop(proc, polite=False)
             for p in ports + [display]:
@@ -598,7 +616,9 @@ def boot(run, cfg, kdir, plan, files, env, logdir, timeout, tap):
     if timed_out:
         tap.fail(f"{backend.name} finished within {timeout} s (killed after {secs:.0f} s)")
     elif not res["done"]:
-        tap.fail(f"guest ran its whole plan (no KVMNC-DONE, {backend.name} exit {code})")
+        why = (f"the guest restarted, and {LOST_GRACE:.0f} s later no KVMNC-DONE had come:"
+               " the results port lost its end" if w.get("lost") else f"{backend.name} exit {code}")
+        tap.fail(f"guest ran its whole plan (no KVMNC-DONE; {why})")
     else:
         tap.ok(f"guest ran its whole plan; {backend.name} {secs:.1f} s"
                f" (init after {w['boot']} s)")
@@ -1143,6 +1163,16 @@ def self_test():
     tap.line(sp == {"nc": [("0x8600000003200bb7", "0x6")],
                     "plain": [("0x8600000003000bf7", "0xe")]},
              "qemu-e2e.sh's SPTE lines are parsed")
+    with tempfile.TemporaryDirectory() as d:
+        res, con = os.path.join(d, "results.log"), os.path.join(d, "console.log")
+        with open(res, "w", encoding="utf-8") as f:
+            f.write("KVMNC-INIT 6.12.117 cpus=1 kvm=yes tracefs=yes\nKVMNC-BEGIN a\nok 1 - x")
+        with open(con, "w", encoding="utf-8") as f:
+            f.write("[   51.0] reboot: Restarting system\n")
+        proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        w = wait_guest(proc, res, 20, polite=False, console=con, lost_grace=0.5)
+        tap.line(w["lost"] and not w["timed_out"] and w["seconds"] < 10 and proc.poll() is not None,
+                 "a guest that restarted without KVMNC-DONE is stopped, not waited for")
     benv = bochs_env({"MALLOC_PERTURB_": "143", "PATH": "/bin"})
     tap.line("MALLOC_PERTURB_" not in benv and benv.get("TERM") == "vt100"
              and benv.get("PATH") == "/bin",
