@@ -5,9 +5,10 @@ way Meson's TAP reader understands: the plan "1..0 # SKIP reason" and, with
 KVMNC_SKIP_EXIT=0 as tests/live/meson.build sets it, exit status 0 (Meson
 1.0 reports a TAP test that exits non-zero as an ERROR, whatever its plan
 says), a reason (the missing node, or a host the test cannot use at all,
-such as live-memtype's non-VMX host), and nothing else on stdout. A host without /dev/kvm then shows the
-live suite as skipped instead of failing it. Without the variable the skip
-exits 77, which the kernel tier's guest runner reads."""
+such as live-memtype's non-VMX host), and nothing else on stdout. A host
+without /dev/kvm then shows the live suite as skipped instead of failing
+it. Without the variable the skip exits 77, which the kernel tier's guest
+runner reads."""
 import os
 import subprocess
 import sys
