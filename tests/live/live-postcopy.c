@@ -70,8 +70,23 @@ struct handler {
 	int uffd, stop;
 	struct kvmnc *h;
 	unsigned char *src, *dst;
-	int err, flush_err;
+	int err, flush_err, stopped;
 };
+
+/*
+ * A handler that leaves before it is told to would strand the vCPU in its
+ * fault for ever (KVM_RUN does not return): hand the range back to the
+ * kernel, which wakes the fault and fills the rest with zeroes, so the
+ * guest halts and the checks after it fail instead of the test hanging.
+ */
+static void *handler_quit(struct handler *hd, int err)
+{
+	struct uffdio_range all = {.start = (uintptr_t)hd->dst, .len = MEM};
+
+	hd->err = err;
+	ioctl(hd->uffd, UFFDIO_UNREGISTER, &all);
+	return NULL;
+}
 
 static void *handler_main(void *arg)
 {
@@ -84,8 +99,15 @@ static void *handler_main(void *arg)
 		struct uffd_msg m;
 		uintptr_t a;
 
-		if (poll(p, 2, -1) < 0 || p[1].revents)
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return handler_quit(hd, -errno);
+		}
+		if (p[1].revents) {
+			hd->stopped = 1;
 			return NULL;
+		}
 		if (read(hd->uffd, &m, sizeof(m)) != sizeof(m) || m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		a = (uintptr_t)m.arg.pagefault.address & ~(uintptr_t)4095;
@@ -97,17 +119,13 @@ static void *handler_main(void *arg)
 					.mode = UFFDIO_COPY_MODE_DONTWAKE};
 		struct uffdio_range w = {.start = a, .len = 4096};
 
-		if (ioctl(hd->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST) {
-			hd->err = -errno;
-			return NULL;
-		}
+		if (ioctl(hd->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
+			return handler_quit(hd, -errno);
 		log_event(EV_COPY, a, 4096);
 		if (kvmnc_flush(hd->h, (void *)a, 4096) < 0)
 			hd->flush_err++;
-		if (ioctl(hd->uffd, UFFDIO_WAKE, &w) < 0) {
-			hd->err = -errno;
-			return NULL;
-		}
+		if (ioctl(hd->uffd, UFFDIO_WAKE, &w) < 0)
+			return handler_quit(hd, -errno);
 		log_event(EV_WAKE, a, 4096);
 	}
 }
@@ -234,15 +252,25 @@ static void postcopy_order(int kvm)
 	hd.src = src;
 	hd.dst = dst;
 	kvmnc_migration_trace = on_maintenance;
-	if (pipe(stop) || pthread_create(&t, NULL, handler_main, &hd)) {
-		t_check(false, "fault handler");
+	/*
+	 * The stop fd is the handler's before it starts: set after
+	 * pthread_create, the handler could read the 0 of the initializer and
+	 * poll stdin, which under meson (/dev/null) is always readable.
+	 */
+	if (pipe(stop)) {
+		t_check(false, "stop pipe");
 		return;
 	}
 	hd.stop = stop[0];
+	if (pthread_create(&t, NULL, handler_main, &hd)) {
+		t_check(false, "fault handler");
+		return;
+	}
 	T_EQ(t_run_guest(kvm, vm, CODE), KVM_EXIT_HLT, "the guest reads every page and halts");
 	T_EQ(write(stop[1], "x", 1), 1, "stop the handler");
 	pthread_join(t, NULL);
 	kvmnc_migration_trace = NULL;
+	T_EQ(hd.stopped, 1, "the handler served faults until it was told to stop");
 	T_EQ(hd.err, 0, "every UFFDIO_COPY and UFFDIO_WAKE succeeded");
 	T_EQ(hd.flush_err, 0, "kvmnc_flush on each placed page");
 	check_order(dst);
