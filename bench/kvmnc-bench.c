@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "compat-kvm.h"
 #include "internal.h"
 
@@ -83,24 +84,9 @@ static const struct kvmnc_sys counting = {
 	c_munmap, c_read_file, c_uname, c_cpuid,
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double median(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
@@ -172,7 +158,7 @@ static double memslot_run(int n, char *mem, bool lib, unsigned long *calls)
 		exit(2);
 	}
 	nsys = 0;
-	t0 = now();
+	t0 = bench_now();
 	for (int i = 0; i < n; i++) {
 		int r;
 
@@ -189,7 +175,7 @@ static double memslot_run(int n, char *mem, bool lib, unsigned long *calls)
 			exit(2);
 		}
 	}
-	t = now() - t0;
+	t = bench_now() - t0;
 	if (calls)
 		*calls = nsys;
 	kvmnc_close(h);
@@ -221,7 +207,7 @@ static struct stats stats_of(double *v, int n)
 {
 	struct stats s;
 
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 	s.min = v[0];
 	s.max = v[n - 1];
 	s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -252,7 +238,7 @@ static void own_cost(struct kvmnc *h, int vm, char *mem, int nslots, bool nc, st
 		double t;
 
 		nsys = 0;
-		t = now();
+		t = bench_now();
 		for (int i = 0; i < OWN_CALLS; i++) {
 			struct kvmnc_region reg = slot_region(i % nslots, mem, nc);
 
@@ -261,16 +247,16 @@ static void own_cost(struct kvmnc *h, int vm, char *mem, int nslots, bool nc, st
 				exit(2);
 			}
 		}
-		tl[k] = (now() - t) / OWN_CALLS * 1e9;
+		tl[k] = (bench_now() - t) / OWN_CALLS * 1e9;
 		*calls = nsys;
-		t = now();
+		t = bench_now();
 		for (int i = 0; i < OWN_CALLS; i++) {
 			int s = i % nslots;
 
 			raw_set(noop_ioctl, vm, (uint32_t)s, (uint64_t)s * 4096, 4096,
 				(uintptr_t)mem + (uint64_t)s * 4096);
 		}
-		tb[k] = (now() - t) / OWN_CALLS * 1e9;
+		tb[k] = (bench_now() - t) / OWN_CALLS * 1e9;
 	}
 	*lib = stats_of(tl, OWN_REPS);
 	*bare = stats_of(tb, OWN_REPS);
@@ -330,16 +316,16 @@ int main(int argc, char **argv)
 
 	/* Probe: the first call does the work, later ones answer from the cache. */
 	nsys = 0;
-	cold_t = now();
+	cold_t = bench_now();
 	if (kvmnc_probe(NULL, &f) < 0)
 		return 2;
-	cold_t = now() - cold_t;
+	cold_t = bench_now() - cold_t;
 	cold_calls = nsys;
 	nsys = 0;
-	cached_t = now();
+	cached_t = bench_now();
 	for (int i = 0; i < 100000; i++)
 		kvmnc_probe(NULL, &f);
-	cached_t = (now() - cached_t) / 100000;
+	cached_t = (bench_now() - cached_t) / 100000;
 	cached_calls = nsys / 100000;
 
 	printf("probe: cold %lu syscalls %.1f us; cached %lu syscalls %.1f ns (%.0fx faster)\n",
@@ -448,18 +434,18 @@ int main(int argc, char **argv)
 
 		/* Warm both buffers the same way before each measured copy. */
 		memcpy(dst, src, len);
-		t = now();
+		t = bench_now();
 		memcpy_fn(dst, src, len);
-		t_memcpy[i] = now() - t;
-		t = now();
+		t_memcpy[i] = bench_now() - t;
+		t = bench_now();
 		kvmnc_copy_from_guest(hp, dst, src, len);
-		t_plain[i] = now() - t;
-		t = now();
+		t_plain[i] = bench_now() - t;
+		t = bench_now();
 		kvmnc_copy_from_guest(h, dst, src, len);
-		t_from[i] = now() - t;
-		t = now();
+		t_from[i] = bench_now() - t;
+		t = bench_now();
 		kvmnc_copy_to_guest(h, dst, src, len);
-		t_to[i] = now() - t;
+		t_to[i] = bench_now() - t;
 	}
 	kvmnc_close(h);
 	kvmnc_close(hp);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "cacheops.h"
+#include "bench.h"
 #include "compat-kvm.h"
 #include "internal.h"
 
@@ -53,21 +54,6 @@ static int kvm_fd = -1;
 
 /* The same memcpy the library calls, not one the compiler inlines here. */
 static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 struct samples {
 	double t[MAXREPS];
@@ -82,13 +68,13 @@ static void add(struct samples *s, double t)
 
 static double smin(struct samples *s)
 {
-	qsort(s->t, (size_t)s->n, sizeof(double), cmp_double);
+	qsort(s->t, (size_t)s->n, sizeof(double), bench_cmp_double);
 	return s->t[0];
 }
 
 static double smed(struct samples *s)
 {
-	qsort(s->t, (size_t)s->n, sizeof(double), cmp_double);
+	qsort(s->t, (size_t)s->n, sizeof(double), bench_cmp_double);
 	return s->n % 2 ? s->t[s->n / 2] : (s->t[s->n / 2 - 1] + s->t[s->n / 2]) / 2;
 }
 
@@ -289,9 +275,9 @@ static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 		} else {
 			make_warm(src, dst, n);
 		}
-		t = now();
+		t = bench_now();
 		run_mode(m, g, b, n);
-		return now() - t;
+		return bench_now() - t;
 	}
 	if (cold) {
 		make_cold(src, POOL);
@@ -300,13 +286,13 @@ static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 		make_warm(src, dst, n);
 		run_mode(m, g, b, n);
 	}
-	t = now();
+	t = bench_now();
 	for (size_t i = 0; i < calls; i++) {
 		size_t off = cold ? i * n : 0;
 
 		run_mode(m, g + off, b + off, n);
 	}
-	return (now() - t) / (double)calls;
+	return (bench_now() - t) / (double)calls;
 }
 
 struct result {
@@ -473,7 +459,7 @@ static void k4_table(char *src, char *dst, struct k4res res[3])
 						make_cold(src + rbase, 2u << 20);
 					else
 						make_cold(src + base, 1u << 20);
-					t = now();
+					t = bench_now();
 					for (size_t p = 0; p < K4_PAGES; p++) {
 						size_t pg = rnd ? order[p] : hot ? 0 : p;
 						char *s = src + (rnd ? rbase : base) + pg * 4096;
@@ -485,7 +471,7 @@ static void k4_table(char *src, char *dst, struct k4res res[3])
 							die_on(kvmnc_copy_from_guest(h, d, s, 4096),
 							       "copy_from_guest");
 					}
-					add(&st[m], (now() - t) / (double)K4_PAGES * 1e9);
+					add(&st[m], (bench_now() - t) / (double)K4_PAGES * 1e9);
 				}
 			}
 			for (int m = 0; m < NK4; m++)
@@ -555,12 +541,12 @@ static void lines_table(char *buf)
 							touch(p, n);
 						if (s == 2)
 							memset(p, i, n);
-						t0 = now();
+						t0 = bench_now();
 						if (insns[k].wb)
 							die_on(kvmnc_cache_writeback(p, n), "wb");
 						else
 							die_on(kvmnc_cache_flush(p, n), "flush");
-						t += now() - t0;
+						t += bench_now() - t0;
 					}
 					add(&st, t / (double)calls / (double)(n / 64) * 1e9);
 				}

@@ -25,27 +25,14 @@
 
 #include <kvmnc.h>
 
+#include "bench.h"
+
 #define CALLS  1000000
 #define ROUNDS 9
 #define MANY   100
 
 enum { OP_NONCOHERENT, OP_FLUSH0, OP_COPY64, NOPS };
 static const char *const op_name[NOPS] = {"is_noncoherent", "flush(len 0)", "copy 64 B"};
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 struct job {
 	struct kvmnc *h;
@@ -62,7 +49,7 @@ static void *run(void *arg)
 
 	if (j->go)
 		pthread_barrier_wait(j->go);
-	t = now();
+	t = bench_now();
 	for (int i = 0; i < CALLS; i++) {
 		int r = j->op == OP_NONCOHERENT ? kvmnc_is_noncoherent(j->h)
 			: j->op == OP_FLUSH0	? kvmnc_flush(j->h, src, 0)
@@ -73,7 +60,7 @@ static void *run(void *arg)
 			exit(2);
 		}
 	}
-	j->ns = (now() - t) / CALLS * 1e9;
+	j->ns = (bench_now() - t) / CALLS * 1e9;
 	return NULL;
 }
 
@@ -99,7 +86,7 @@ static void measure(struct kvmnc **hs, int nthreads, int op, double *min, double
 		}
 		pthread_barrier_destroy(&go);
 	}
-	qsort(v, ROUNDS, sizeof(v[0]), cmp);
+	qsort(v, ROUNDS, sizeof(v[0]), bench_cmp_double);
 	*min = v[0];
 	*med = v[ROUNDS / 2];
 }
