@@ -92,6 +92,97 @@ static void test_log(void **state)
 	assert_int_equal(nlogged, 0);
 }
 
+struct heard {
+	int n, level[16];
+	char msg[16][256];
+	bool locked[16];
+	struct kvmnc *h;
+};
+
+static void collect(int level, const char *msg, void *ctx)
+{
+	struct heard *w = ctx;
+
+	if (w->n < 16) {
+		w->level[w->n] = level;
+		snprintf(w->msg[w->n], sizeof(w->msg[0]), "%s", msg);
+		/* The callback must never run under the handle's lock. */
+		if (w->h) {
+			w->locked[w->n] = pthread_mutex_trylock(&w->h->lock) != 0;
+			if (!w->locked[w->n])
+				pthread_mutex_unlock(&w->h->lock);
+		}
+	}
+	w->n++;
+}
+
+/*
+ * docs/errors.md: at most 4 messages per call wait for the lock to drop; the
+ * rest are counted in one "dropped" warning. In order, each cut to its
+ * slot, and what nobody listens to is neither queued nor counted.
+ */
+static void test_log_queue_limit(void **state)
+{
+	struct kvmnc_logq q = {0};
+	struct heard w = {0};
+	char lng[400];
+
+	(void)state;
+	assert_int_equal(KVMNC_LOGQ, 4);
+	memset(lng, 'x', sizeof(lng) - 1);
+	lng[sizeof(lng) - 1] = '\0';
+	kvmnc_set_log(collect, KVMNC_LOG_INFO, &w);
+	for (int i = 0; i < 7; i++)
+		kvmnc_logq_add(&q, i == 1 ? KVMNC_LOG_WARN : KVMNC_LOG_INFO, "queued %d %s", i,
+			       i == 2 ? lng : "");
+	/* Not listened to at this level: not queued, not counted as dropped. */
+	kvmnc_logq_add(&q, KVMNC_LOG_DEBUG, "unheard");
+	assert_int_equal(w.n, 0);
+	assert_int_equal(q.n, 4);
+	assert_int_equal(q.dropped, 3);
+	kvmnc_logq_deliver(&q);
+	assert_int_equal(w.n, 5);
+	assert_string_equal(w.msg[0], "queued 0 ");
+	assert_int_equal(w.level[0], KVMNC_LOG_INFO);
+	assert_string_equal(w.msg[1], "queued 1 ");
+	assert_int_equal(w.level[1], KVMNC_LOG_WARN);
+	assert_int_equal(strlen(w.msg[2]), sizeof(q.m[0].msg) - 1);
+	assert_memory_equal(w.msg[2], "queued 2 xxx", 12);
+	assert_string_equal(w.msg[3], "queued 3 ");
+	assert_string_equal(w.msg[4], "3 more library messages were dropped");
+	assert_int_equal(w.level[4], KVMNC_LOG_WARN);
+	kvmnc_set_log(NULL, 0, NULL);
+}
+
+/* Through a handle: held while its lock is, delivered after, and not again. */
+static void test_log_queue_handle(void **state)
+{
+	struct heard w = {0};
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	w.h = h;
+	kvmnc_set_log(collect, KVMNC_LOG_DEBUG, &w);
+	assert_int_equal(kvmnc_handle_get(h), 0);
+	for (int i = 0; i < 6; i++)
+		hpr_debug(h, "under the lock %d", i);
+	assert_int_equal(w.n, 0);
+	kvmnc_handle_put(h);
+	assert_int_equal(w.n, 5);
+	for (int i = 0; i < 5; i++)
+		assert_false(w.locked[i]);
+	assert_string_equal(w.msg[3], "under the lock 3");
+	assert_string_equal(w.msg[4], "2 more library messages were dropped");
+	/* The next call starts with an empty queue: nothing is delivered twice. */
+	w.n = 0;
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	assert_int_equal(w.n, 0);
+	kvmnc_set_log(NULL, 0, NULL);
+	assert_int_equal(kvmnc_close(h), 0);
+}
+
 static int close_warnings;
 
 static void count_close(int level, const char *msg, void *ctx)
@@ -129,6 +220,8 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_version),
 		cmocka_unit_test_teardown(test_log, teardown_fake),
+		cmocka_unit_test(test_log_queue_limit),
+		cmocka_unit_test_teardown(test_log_queue_handle, teardown_fake),
 		cmocka_unit_test_teardown(test_close_warns, teardown_fake),
 	};
 
