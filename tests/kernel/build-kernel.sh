@@ -3,18 +3,25 @@
 #
 # build-kernel.sh FLAVOUR   (FLAVOUR = stock | patched | patched-debug)
 #
-# Builds Debian's linux-source-6.12 (the base pinned in patches/BASE), with
-# patches/0*.patch applied for "patched" and "patched-debug", from
-# `tinyconfig` + config.fragment (+ debug.fragment for "patched-debug":
-# SMP, ACPI, lockdep, KASAN), plus the static KVM selftests, and caches the
-# results in
+# Builds from Debian's linux-source-6.12 at exactly the version patches/BASE
+# pins, fetched with debian-fetch.sh (apt-get download into the cache,
+# checked by apt against the archive's signed index; the installed
+# linux-source-6.12, if any, is not used):
+#   stock          no kernel (the stock runs boot Debian's own image of the
+#                  same version, fetch-distro-kernel.sh debian-6.12): the
+#                  UAPI headers and the static KVM selftests of the base;
+#   patched        patches/0*.patch applied, a kernel from `tinyconfig` +
+#                  config.fragment, its headers and selftests;
+#   patched-debug  the same plus debug.fragment (SMP, ACPI, lockdep, KASAN).
+# The results are cached in
 #   ${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}/<flavour>-<key>/
 # where <key> is a sha256 over the patches (patched flavours only), the
-# fragments, patches/BASE and this script.  A cache hit costs well under a
-# second.
+# fragments (patched flavours only), patches/BASE and this script.  A cache
+# hit costs well under a second.
 #
-# stdout: exactly one line, the output directory (bzImage, config,
-#         selftests/, headers/, build.log, stamp).  Everything else: stderr.
+# stdout: exactly one line, the output directory (bzImage, config and
+#         System.map for the patched flavours; selftests/, headers/,
+#         build.log, stamp).  Everything else: stderr.
 # exit:   0 built or cached; 77 a patched flavour requested but patches/ holds no
 #         0001+ patch yet (reason on stderr); 1 any error (clear message).
 #
@@ -29,8 +36,6 @@ FRAGMENT=$HERE/config.fragment
 DEBUG_FRAGMENT=$HERE/debug.fragment
 CACHE=${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}
 JOBS=${KVMNC_JOBS:-$(nproc)}
-# Fragment symbols that only exist once the series is applied.
-PATCHED_ONLY_SYMBOLS=(CONFIG_KVM_VIRTIO CONFIG_KVM_X86_MEMTYPE_KUNIT_TEST)
 
 log() { printf '[build-kernel %s] %s\n' "${FLAVOUR:-?}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -45,7 +50,7 @@ stage_done() {
 [ $# -eq 1 ] || die "usage: $0 stock|patched|patched-debug"
 FLAVOUR=$1
 case $FLAVOUR in
-stock) PATCHED=0 FRAGMENTS=("$FRAGMENT") ;;
+stock) PATCHED=0 FRAGMENTS=() ;;
 patched) PATCHED=1 FRAGMENTS=("$FRAGMENT") ;;
 patched-debug) PATCHED=1 FRAGMENTS=("$FRAGMENT" "$DEBUG_FRAGMENT") ;;
 *) die "unknown flavour '$FLAVOUR' (want stock, patched or patched-debug)" ;;
@@ -64,13 +69,27 @@ DEB_VERSION=$(base_get DEB_VERSION)
 KERNELVERSION=$(base_get KERNELVERSION)
 TARBALL=$(base_get TARBALL)
 
-installed=$(dpkg-query -W -f='${Version}' "$DEB_PACKAGE" 2>/dev/null) ||
-	die "package $DEB_PACKAGE is not installed (apt-get install $DEB_PACKAGE=$DEB_VERSION)"
-[ "$installed" = "$DEB_VERSION" ] ||
-	die "$DEB_PACKAGE is version $installed, but patches/BASE pins $DEB_VERSION; install exactly that version or re-base the series"
-[ -r "$TARBALL" ] || die "source tarball $TARBALL (from $DEB_PACKAGE) is missing"
+# The source package at exactly DEB_VERSION; its tarball is extracted from
+# the .deb once per version (a 150 MB xz: reading it again costs seconds).
+SRCDIR=$CACHE/src
+TARBALL_FILE=$SRCDIR/${DEB_PACKAGE}_${DEB_VERSION}.tar.xz
+if [ ! -s "$TARBALL_FILE" ]; then
+	deb=$("$HERE/debian-fetch.sh" -c "$CACHE" "$DEB_PACKAGE=$DEB_VERSION") ||
+		die "cannot fetch $DEB_PACKAGE=$DEB_VERSION, the base patches/BASE pins. If the archive no" \
+			"longer has it (the lines above list what it has), re-base: set DEB_VERSION and" \
+			"KERNELVERSION in patches/BASE to a listed version, then prove the series on it with" \
+			"patches/bisect-check.sh and the tier"
+	mkdir -p "$SRCDIR"
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$TARBALL" >"$TARBALL_FILE.tmp" ||
+		die "$deb has no $TARBALL (patches/BASE's TARBALL)"
+	mv "$TARBALL_FILE.tmp" "$TARBALL_FILE"
+	# Older versions' tarballs are dead weight once the base moved.
+	find "$SRCDIR" -maxdepth 1 -name "${DEB_PACKAGE}_*.tar.xz" ! -name "$(basename "$TARBALL_FILE")" -delete
+fi
+TARBALL=$TARBALL_FILE
 # config.fragment picks CONFIG_KERNEL_LZ4; Kbuild calls the tool by name.
-command -v lz4 >/dev/null || die "lz4 not found (apt-get install lz4): the kernel image is LZ4-compressed"
+[ "$PATCHED" = 0 ] || command -v lz4 >/dev/null ||
+	die "lz4 not found (apt-get install lz4): the kernel image is LZ4-compressed"
 
 PATCH_LIST=()
 if [ "$PATCHED" = 1 ]; then
@@ -210,57 +229,56 @@ run_make() {
 	fi
 }
 
-[ -f "$BUILD/.config" ] && cp -p "$BUILD/.config" "$BUILD/.config.prev"
-run_make tinyconfig || die "make tinyconfig failed"
-(cd "$BUILD" && "$SRC/scripts/kconfig/merge_config.sh" -m -O . .config "${FRAGMENTS[@]}") >>"$BUILDLOG" 2>&1 ||
-	die "merge_config.sh failed (see $BUILDLOG)"
-run_make olddefconfig || die "make olddefconfig failed"
-if [ -f "$BUILD/.config.prev" ] && cmp -s "$BUILD/.config" "$BUILD/.config.prev"; then
-	mv "$BUILD/.config.prev" "$BUILD/.config" # same config: keep the old mtime
-else
-	rm -f "$BUILD/.config.prev"
-fi
-
-# What the fragments ask for, the later fragment winning: SYM=value, or
-# "# SYM is not set", which is met by any .config without SYM=y/m.
-declare -A want=()
-order=()
-while IFS= read -r line; do
-	case $line in
-	CONFIG_*=*) sym=${line%%=*} ;;
-	"# CONFIG_"*" is not set") sym=${line#"# "} sym=${sym%" is not set"} ;;
-	*) continue ;;
-	esac
-	[ -n "${want[$sym]+x}" ] || order+=("$sym")
-	want[$sym]=$line
-done < <(cat "${FRAGMENTS[@]}")
-missing=()
-for sym in "${order[@]}"; do
-	line=${want[$sym]}
-	if [ "$PATCHED" = 0 ]; then
-		skip=
-		for s in "${PATCHED_ONLY_SYMBOLS[@]}"; do [ "$s" = "$sym" ] && skip=1; done
-		[ -n "$skip" ] && continue
+# The stock runs boot Debian's own build of this source: only the patched
+# flavours configure and build a kernel.
+if [ "$PATCHED" = 1 ]; then
+	[ -f "$BUILD/.config" ] && cp -p "$BUILD/.config" "$BUILD/.config.prev"
+	run_make tinyconfig || die "make tinyconfig failed"
+	(cd "$BUILD" && "$SRC/scripts/kconfig/merge_config.sh" -m -O . .config "${FRAGMENTS[@]}") >>"$BUILDLOG" 2>&1 ||
+		die "merge_config.sh failed (see $BUILDLOG)"
+	run_make olddefconfig || die "make olddefconfig failed"
+	if [ -f "$BUILD/.config.prev" ] && cmp -s "$BUILD/.config" "$BUILD/.config.prev"; then
+		mv "$BUILD/.config.prev" "$BUILD/.config" # same config: keep the old mtime
+	else
+		rm -f "$BUILD/.config.prev"
 	fi
-	case $line in
-	"# "*) grep -Eq "^${sym}=[ym]$" "$BUILD/.config" || continue ;;
-	*) grep -qx -- "$line" "$BUILD/.config" && continue ;;
-	esac
-	missing+=("$line (have: $(grep -E "^(# )?${sym}[= ]" "$BUILD/.config" || echo 'not present'))")
-done
-if [ ${#missing[@]} -ne 0 ]; then
-	for m in "${missing[@]}"; do log "fragment symbol dropped by Kconfig: $m"; done
-	die "${#missing[@]} symbol(s) of ${FRAGMENTS[*]##*/} did not survive olddefconfig (missing dependency?)"
-fi
-stage_done "config"
 
-# --- 5. kernel -------------------------------------------------------------------
-ccache -z >/dev/null 2>&1 || true
-log "make bzImage -j$JOBS (log: $BUILDLOG)"
-run_make -j"$JOBS" bzImage || die "kernel build failed (log: $BUILDLOG)"
-ccache_stats=$(ccache -s 2>/dev/null | grep -Ei '^ *(hits|misses|cache hit|cache miss)' | tr -s ' ' | paste -sd';' || true)
-log "ccache: $ccache_stats"
-stage_done "bzImage"
+	# What the fragments ask for, the later fragment winning: SYM=value, or
+	# "# SYM is not set", which is met by any .config without SYM=y/m.
+	declare -A want=()
+	order=()
+	while IFS= read -r line; do
+		case $line in
+		CONFIG_*=*) sym=${line%%=*} ;;
+		"# CONFIG_"*" is not set") sym=${line#"# "} sym=${sym%" is not set"} ;;
+		*) continue ;;
+		esac
+		[ -n "${want[$sym]+x}" ] || order+=("$sym")
+		want[$sym]=$line
+	done < <(cat "${FRAGMENTS[@]}")
+	missing=()
+	for sym in "${order[@]}"; do
+		line=${want[$sym]}
+		case $line in
+		"# "*) grep -Eq "^${sym}=[ym]$" "$BUILD/.config" || continue ;;
+		*) grep -qx -- "$line" "$BUILD/.config" && continue ;;
+		esac
+		missing+=("$line (have: $(grep -E "^(# )?${sym}[= ]" "$BUILD/.config" || echo 'not present'))")
+	done
+	if [ ${#missing[@]} -ne 0 ]; then
+		for m in "${missing[@]}"; do log "fragment symbol dropped by Kconfig: $m"; done
+		die "${#missing[@]} symbol(s) of ${FRAGMENTS[*]##*/} did not survive olddefconfig (missing dependency?)"
+	fi
+	stage_done "config"
+
+	# --- 5. kernel ---
+	ccache -z >/dev/null 2>&1 || true
+	log "make bzImage -j$JOBS (log: $BUILDLOG)"
+	run_make -j"$JOBS" bzImage || die "kernel build failed (log: $BUILDLOG)"
+	ccache_stats=$(ccache -s 2>/dev/null | grep -Ei '^ *(hits|misses|cache hit|cache miss)' | tr -s ' ' | paste -sd';' || true)
+	log "ccache: $ccache_stats"
+	stage_done "bzImage"
+fi
 
 # --- 6. headers + static KVM selftests -------------------------------------------
 run_make headers_install || die "make headers_install failed"
@@ -283,9 +301,11 @@ stage_done "headers + selftests"
 TMPOUT=$OUT.tmp.$$
 rm -rf "$TMPOUT"
 mkdir -p "$TMPOUT/selftests"
-cp "$BUILD/arch/x86/boot/bzImage" "$TMPOUT/bzImage"
-cp "$BUILD/.config" "$TMPOUT/config"
-cp "$BUILD/System.map" "$TMPOUT/System.map"
+if [ "$PATCHED" = 1 ]; then
+	cp "$BUILD/arch/x86/boot/bzImage" "$TMPOUT/bzImage"
+	cp "$BUILD/.config" "$TMPOUT/config"
+	cp "$BUILD/System.map" "$TMPOUT/System.map"
+fi
 cp -a "$BUILD/usr/include" "$TMPOUT/headers"
 # Exactly the programs the (patched) selftests Makefile lists: a test that a
 # previous patch set added and this one dropped may linger in $KST.
