@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # mkinitramfs.sh -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]...
+#                [-m MODULE.ko[:ARGS]]...
 #
 # Builds a newc initramfs: busybox-static, the given static binaries and an
 # /init that runs the PLAN, then powers the VM off with `reboot -f` (QEMU
@@ -11,6 +12,10 @@
 #   -e KEY=VALUE   exported to every test (e.g. KVMNC_EXPECT=patched-npt)
 #   -p PLAN        one test per line: NAME TIMEOUT_SECONDS COMMAND [ARGS...]
 #                  (COMMAND runs under `sh -c` with cwd /kvmnc; # comments)
+#   -m MOD[:ARGS]  a kernel module the guest loads with busybox's insmod
+#                  before the plan, in the order given, with its parameters
+#                  (a distribution kernel's KVM is modular, and insmod takes
+#                  no parameters from the kernel command line)
 #
 # The guest writes results to its second serial port (/dev/ttyS1), the
 # kernel console stays on ttyS0, so kernel messages never interleave with
@@ -21,24 +26,28 @@
 #   ... the test's stdout and stderr ...
 #   KVMNC-END <name>
 #   KVMNC-RESULT <name> <exit code> <seconds>
-# framed by "KVMNC-INIT <uname -r> cpus=<n>" and "KVMNC-DONE".
+# framed by "KVMNC-INIT <uname -r> cpus=<n>" and "KVMNC-DONE".  With -m,
+# the module loading comes first, framed as a test named kvm-modules (its
+# output: each insmod command line and what it printed; exit code: the
+# first failing insmod's, which ends the loading).
 # A timed-out test is killed with SIGKILL (exit code 137).
 set -euo pipefail
 
 die() { echo "mkinitramfs: ERROR: $*" >&2; exit 1; }
 
 out='' plan=''
-files=() envs=()
-while getopts "o:p:f:e:" opt; do
+files=() envs=() mods=()
+while getopts "o:p:f:e:m:" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	p) plan=$OPTARG ;;
 	f) files+=("$OPTARG") ;;
 	e) envs+=("$OPTARG") ;;
-	*) die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]..." ;;
+	m) mods+=("$OPTARG") ;;
+	*) die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]... [-m MODULE.ko[:ARGS]]..." ;;
 	esac
 done
-if [ -z "$out" ] || [ -z "$plan" ]; then die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]..."; fi
+if [ -z "$out" ] || [ -z "$plan" ]; then die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]... [-m MODULE.ko[:ARGS]]..."; fi
 [ -r "$plan" ] || die "plan $plan not readable"
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
@@ -66,6 +75,17 @@ for spec in "${files[@]}"; do
 	[ -r "$src" ] || die "file $src not found"
 	mkdir -p "$stage/$(dirname "$dest")"
 	cp "$src" "$stage/$dest"
+done
+
+: >"$stage/etc/kvmnc-modules"
+for spec in "${mods[@]}"; do
+	mod=${spec%%:*} args=
+	[ "$mod" = "$spec" ] || args=${spec#*:}
+	[ -r "$mod" ] || die "module $mod not found"
+	name=$(basename "$mod" .ko)
+	mkdir -p "$stage/lib/modules/kvmnc"
+	cp "$mod" "$stage/lib/modules/kvmnc/$name.ko"
+	printf '%s %s\n' "$name" "$args" >>"$stage/etc/kvmnc-modules"
 done
 
 cp "$plan" "$stage/etc/kvmnc-plan"
@@ -98,6 +118,19 @@ exec 3<>"$R"
 . /etc/kvmnc-env
 ulimit -n 65536 2>/dev/null
 uptime_s() { read -r up _ </proc/uptime; echo "${up%%.*}"; }
+if [ -s /etc/kvmnc-modules ]; then
+	echo "KVMNC-BEGIN kvm-modules" >&3
+	t0=$(uptime_s)
+	rc=0
+	while read -r mod args; do
+		echo "insmod $mod.ko $args" >&3
+		# shellcheck disable=SC2086 # one parameter per word
+		insmod "/lib/modules/kvmnc/$mod.ko" $args >&3 2>&1 || { rc=$?; break; }
+	done </etc/kvmnc-modules
+	echo "" >&3
+	echo "KVMNC-END kvm-modules" >&3
+	echo "KVMNC-RESULT kvm-modules $rc $(($(uptime_s) - t0))" >&3
+fi
 tracefs=no
 [ -d /sys/kernel/tracing/events ] && tracefs=yes
 echo "KVMNC-INIT $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) kvm=$([ -c /dev/kvm ] && echo yes || echo no) tracefs=$tracefs" >&3
