@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# version-watch.sh: what the archive has against what the tier pins, so a
+# re-pin is a one-line change made before anything breaks.  Reports, and
+# never fails on its own account (exit 0 whatever it finds; CI prints it):
+#
+#   - patches/BASE: whether Debian has a newer linux-source-6.12 than
+#     DEB_VERSION and, if so, whether the series still applies to it (the
+#     files the patches touch are taken from the newer tarball and the
+#     patches applied in order, like `git am` would);
+#   - each pin of distro-kernels.txt: whether the archive still has the
+#     pinned version, and the newest image of the same kernel series;
+#   - for every line, the one edit that re-pins it.
+#
+# Lines start with "version-watch:"; "ACTION" marks the ones that want an
+# edit.  Environment: KVMNC_KERNEL_CACHE (as the other tier scripts).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CACHE=${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}
+say() { printf 'version-watch: %s\n' "$*"; }
+
+# apt-cache over SUITE ("system" or a private suite such as sid).
+aptc() { # SUITE ARGS...
+	local suite=$1 opts=()
+	shift
+	mapfile -t opts < <("$HERE/debian-fetch.sh" -s "$suite" -c "$CACHE" -A 2>/dev/null)
+	apt-cache "${opts[@]}" "$@" 2>/dev/null
+}
+versions() { aptc "$1" madison "$2" | awk -F' *\\| *' '{print $2}' | sort -u; }
+newest_version() { # list on stdin -> the highest by Debian's ordering
+	local best='' v
+	while read -r v; do
+		if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
+	done
+	printf '%s' "$best"
+}
+base_get() { sed -n "s/^$1=//p" "$ROOT/patches/BASE" | tail -n1; }
+
+# --- patches/BASE ---------------------------------------------------------------
+pkg=$(base_get DEB_PACKAGE) ver=$(base_get DEB_VERSION) tarball=$(base_get TARBALL)
+have=$(versions system "$pkg")
+newest=$(newest_version <<<"$have")
+if [ -z "$have" ]; then
+	say "BASE $pkg: the archive lists no version (no apt index? run apt-get update)"
+elif ! grep -qxF -- "$ver" <<<"$have"; then
+	say "ACTION BASE $pkg $ver is no longer in the archive (it has $(paste -sd' ' <<<"$have"));" \
+		"re-base on $newest: DEB_VERSION=$newest in patches/BASE, then patches/bisect-check.sh"
+elif [ "$newest" = "$ver" ]; then
+	say "BASE $pkg $ver is the newest in the archive"
+else
+	# Only the files the series touches are extracted and patched: the
+	# whole tree would cost a minute for the same answer.
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	mapfile -t series < <(find "$ROOT/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+	files=$(sed -n 's|^--- a/||p' "${series[@]}" | sort -u)
+	verdict=''
+	if deb=$("$HERE/debian-fetch.sh" -c "$CACHE" "$pkg=$newest" 2>"$work/fetch.log"); then
+		top=$(dpkg-deb --fsys-tarfile "$deb" 2>/dev/null | tar -xOf - "./$tarball" 2>/dev/null |
+			tar -tJf - 2>/dev/null | head -n1 | cut -d/ -f1)
+		mkdir -p "$work/src"
+		# shellcheck disable=SC2086 # one path per word
+		dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$tarball" |
+			tar -xJf - -C "$work/src" --strip-components=1 $(sed "s|^|$top/|" <<<"$files") 2>/dev/null
+		for p in "${series[@]}"; do
+			if ! (cd "$work/src" && patch -p1 --batch --forward --fuzz=0 --silent <"$p" >"$work/patch.log" 2>&1); then
+				verdict="does NOT apply: $(basename "$p") fails ($(head -n2 "$work/patch.log" | paste -sd' '))"
+				break
+			fi
+		done
+		[ -n "$verdict" ] || verdict="still applies (all ${#series[@]} patches, no fuzz)"
+	else
+		verdict="could not be fetched to check ($(tail -n1 "$work/fetch.log"))"
+	fi
+	say "ACTION BASE $pkg: the archive has $newest, newer than $ver; the series $verdict." \
+		"Re-base: DEB_VERSION=$newest and KERNELVERSION=${newest%%-*} in patches/BASE, then patches/bisect-check.sh"
+fi
+
+# --- distro-kernels.txt -----------------------------------------------------------
+kv=$(base_get KERNELVERSION)
+while read -r name suite _ specs; do
+	case $name in '' | '#'*) continue ;; esac
+	specs=${specs//@KERNELVERSION@/$kv}
+	specs=${specs//@DEB_VERSION@/$ver}
+	spec=${specs%% *} # the package holding the image names the kernel
+	p=${spec%%=*} v=${spec#*=}
+	up=${v%%-*}
+	series=${up%.*}
+	if versions "$suite" "$p" | grep -qxF -- "$v"; then
+		state="pinned $p=$v is in $suite"
+	else
+		state="ACTION pinned $p=$v is gone from $suite"
+	fi
+	# The same flavour of every version of the series: the package name with
+	# its version part (upstream version, or Debian 12's ABI number) varied.
+	prefix=${p%%"$series"*}
+	vpart='(\.[0-9]+|\.0-[0-9]+)'
+	suffix=$(sed -E "s/^${prefix//./\\.}${series//./\\.}$vpart//" <<<"$p")
+	re="^${prefix//./\\.}${series//./\\.}$vpart${suffix//+/\\+}\$"
+	best='' bestpkg=''
+	while read -r cand; do
+		[[ $cand =~ $re ]] || continue
+		cv=$(versions "$suite" "$cand" | newest_version)
+		if [ -n "$cv" ] && { [ -z "$best" ] || dpkg --compare-versions "$cv" gt "$best"; }; then
+			best=$cv bestpkg=$cand
+		fi
+	done < <(aptc "$suite" pkgnames "$prefix$series.")
+	where=tests/kernel/distro-kernels.txt
+	case $specs in *"$kv"*) where="patches/BASE (this pin follows it)" ;; esac
+	if [ -z "$best" ] || [ "$best" = "$v" ]; then
+		say "$name: $state, the newest of $series"
+	else
+		say "ACTION $name: ${state#ACTION }; $suite has $bestpkg=$best: re-pin it in $where"
+	fi
+done <"$HERE/distro-kernels.txt"
+exit 0
