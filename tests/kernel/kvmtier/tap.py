@@ -40,6 +40,12 @@ class Tap:
     def finish(self):
         print(f"1..{self.n}", file=self.stream, flush=True)
 
+    def exit_status(self, strict):
+        """Print the plan; with --strict any failure is exit 1, otherwise
+        TAP carries the verdict and the exit is 0."""
+        self.finish()
+        return 1 if (strict and self.failed) else 0
+
 
 def log(msg):
     print(f"[kernel-tier] {msg}", file=sys.stderr, flush=True)
