@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The kernel tier's runner behind tests/kernel/run-qemu.py (see
-tests/kernel/README.md, "Layout"):
+tests/kernel/README.md, "Layout of the runner"):
 
   config     the run table, the guest programs, the kernel-log patterns,
              the readers of the list files, live.h's table and runs.txt
