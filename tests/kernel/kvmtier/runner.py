@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""One boot run from kernel to summary: build (or take from the cache) the
+run's kernel flavour with build-kernel.sh, plan and boot the guest, then
+judge it: the kernel log, one TAP line per guest program, the probe's JSON
+against live.h's row, KUnit; last, summary.json in the run's log dir.
+With --qemu-e2e the guest runs the run's QEMU end-to-end cases instead."""
+
+import os
+import subprocess
+import time
+
+from .config import (EXPANDED, LIVE_H, PROBE, QEMU_E2E, RUNS, TIER_DIR, load_expectations,
+                     read_denylist)
+from .emulators import boot
+from .initramfs import is_dynamic_elf
+from .plan import guest_timeout, qemu_e2e_plan, run_plan
+from .results import (check_kernel_log, check_kunit, check_probe_json, e2e_sptes, guest_cpus,
+                      memtypes, report_guest_test, save_summary)
+from .tap import Tap, log
+
+
+def build_kernel(flavour, tap):
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(TIER_DIR, "build-kernel.sh"), flavour],
+                       stdout=subprocess.PIPE, text=True)
+    dt = time.monotonic() - t0
+    if p.returncode == 77:
+        return None, "no 0001+ patch in patches/ yet (only the cover letter or nothing)"
+    if p.returncode != 0:
+        tap.fail(f"build kernel '{flavour}' (build-kernel.sh exit {p.returncode}, see stderr)")
+        return None, None
+    out = p.stdout.strip().splitlines()[-1]
+    stamp = open(os.path.join(out, "stamp"), encoding="utf-8").read()
+    tap.ok(f"kernel '{flavour}' ready in {dt:.0f} s ({os.path.basename(out)})")
+    tap.diag(stamp.strip())
+    return out, None
+
+
+def run(a, logdir):
+    """The run a.run (a RUNS entry); returns the exit status."""
+    tap = Tap()
+    t_start = time.monotonic()
+    cfg = RUNS[a.run]
+    want = None
+    if cfg.get("expect"):
+        want = load_expectations().get(cfg["expect"])
+        if want is None:
+            print(f"Bail out! KVMNC_EXPECT={cfg['expect']} has no row in {LIVE_H}", flush=True)
+            return 1
+    kdir, skip = build_kernel(cfg["flavour"], tap)
+    if skip:
+        print(f"1..0 # SKIP {skip}", flush=True)
+        save_summary(logdir, {"skipped": skip})
+        return 0
+    if kdir is None:
+        return tap.exit_status(a.strict)
+    if a.qemu_e2e:
+        return run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start)
+    return run_guest(a, tap, cfg, kdir, logdir, t_start, want)
+
+
+def finish(a, tap, logdir, summary, t_start, label):
+    summary["seconds"] = round(time.monotonic() - t_start, 1)
+    save_summary(logdir, summary)
+    log(f"{label}: {len(tap.failed)} failure(s), {summary['seconds']} s total")
+    return tap.exit_status(a.strict)
+
+
+def run_guest(a, tap, cfg, kdir, logdir, t_start, want):
+    """The guest programs of the run's plan, each judged."""
+    deny = read_denylist(cfg["backend"])
+    rp = run_plan(cfg, kdir, a.smoke, a.guest_exec, a.only, tap)
+    timeout = guest_timeout(a.timeout, rp.plan)
+    res, con = boot(a.run, cfg, kdir, rp.plan, rp.files, rp.env, logdir, timeout, tap)
+    check_kernel_log(con, tap, debug=cfg.get("debug", False))
+    if cfg.get("smp", 1) > 1:
+        n = guest_cpus(res["init"])
+        tap.line(n == cfg["smp"], f"guest sees {cfg['smp']} CPUs (got {n})")
+    summary = {"run": a.run, "kernel": os.path.basename(kdir), "backend": cfg["backend"],
+               "cpu": cfg["cpu"], "cmdline": cfg.get("cmdline", ""),
+               "emulator_seconds": res.get("emulator_seconds"),
+               "boot_seconds": res.get("boot_seconds"), "selftests": {},
+               "programs": {}}
+    must_pass = set(cfg.get("must_pass", []))
+    if cfg.get("expect"):
+        if a.smoke:
+            summary["programs"]["kvm-smoke"] = report_guest_test(tap, res, "kvm-smoke", "smoke")
+        else:
+            tap.skip("kvm-smoke", "not given (--smoke)")
+    if cfg.get("library"):
+        report_library(a, tap, rp, res, must_pass, want, summary)
+    report_selftests(tap, rp, res, must_pass, deny, summary)
+    if cfg.get("kunit"):
+        check_kunit(tap, con)
+    return finish(a, tap, logdir, summary, t_start, a.run)
+
+
+def report_library(a, tap, rp, res, must_pass, want, summary):
+    """The library's programs: a skip (or, where the run needs it, a
+    failure) for each one not given, a TAP line for each that ran."""
+    for name in rp.lib_names:
+        if name not in rp.library:
+            why = a.no_guest_execs or "library executable not built (kvmnc_guest_execs lacks it)"
+            if name in must_pass and not a.no_guest_execs:
+                tap.fail(f"{name}: must run in this run, but {why}")
+            else:
+                tap.skip(name, why)
+            continue
+        summary["programs"][name] = report_guest_test(
+            tap, res, name, "probe" if name == PROBE else "library",
+            must_pass=name in must_pass, expand=name in EXPANDED)
+    summary["memtypes"] = memtypes(res.get("tests", {}).get("live-memtype", {}))
+    if PROBE in rp.library and want:
+        check_probe_json(tap, res, want)
+
+
+def report_selftests(tap, rp, res, must_pass, deny, summary):
+    """The series' selftests (one the kernel lacks is a TODO: the series may
+    not add it yet), then the upstream ones (one not built is a failure)."""
+    for st, rel in rp.series:
+        if rel is None:
+            tap.todo(False, f"series selftest {st}", "the series does not add it (yet)")
+        else:
+            summary["selftests"][rel] = report_guest_test(tap, res, rel, "selftest",
+                                                          must_pass=st in must_pass)
+    for name, rel in rp.upstream:
+        if rel is None:
+            tap.fail(f"selftest {name} was built")
+            summary["selftests"][name] = "missing"
+        else:
+            summary["selftests"][name] = report_guest_test(tap, res, rel, "selftest",
+                                                           deny.get(name))
+
+
+def run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start):
+    """The QEMU end-to-end cases of a Bochs run: boot, kernel log, one TAP
+    line per case (its driver's own TAP as diagnostics)."""
+    qemu = os.path.abspath(a.qemu_e2e)
+    if not os.access(qemu, os.X_OK):
+        tap.fail(f"QEMU binary {qemu} is executable")
+        return tap.exit_status(a.strict)
+    if is_dynamic_elf(qemu):
+        tap.fail(f"{qemu} is statically linked (the guest has no libc;"
+                 " fetch-build.sh builds it so)")
+        return tap.exit_status(a.strict)
+    fwdir = os.path.join(logdir, "fw")
+    subprocess.run([os.path.join(QEMU_E2E, "build-fw.sh"), fwdir], check=True)
+    plan, files = qemu_e2e_plan(a.run, qemu, fwdir)
+    timeout = guest_timeout(a.timeout, plan)
+    res, con = boot(f"{a.run}-qemu-e2e", cfg, kdir, plan, files, {}, logdir, timeout, tap)
+    check_kernel_log(con, tap)
+    summary = {"run": a.run, "qemu_e2e": qemu, "kernel": os.path.basename(kdir),
+               "backend": cfg["backend"], "cpu": cfg["cpu"],
+               "emulator_seconds": res.get("emulator_seconds"),
+               "boot_seconds": res.get("boot_seconds"), "programs": {}, "sptes": {}}
+    for case, _, _ in plan:
+        summary["programs"][case] = report_guest_test(tap, res, case, "library", must_pass=True)
+        summary["sptes"][case] = e2e_sptes(res["tests"].get(case, {}))
+    return finish(a, tap, logdir, summary, t_start, f"{a.run} (QEMU e2e)")

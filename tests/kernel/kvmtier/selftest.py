@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The runner's own checks (run-qemu.py --self-test, Meson test
+kernel-runner-selftest), no boot: each report the kernel-log check exists
+for must fail a run and a clean log must pass; the parsers must read what
+the guest, live.h and runs.txt say; a guest that lost its results is
+stopped early; the emulators get the arguments and environment they need;
+the initramfs lets an unprivileged guest program reach /proc, /sys, /tmp."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+from .config import DEBUG_BANNERS, RUNS, load_expectations, read_denylist, read_e2e_runs
+from .emulators import bochs_env, tcg_accel, wait_guest
+from .initramfs import mkinitramfs, write_plan
+from .plan import qemu_e2e_plan
+from .results import check_kernel_log, e2e_sptes, guest_cpus, parse_results
+from .tap import Tap
+
+CLEAN_LOG = ("[    0.000000] Linux version 6.12.117\n"
+             "[    1.000000] kvm_amd: CPU 0 isn't AMD or Hygon\n"
+             "[    2.000000] reboot: Restarting system\n")
+SPLATS = [
+    "WARNING: CPU: 0 PID: 1 at arch/x86/kvm/mmu/mmu.c:123 kvm_mmu_x+0x1/0x2",
+    "WARNING: possible circular locking dependency detected",
+    "WARNING: possible recursive locking detected",
+    "WARNING: inconsistent lock state",
+    "WARNING: suspicious RCU usage",
+    "BUG: KASAN: slab-use-after-free in kvm_virtio_release+0x10/0x20",
+    "BUG: KFENCE: out-of-bounds read in kvm_vm_ioctl+0x1/0x2",
+    "BUG: sleeping function called from invalid context at kernel/locking/mutex.c:1",
+    "BUG: kernel NULL pointer dereference, address: 0000000000000000",
+    "Oops: 0000 [#1] SMP KASAN",
+    "Kernel panic - not syncing: Fatal exception",
+    "general protection fault, probably for non-canonical address 0xdead: 0000",
+    "UBSAN: shift-out-of-bounds in arch/x86/kvm/x86.c:1:1",
+    "kernel BUG at mm/slub.c:1!",
+    "DEBUG_LOCKS_WARN_ON(1)",
+    "INFO: lockdep is turned off.",
+    "INFO: task kworker/0:1:12 blocked for more than 120 seconds.",
+    "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+]
+
+
+def log_verdict(text, debug=False):
+    """The failures the kernel-log check reports on `text`, its TAP unseen."""
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        t = Tap(devnull)
+        check_kernel_log(text, t, debug)
+    return t.failed
+
+
+def check_log_patterns(tap):
+    tap.line(not log_verdict(CLEAN_LOG), "a clean console passes the kernel-log check")
+    for s in SPLATS:
+        tap.line(bool(log_verdict(CLEAN_LOG + "[    3.000000] " + s + "\n")),
+                 f"the kernel-log check fails on: {s[:60]}")
+    banners = ("[    0.1] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc.,"
+               " Ingo Molnar\n"
+               "[    0.2] kasan: KernelAddressSanitizer initialized (generic)\n")
+    tap.line(not log_verdict(CLEAN_LOG + banners, debug=True),
+             "debug run: lockdep and KASAN banners are recognised")
+    tap.line(len(log_verdict(CLEAN_LOG, debug=True)) == len(DEBUG_BANNERS),
+             "debug run: a kernel without lockdep and KASAN fails")
+
+
+def check_expectations(tap):
+    rows = load_expectations()
+    for run, cfg in sorted(RUNS.items()):
+        if cfg.get("expect"):
+            tap.line(cfg["expect"] in rows, f"run {run}: KVMNC_EXPECT={cfg['expect']} has a row"
+                     " in live.h")
+    tap.line(rows.get("stock-vmx", {}).get("recommended") == "guest_pat_quirk"
+             and rows.get("patched-vmx", {}).get("memslot_flag") is True,
+             "live.h rows are read field by field (stock-vmx, patched-vmx)")
+
+
+def check_result_framing(tap):
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "results.log")
+        with open(p, "w", encoding="utf-8") as f:
+            f.write("KVMNC-INIT 6.12.117 cpus=2 kvm=yes tracefs=yes\r\nKVMNC-BEGIN a\r\nline\r\n"
+                    "KVMNC-END a\r\nKVMNC-RESULT a 77 3\r\nKVMNC-DONE\r\n")
+        r = parse_results(p)
+        tap.line(r["done"] and r["tests"]["a"]["rc"] == 77 and r["tests"]["a"]["out"] == ["line"]
+                 and guest_cpus(r["init"]) == 2, "the result framing is parsed")
+    deny = read_denylist("bochs")
+    tap.line("x86_64/nested_exceptions_test" not in deny,
+             "a deny-list entry for @qemu does not apply to bochs")
+
+
+def check_qemu_e2e(tap):
+    e2e = read_e2e_runs()
+    tap.line(set(e2e) == {"patched-vmx", "stock-vmx"}
+             and all(RUNS.get(r, {}).get("backend") == "bochs" for r in e2e),
+             f"runs.txt names Bochs runs of RUNS only (got {sorted(e2e)})")
+    plan, files = qemu_e2e_plan("stock-vmx", "/q", "/fw")
+    tap.line([c for c, _, _ in plan] == [c for c, _, _ in e2e["stock-vmx"]]
+             and all(t > 0 for _, t, _ in plan)
+             and plan[-1][2].endswith("--fw ./fw --scope slot --expect-refused")
+             and ("/q", "/kvmnc/qemu-system-x86_64") in files
+             and {d for _, d in files} >= {"/kvmnc/fw/fw.bin", "/kvmnc/fw/fw.env",
+                                            "/kvmnc/qemu-e2e.sh"},
+             "the QEMU e2e plan: runs.txt's cases, timeouts and arguments, the binary,"
+             " firmware and driver in the image")
+    try:
+        qemu_e2e_plan("stock-npt", "/q", "/fw")
+        tap.fail("a run without e2e cases is refused")
+    except ValueError:
+        tap.ok("a run without e2e cases is refused")
+    sp = e2e_sptes({"out": ["# nc gfn 0x1000 level 2 spte 0x8600000003200bb7 type 0x6",
+                            "# plain gfn 0x200 level 2 spte 0x8600000003000bf7 type 0xe",
+                            "ok 7 - nc: every SPTE has memory type 0x6"]})
+    tap.line(sp == {"nc": [("0x8600000003200bb7", "0x6")],
+                    "plain": [("0x8600000003000bf7", "0xe")]},
+             "qemu-e2e.sh's SPTE lines are parsed")
+
+
+def check_lost_guest(tap):
+    with tempfile.TemporaryDirectory() as d:
+        res, con = os.path.join(d, "results.log"), os.path.join(d, "console.log")
+        with open(res, "w", encoding="utf-8") as f:
+            f.write("KVMNC-INIT 6.12.117 cpus=1 kvm=yes tracefs=yes\nKVMNC-BEGIN a\nok 1 - x")
+        with open(con, "w", encoding="utf-8") as f:
+            f.write("[   51.0] reboot: Restarting system\n")
+        proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        w = wait_guest(proc, res, 20, polite=False, console=con, lost_grace=0.5)
+        tap.line(w["lost"] and not w["timed_out"] and w["seconds"] < 10 and proc.poll() is not None,
+                 "a guest that restarted without KVMNC-DONE is stopped, not waited for")
+
+
+def check_emulator_setup(tap):
+    tap.line(tcg_accel(1) == "tcg" and tcg_accel("2") == "tcg,thread=single"
+             and tcg_accel(RUNS["patched-debug"]["smp"]) == "tcg,thread=single",
+             "QEMU runs an SMP guest on one TCG thread (patched-debug included)")
+    benv = bochs_env({"MALLOC_PERTURB_": "143", "PATH": "/bin"})
+    tap.line("MALLOC_PERTURB_" not in benv and benv.get("TERM") == "vt100"
+             and benv.get("PATH") == "/bin",
+             "Bochs runs without Meson's MALLOC_PERTURB_, with TERM=vt100")
+
+
+def initramfs_modes(tap):
+    """The guest's tests drop to uid 65534 (live-sandbox): the initramfs root
+    must let them reach /proc and /sys, and /tmp must be writable by all."""
+    busybox = os.environ.get("BUSYBOX", "/bin/busybox")
+    if not os.access(busybox, os.X_OK) or not shutil.which("cpio"):
+        tap.skip("initramfs modes", f"needs {busybox} and cpio")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        plan, out = os.path.join(d, "plan"), os.path.join(d, "i.cpio")
+        write_plan(plan, [("true", 5, "/bin/true")])
+        mkinitramfs(out, plan, stdout=subprocess.DEVNULL)
+        with open(out, "rb") as f:
+            listing = subprocess.run(["cpio", "-tv", "--quiet"], stdin=f, capture_output=True,
+                                     text=True, check=True).stdout
+    modes = {ln.split()[-1]: ln.split()[0] for ln in listing.splitlines() if ln.strip()}
+    for path, want in ((".", "drwxr-xr-x"), ("tmp", "drwxrwxrwt"), ("proc", "drwxr-xr-x"),
+                       ("sys", "drwxr-xr-x")):
+        tap.line(modes.get(path) == want,
+                 f"initramfs: {path} is {want} (got {modes.get(path, 'missing')})")
+
+
+def self_test():
+    """All the checks as TAP; exit 1 on any failure."""
+    tap = Tap()
+    for check in (check_log_patterns, check_expectations, check_result_framing,
+                  check_qemu_e2e, check_lost_guest, check_emulator_setup, initramfs_modes):
+        check(tap)
+    return tap.exit_status(strict=True)
