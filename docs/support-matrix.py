@@ -101,7 +101,7 @@ def read_table(path):
                 r["answers"] = {k: parse_answer(r[k], "%s: %s" % (where, k)) for k in MECHS}
             checked = r["checked"].split(",")
             for c in checked:
-                if c not in CHECKED and not re.fullmatch(r"(tcg|vmx):[a-z0-9-]+", c):
+                if c not in CHECKED and not re.fullmatch(r"(tcg|vmx):[a-z0-9.-]+", c):
                     raise TableError("%s: checked '%s' is not unit, tcg:RUN or vmx:RUN"
                                      % (where, c))
             if r["personality"] == "-" and "unit" in checked:
@@ -125,7 +125,7 @@ def read_live_expectations(path):
     if not body:
         raise TableError("%s: no t_expectations table" % path)
     out = {}
-    for m in re.finditer(r'\{"([a-z0-9-]+)",\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*'
+    for m in re.finditer(r'\{"([a-z0-9.-]+)",\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*'
                          r'(KVMNC_MECH_\w+)\s*[,}]', body.group(1)):
         out[m.group(1)] = tuple(int(m.group(i)) for i in range(2, 6)) + (LIVE_MECH[m.group(6)],)
     return out

@@ -14,21 +14,25 @@
 #       run-qemu.py directly; -g adds a static library executable (live-*,
 #       kvmnc-probe).  Logs default to /var/tmp/kvmnc-kernel-tier.
 #
-# RUN: stock-npt patched-npt patched-shadow stock-vmx patched-vmx
+# RUN: stock-npt debian-6.1-npt debian-7.2-npt patched-npt patched-shadow
+#      stock-vmx debian-6.1-vmx debian-7.2-vmx patched-vmx
 #      patched-vmx-nosnoop patched-vmx-shadow stock-selftests
 #      patched-selftests stock-vmx-selftests patched-vmx-selftests
 #      patched-debug selftests-compare vmx-selftests-compare
 #      (default: all, in that order).  *-vmx* runs boot Bochs (Intel VMX),
-#      the others QEMU TCG (AMD SVM).
+#      the others QEMU TCG (AMD SVM).  stock-* and debian-* boot Debian's
+#      own kernels (fetched, not built).
 # Exit: 0 all passed or skipped, 1 any failure.
 # Environment: KVMNC_KERNEL_CACHE, KVMNC_JOBS (see build-kernel.sh).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_RUNS=(stock-npt patched-npt patched-shadow stock-vmx patched-vmx patched-vmx-nosnoop
-	patched-vmx-shadow stock-selftests patched-selftests stock-vmx-selftests
-	patched-vmx-selftests patched-debug selftests-compare vmx-selftests-compare)
+ALL_RUNS=(stock-npt debian-6.1-npt debian-7.2-npt patched-npt patched-shadow stock-vmx
+	debian-6.1-vmx debian-7.2-vmx patched-vmx patched-vmx-nosnoop patched-vmx-shadow
+	stock-selftests patched-selftests stock-vmx-selftests patched-vmx-selftests patched-debug
+	selftests-compare vmx-selftests-compare)
 FLAVOURS=(stock patched patched-debug)
+DISTRO=(debian-6.12 debian-6.1 debian-7.2)
 
 builddir='' logdir=/var/tmp/kvmnc-kernel-tier
 execs=()
@@ -62,14 +66,16 @@ report() {
 }
 trap report EXIT
 
-# Each flavour the chosen runs boot, once, as its own timed stage (77: no
-# patches yet, which the runs report as a skip).
+# Each flavour the chosen runs need, once, as its own timed stage (77: no
+# patches yet, which the runs report as a skip); stock gives only the
+# selftests, the stock runs boot Debian's image.  Then each distribution
+# kernel the runs boot (fetched and unpacked).
 build_kernels() {
 	local fl r rc
 	for fl in "${FLAVOURS[@]}"; do
 		for r in "${runs[@]}"; do
 			case $fl:$r in
-			stock:stock-* | stock:*selftests-compare) ;;
+			stock:stock-*selftests | stock:*selftests-compare) ;;
 			patched:patched-npt | patched:patched-shadow | patched:patched-vmx*) ;;
 			patched:patched-*selftests | patched:*selftests-compare) ;;
 			patched-debug:patched-debug) ;;
@@ -78,6 +84,16 @@ build_kernels() {
 			rc=0
 			stage "kernel $fl" "$HERE/build-kernel.sh" "$fl" >/dev/null || rc=$?
 			[ "$rc" = 0 ] || [ "$rc" = 77 ] || exit "$rc"
+			break
+		done
+	done
+	for fl in "${DISTRO[@]}"; do
+		for r in "${runs[@]}"; do
+			case $fl:$r in
+			debian-6.12:stock-* | debian-6.12:*selftests-compare | "$fl:$fl"-*) ;;
+			*) continue ;;
+			esac
+			stage "distribution kernel $fl" "$HERE/fetch-distro-kernel.sh" "$fl" >/dev/null || exit 1
 			break
 		done
 	done

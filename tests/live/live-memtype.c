@@ -253,20 +253,22 @@ static void vm_add(struct vm *v, struct kvmnc *h, int s, bool want_nc)
 static void vm_refresh(struct vm *v)
 {
 	for (int s = 0; s < NSLOTS; s++) {
-		struct kvm_userspace_memory_region2 m = {
+		struct kvmnc_region m = {
+			.sz = sizeof(m),
 			.slot = (uint32_t)s,
-			.flags = v->flagged[s] ? KVM_MEM_NON_COHERENT_DMA : 0,
 			.guest_phys_addr = v->gpa[s] + (1ull << 30),
 			.memory_size = SLOT_LEN,
 			.userspace_addr = (uintptr_t)v->mem[s],
 		};
-		int r = ioctl(v->fd, KVM_SET_USER_MEMORY_REGION2, &m);
+		uint32_t flags = v->flagged[s] ? KVM_MEM_NON_COHERENT_DMA : 0;
+		/* v2 where the kernel has it: Debian 12's own 6.1 has only v1. */
+		int r = t_raw_region(v->fd, &m, flags);
 
 		m.guest_phys_addr = v->gpa[s];
 		if (r == 0)
-			r = ioctl(v->fd, KVM_SET_USER_MEMORY_REGION2, &m);
+			r = t_raw_region(v->fd, &m, flags);
 		t_check(r == 0, "slot %d moved away and back, for new SPTEs: %s", s,
-			r ? strerror(errno) : "done");
+			r ? strerror(-r) : "done");
 	}
 }
 

@@ -216,11 +216,18 @@ static const struct t_expect t_expectations[] = {
 	{"stock-npt", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "kvm_amd", 1, 1, T_ANY},
 	{"patched-npt", 1, 1, 1, 0, KVMNC_MECH_NATIVE, "kvm_amd", 1, 1, T_ANY},
 	{"patched-shadow", 0, 0, 0, 0, KVMNC_MECH_NONE, "kvm_amd", 0, 0, T_ANY},
+	/* Debian's own 6.1 and 7.2 kernels (stock-* is Debian's 6.12): 6.1 has no
+	 * IGNORE_GUEST_PAT quirk at all; 7.2 lists it on AMD too (supported,
+	 * but inapplicable: already disabled at VM creation). */
+	{"debian-6.1-npt", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "kvm_amd", 1, 0, T_ANY},
+	{"debian-7.2-npt", 1, 0, 0, 0, KVMNC_MECH_NATIVE, "kvm_amd", 1, 1, T_ANY},
 	/* Bochs, Intel VMX */
 	{"stock-vmx", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, "kvm_intel", 1, 1, 1},
 	{"patched-vmx", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, "kvm_intel", 1, 1, 1},
 	{"patched-vmx-nosnoop", 0, 0, 0, 0, KVMNC_MECH_NONE, "kvm_intel", 1, 0, 0},
 	{"patched-vmx-shadow", 0, 0, 0, 0, KVMNC_MECH_NONE, "kvm_intel", 0, 0, 1},
+	{"debian-6.1-vmx", 0, 0, 0, 0, KVMNC_MECH_NONE, "kvm_intel", 1, 0, 1},
+	{"debian-7.2-vmx", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, "kvm_intel", 1, 1, 1},
 };
 
 static inline bool t_cpu_has_hw_virt(void)

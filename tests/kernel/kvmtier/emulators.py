@@ -22,6 +22,7 @@ import time
 import tty
 
 from . import initramfs
+from .config import VENDOR
 from .results import parse_results
 from .tap import log
 
@@ -317,7 +318,8 @@ BACKENDS = {"qemu": Qemu, "bochs": Bochs}
 def boot(run, cfg, kdir, plan, files, env, logdir, timeout, tap):
     """Pack the initramfs, boot the run's emulator, return (results, console)."""
     os.makedirs(logdir, exist_ok=True)
-    initrd = initramfs.pack(run, logdir, plan, files, env)
+    modules = initramfs.kernel_modules(kdir, VENDOR[cfg["backend"]], cfg.get("modparams"))
+    initrd = initramfs.pack(run, logdir, plan, files, env, modules)
     console = os.path.join(logdir, "console.log")
     results = os.path.join(logdir, "results.log")
     for p in (console, results):
@@ -334,6 +336,8 @@ def boot(run, cfg, kdir, plan, files, env, logdir, timeout, tap):
         tap.diag("\n".join(con.splitlines()[-40:]))
     else:
         tap.ok(f"guest reached init: {res['init']}")
+    if modules:
+        check_modules(tap, res, modules)
     if timed_out:
         tap.fail(f"{backend.name} finished within {timeout} s (killed after {secs:.0f} s)")
     elif not res["done"]:
@@ -346,3 +350,13 @@ def boot(run, cfg, kdir, plan, files, env, logdir, timeout, tap):
     res["emulator_seconds"] = round(secs, 1)
     res["boot_seconds"] = w["boot"]
     return res, con
+
+
+def check_modules(tap, res, modules):
+    """The guest's kvm-modules step (a distribution kernel's KVM is modular)."""
+    names = " ".join(os.path.basename(p)[:-3] for p, _ in modules)
+    t = res["tests"].get("kvm-modules") or {}
+    ok = t.get("rc") == 0
+    tap.line(ok, f"guest loaded the KVM modules {names} (exit {t.get('rc')}, {t.get('secs')} s)")
+    if not ok:
+        tap.diag("\n".join(t.get("out", [])[-20:]))

@@ -19,21 +19,39 @@ from .results import (check_kernel_log, check_kunit, check_probe_json, e2e_sptes
 from .tap import Tap, log
 
 
-def build_kernel(flavour, tap):
+def ready_kernel(what, script, arg, tap):
+    """(output dir, skip reason) from build-kernel.sh or
+    fetch-distro-kernel.sh; (None, None) after a TAP failure."""
     t0 = time.monotonic()
-    p = subprocess.run([os.path.join(TIER_DIR, "build-kernel.sh"), flavour],
-                       stdout=subprocess.PIPE, text=True)
+    p = subprocess.run([os.path.join(TIER_DIR, script), arg], stdout=subprocess.PIPE, text=True)
     dt = time.monotonic() - t0
     if p.returncode == 77:
         return None, "no 0001+ patch in patches/ yet (only the cover letter or nothing)"
     if p.returncode != 0:
-        tap.fail(f"build kernel '{flavour}' (build-kernel.sh exit {p.returncode}, see stderr)")
+        tap.fail(f"{what} '{arg}' ({script} exit {p.returncode}, see stderr)")
         return None, None
     out = p.stdout.strip().splitlines()[-1]
     stamp = open(os.path.join(out, "stamp"), encoding="utf-8").read()
-    tap.ok(f"kernel '{flavour}' ready in {dt:.0f} s ({os.path.basename(out)})")
+    tap.ok(f"{what} '{arg}' ready in {dt:.0f} s ({os.path.basename(out)})")
     tap.diag(stamp.strip())
+    if "\nfollowed=" in "\n" + stamp:
+        tap.diag(f"NOTE: {what} '{arg}' is not the pinned version (see followed= above)")
     return out, None
+
+
+def run_kernels(cfg, tap):
+    """(kernel dir to boot, selftests dir, skip reason): a distribution
+    kernel (cfg kernel) and/or a build-kernel.sh flavour, whose output gives
+    the selftests, and the kernel where the run boots no distribution's."""
+    stdir = skip = None
+    if cfg.get("flavour"):
+        stdir, skip = ready_kernel("kernel", "build-kernel.sh", cfg["flavour"], tap)
+        if stdir is None:
+            return None, None, skip
+    if not cfg.get("kernel"):
+        return stdir, stdir, None
+    kdir, skip = ready_kernel("distribution kernel", "fetch-distro-kernel.sh", cfg["kernel"], tap)
+    return kdir, stdir, skip
 
 
 def run(a, logdir):
@@ -47,7 +65,7 @@ def run(a, logdir):
         if want is None:
             print(f"Bail out! KVMNC_EXPECT={cfg['expect']} has no row in {LIVE_H}", flush=True)
             return 1
-    kdir, skip = build_kernel(cfg["flavour"], tap)
+    kdir, stdir, skip = run_kernels(cfg, tap)
     if skip:
         print(f"1..0 # SKIP {skip}", flush=True)
         save_summary(logdir, {"skipped": skip})
@@ -56,7 +74,7 @@ def run(a, logdir):
         return tap.exit_status(a.strict)
     if a.qemu_e2e:
         return run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start)
-    return run_guest(a, tap, cfg, kdir, logdir, t_start, want)
+    return run_guest(a, tap, cfg, (kdir, stdir), logdir, t_start, want)
 
 
 def finish(a, tap, logdir, summary, t_start, label):
@@ -66,13 +84,15 @@ def finish(a, tap, logdir, summary, t_start, label):
     return tap.exit_status(a.strict)
 
 
-def run_guest(a, tap, cfg, kdir, logdir, t_start, want):
-    """The guest programs of the run's plan, each judged."""
+def run_guest(a, tap, cfg, dirs, logdir, t_start, want):
+    """The guest programs of the run's plan, each judged.  dirs: the kernel
+    to boot and the build whose selftests run (None: the run has none)."""
+    kdir, stdir = dirs
     deny = read_denylist(cfg["backend"])
-    rp = run_plan(cfg, kdir, a.smoke, a.guest_exec, a.only, tap)
+    rp = run_plan(cfg, stdir, a.smoke, a.guest_exec, a.only, tap)
     timeout = guest_timeout(a.timeout, rp.plan)
     res, con = boot(a.run, cfg, kdir, rp.plan, rp.files, rp.env, logdir, timeout, tap)
-    check_kernel_log(con, tap, debug=cfg.get("debug", False))
+    check_kernel_log(con, tap, debug=cfg.get("debug", False), backend=cfg["backend"])
     if cfg.get("smp", 1) > 1:
         n = guest_cpus(res["init"])
         tap.line(n == cfg["smp"], f"guest sees {cfg['smp']} CPUs (got {n})")
@@ -148,7 +168,7 @@ def run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start):
     plan, files = qemu_e2e_plan(a.run, qemu, fwdir)
     timeout = guest_timeout(a.timeout, plan)
     res, con = boot(f"{a.run}-qemu-e2e", cfg, kdir, plan, files, {}, logdir, timeout, tap)
-    check_kernel_log(con, tap)
+    check_kernel_log(con, tap, backend=cfg["backend"])
     summary = {"run": a.run, "qemu_e2e": qemu, "kernel": os.path.basename(kdir),
                "backend": cfg["backend"], "cpu": cfg["cpu"],
                "emulator_seconds": res.get("emulator_seconds"),

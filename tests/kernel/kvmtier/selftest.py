@@ -13,7 +13,7 @@ import tempfile
 
 from .config import DEBUG_BANNERS, RUNS, load_expectations, read_denylist, read_e2e_runs
 from .emulators import bochs_env, tcg_accel, wait_guest
-from .initramfs import mkinitramfs, write_plan
+from .initramfs import kernel_modules, mkinitramfs, write_plan
 from .plan import qemu_e2e_plan
 from .results import check_kernel_log, e2e_sptes, guest_cpus, parse_results
 from .tap import Tap
@@ -43,12 +43,48 @@ SPLATS = [
 ]
 
 
-def log_verdict(text, debug=False):
+SRSO = ("Speculative Return Stack Overflow: WARNING: See "
+        "https://kernel.org/doc/html/latest/admin-guide/hw-vuln/srso.html for mitigation options.")
+
+
+def log_verdict(text, debug=False, backend=None):
     """The failures the kernel-log check reports on `text`, its TAP unseen."""
     with open(os.devnull, "w", encoding="utf-8") as devnull:
         t = Tap(devnull)
-        check_kernel_log(text, t, debug)
+        check_kernel_log(text, t, debug, backend)
     return t.failed
+
+
+def check_known_messages(tap):
+    """A known message passes only where it is expected, only as itself."""
+    srso = CLEAN_LOG + "[    0.026811] " + SRSO + "\n"
+    tap.line(not log_verdict(srso, backend="qemu"),
+             "the SRSO mitigation notice is a known message under QEMU")
+    tap.line(bool(log_verdict(srso, backend="bochs")),
+             "the SRSO mitigation notice fails a Bochs run (not expected there)")
+    tap.line(bool(log_verdict(srso + "[    3.0] " + SPLATS[0] + "\n", backend="qemu")),
+             "a WARN trace still fails a run whose log also has a known message")
+    tap.line(bool(log_verdict(CLEAN_LOG + "[    0.1] Speculative Return Stack Overflow: WARNING:"
+                              " something else\n", backend="qemu")),
+             "a changed SRSO line is not taken for the known message")
+
+
+def check_modules(tap):
+    """A distribution kernel's guest loads the common modules and its CPU's."""
+    with tempfile.TemporaryDirectory() as d:
+        os.mkdir(os.path.join(d, "modules"))
+        with open(os.path.join(d, "modules.load"), "w", encoding="utf-8") as f:
+            f.write("irqbypass common\nkvm common\nkvm_intel intel\nkvm_amd amd\n")
+        params = {"kvm_intel": "ept=0"}
+        names = {v: [(os.path.basename(p), a) for p, a in kernel_modules(d, v, params)]
+                 for v in ("intel", "amd")}
+        tap.line(names["intel"] == [("irqbypass.ko", ""), ("kvm.ko", ""),
+                                    ("kvm_intel.ko", "ept=0")],
+                 f"modules for an Intel guest, in order, with parameters (got {names['intel']})")
+        tap.line(names["amd"] == [("irqbypass.ko", ""), ("kvm.ko", ""), ("kvm_amd.ko", "")],
+                 f"modules for an AMD guest (got {names['amd']})")
+        tap.line(kernel_modules(os.path.join(d, "modules"), "intel") == [],
+                 "a kernel with KVM built in loads no module")
 
 
 def check_log_patterns(tap):
@@ -164,7 +200,8 @@ def initramfs_modes(tap):
 def self_test():
     """All the checks as TAP; exit 1 on any failure."""
     tap = Tap()
-    for check in (check_log_patterns, check_expectations, check_result_framing,
-                  check_qemu_e2e, check_lost_guest, check_emulator_setup, initramfs_modes):
+    for check in (check_log_patterns, check_known_messages, check_modules, check_expectations,
+                  check_result_framing, check_qemu_e2e, check_lost_guest, check_emulator_setup,
+                  initramfs_modes):
         check(tap)
     return tap.exit_status(strict=True)
