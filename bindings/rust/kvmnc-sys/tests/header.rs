@@ -19,6 +19,14 @@ const HEADER: &str = env!("KVMNC_SYS_HEADER");
 const MAP: &str = env!("KVMNC_SYS_MAP");
 const RUST_SRC: &str = include_str!("../src/lib.rs");
 
+/// (struct, size, align, [(field, offset, size)]).
+type Layout = (
+    &'static str,
+    usize,
+    usize,
+    Vec<(&'static str, usize, usize)>,
+);
+
 fn size_of_pointee<T>(_: *const T) -> usize {
     size_of::<T>()
 }
@@ -26,7 +34,7 @@ fn size_of_pointee<T>(_: *const T) -> usize {
 /// (struct, size, align, [(field, offset, size)]) for each Rust struct.
 macro_rules! layout {
     ($($t:ident { $($f:ident),* $(,)? })*) => {{
-        let mut v: Vec<(&str, usize, usize, Vec<(&str, usize, usize)>)> = Vec::new();
+        let mut v: Vec<Layout> = Vec::new();
         $(
             let u = MaybeUninit::<$t>::uninit();
             let base = u.as_ptr();
@@ -48,7 +56,7 @@ macro_rules! consts {
     };
 }
 
-fn rust_layouts() -> Vec<(&'static str, usize, usize, Vec<(&'static str, usize, usize)>)> {
+fn rust_layouts() -> Vec<Layout> {
     layout! {
         kvmnc_mech_status { supported, reason }
         kvmnc_features {
@@ -300,7 +308,9 @@ fn header_and_declarations_agree() {
     let rust_structs: BTreeSet<&str> = layouts.iter().map(|l| l.0).collect();
     let c_structs: BTreeSet<&str> = header.structs.keys().map(String::as_str).collect();
     if rust_structs != c_structs {
-        problems.push(format!("structs: header {c_structs:?}, Rust {rust_structs:?}"));
+        problems.push(format!(
+            "structs: header {c_structs:?}, Rust {rust_structs:?}"
+        ));
     }
     for (name, _, _, fields) in &layouts {
         let rust: Vec<&str> = fields.iter().map(|f| f.0).collect();
@@ -321,7 +331,9 @@ fn header_and_declarations_agree() {
             .map(|l| l.split(':').next().unwrap().to_string())
             .collect();
         if src_fields != rust {
-            problems.push(format!("{name}: lib.rs fields {src_fields:?}, table {rust:?}"));
+            problems.push(format!(
+                "{name}: lib.rs fields {src_fields:?}, table {rust:?}"
+            ));
         }
     }
 
@@ -371,7 +383,11 @@ fn header_and_declarations_agree() {
     // The C side: one line per fact, compared with Rust's below.
     let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include <kvmnc.h>\n");
     for (name, ret, args) in &functions {
-        let args = if args.is_empty() { "void".into() } else { args.join(", ") };
+        let args = if args.is_empty() {
+            "void".into()
+        } else {
+            args.join(", ")
+        };
         c += &format!(
             "_Static_assert(__builtin_types_compatible_p(__typeof__(&{name}), {ret} (*)({args})), \
              \"{name}: the Rust declaration is {ret} {name}({args})\");\n"
@@ -417,7 +433,11 @@ fn header_and_declarations_agree() {
         consts.len(),
         functions.len()
     );
-    assert!(problems.is_empty(), "header and declarations disagree:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "header and declarations disagree:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// The checker itself: a header that differs must be caught.
