@@ -11,6 +11,7 @@
 
 use kvmnc_sys::*;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::path::PathBuf;
 use std::process::Command;
@@ -388,25 +389,31 @@ fn header_and_declarations_agree() {
         } else {
             args.join(", ")
         };
-        c += &format!(
+        writeln!(
+            c,
             "_Static_assert(__builtin_types_compatible_p(__typeof__(&{name}), {ret} (*)({args})), \
-             \"{name}: the Rust declaration is {ret} {name}({args})\");\n"
-        );
+             \"{name}: the Rust declaration is {ret} {name}({args})\");"
+        )
+        .unwrap();
     }
     c += "int main(void)\n{\n";
     for (name, fields) in &header.structs {
-        c += &format!(
-            "\tprintf(\"S {name} %zu %zu\\n\", sizeof(struct {name}), _Alignof(struct {name}));\n"
-        );
+        writeln!(
+            c,
+            "\tprintf(\"S {name} %zu %zu\\n\", sizeof(struct {name}), _Alignof(struct {name}));"
+        )
+        .unwrap();
         for f in fields {
-            c += &format!(
+            writeln!(
+                c,
                 "\tprintf(\"F {name}.{f} %zu %zu\\n\", offsetof(struct {name}, {f}), \
-                 sizeof(((struct {name} *)0)->{f}));\n"
-            );
+                 sizeof(((struct {name} *)0)->{f}));"
+            )
+            .unwrap();
         }
     }
     for k in &header.consts {
-        c += &format!("\tprintf(\"C {k} %lld\\n\", (long long)({k}));\n");
+        writeln!(c, "\tprintf(\"C {k} %lld\\n\", (long long)({k}));").unwrap();
     }
     c += "\treturn 0;\n}\n";
     let facts = compile_and_run(&c);
