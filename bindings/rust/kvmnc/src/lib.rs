@@ -133,6 +133,11 @@ pub(crate) fn c_array_str(a: &[sys::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// The README's example compiles too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
