@@ -276,20 +276,27 @@ fn regions_with(kvm: &File, mech: Option<Mechanism>) {
     drop(vm);
 }
 
-#[test]
-fn regions_through_the_library() {
+/// `case` automatically, then with each mechanism forced (exercised where
+/// the probe calls it usable, refused where not), as the C live tests do;
+/// no fd may be left behind.
+fn every_mechanism(what: &str, case: fn(&File, Option<Mechanism>)) {
     let _s = serial();
-    let kvm = kvm_or_skip!("regions");
+    let kvm = kvm_or_skip!(what);
     let fds = kvm::count_fds();
-    regions_with(&kvm, None);
-    for m in [
+    let forced = [
         Mechanism::MemslotFlag,
         Mechanism::VirtioDevice,
         Mechanism::Native,
-    ] {
-        regions_with(&kvm, Some(m));
+    ];
+    for m in std::iter::once(None).chain(forced.iter().copied().map(Some)) {
+        case(&kvm, m);
     }
     assert_eq!(kvm::count_fds(), fds, "no fd left behind");
+}
+
+#[test]
+fn regions_through_the_library() {
+    every_mechanism("regions", regions_with);
 }
 
 /// The C live-vmm cases: the VMM's own ioctl inside a plan.
@@ -367,18 +374,7 @@ fn plans_with(kvm: &File, mech: Option<Mechanism>) {
 
 #[test]
 fn vmm_owned_memslots() {
-    let _s = serial();
-    let kvm = kvm_or_skip!("plans");
-    let fds = kvm::count_fds();
-    plans_with(&kvm, None);
-    for m in [
-        Mechanism::MemslotFlag,
-        Mechanism::VirtioDevice,
-        Mechanism::Native,
-    ] {
-        plans_with(&kvm, Some(m));
-    }
-    assert_eq!(kvm::count_fds(), fds, "no fd left behind");
+    every_mechanism("plans", plans_with);
 }
 
 #[test]
