@@ -10,15 +10,21 @@
 //! `# ...` notes, `1..N`; exit 0 when every check passes, 1 when one fails,
 //! 77 to skip where there is no usable /dev/kvm (0 with KVMNC_SKIP_EXIT=0,
 //! for Meson). KVMNC_EXPECT names the kernel-tier row whose region
-//! mechanism the handle must choose.
+//! mechanism the handle must choose. On Intel VMX with EPT the memory type
+//! of each EPT entry the guest's accesses made is read from the
+//! kvm_mmu_set_spte tracepoint: WB without "ignore PAT" (0x6) where the
+//! library says guest PAT is honored, WB|IPAT (0xe) elsewhere; on a VMX row
+//! a missing tracefs fails, elsewhere that check is skipped with the reason.
 //!
 //! Usage: kvmnc-vmm-example [--scope slot|vm|vm-irreversible]
 
 #[path = "../../kvmnc/tests/common/kvm.rs"]
 mod kvm;
+mod memtype;
 
 use kvm::GuestMem;
 use kvmnc::{Handle, Mechanism, MemFlags, MigrationMode, OpenOptions, Region, Scope};
+use memtype::{Seen, SpteTrace, MT_WB, MT_WB_IPAT};
 use std::fs::File;
 use std::process::exit;
 
@@ -66,6 +72,11 @@ impl Tap {
         ok
     }
 
+    fn skip(&mut self, what: &str, why: &str) {
+        self.n += 1;
+        println!("ok {} - {what} # SKIP {why}", self.n);
+    }
+
     fn done(&self) -> ! {
         println!("1..{}", self.n);
         exit(if self.failed > 0 { 1 } else { 0 })
@@ -85,27 +96,60 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     exit(1)
 }
 
-/// Without KVMNC_EXPECT, a host whose CPU shows neither VMX nor SVM (a
-/// paravirtual KVM, shadow paging) can honor guest PAT by no means.
-fn expected() -> Option<Option<Mechanism>> {
+/// Whether the first flags line of /proc/cpuinfo lists `flag` (true when
+/// it cannot be read: claim nothing about the host).
+fn cpu_has(flag: &str) -> bool {
+    let cpuinfo = match std::fs::read_to_string("/proc/cpuinfo") {
+        Ok(c) => c,
+        Err(_) => return true,
+    };
+    let flags = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .unwrap_or("");
+    flags.split_whitespace().any(|f| f == flag)
+}
+
+/// The KVMNC_EXPECT row. Without one, a host whose CPU shows neither VMX
+/// nor SVM (a paravirtual KVM, shadow paging) can honor guest PAT by no
+/// means: "nohw".
+fn expected() -> Option<&'static (&'static str, Option<Mechanism>)> {
     let row = match std::env::var("KVMNC_EXPECT") {
         Ok(r) if !r.is_empty() => r,
-        _ => {
-            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-            let flags = cpuinfo
-                .lines()
-                .find(|l| l.starts_with("flags"))
-                .unwrap_or(" vmx");
-            if flags.contains(" vmx") || flags.contains(" svm") {
-                return None;
-            }
-            "nohw".into()
-        }
+        _ if cpu_has("vmx") || cpu_has("svm") => return None,
+        _ => "nohw".into(),
     };
     match EXPECT.iter().find(|e| e.0 == row) {
-        Some(e) => Some(e.1),
+        Some(e) => Some(e),
         None => fail("KVMNC_EXPECT", format!("unknown row {row}")),
     }
+}
+
+/// The SPTE trace where EPT entries carry a memory type, or None after a
+/// skip (or, on a VMX row, a failure) that says why not.
+fn spte_trace(t: &mut Tap, f: &kvmnc::Features, vmx_row: bool) -> Option<SpteTrace> {
+    const WHAT: &str = "EPT memory types of the guest's accesses";
+    let why = if !cpu_has("vmx") {
+        "not an Intel VMX host: only EPT entries carry the memory type".to_string()
+    } else if f.tdp == Ok(false) {
+        // The library claims nothing under shadow paging; nothing to read.
+        t.skip(
+            WHAT,
+            "shadow paging (kvm_intel.ept=N) has no EPT memory type",
+        );
+        return None;
+    } else {
+        match SpteTrace::start() {
+            Ok(trace) => return Some(trace),
+            Err(why) => why,
+        }
+    };
+    if vmx_row {
+        t.check(false, &format!("{WHAT}: {why}"));
+    } else {
+        t.skip(WHAT, &why);
+    }
+    None
 }
 
 /// crosvm's `set_user_memory_region()` with a handle: plan, the VMM's own
@@ -189,11 +233,13 @@ fn main() {
         kvmnc::mechanism_name(info.region_mechanism),
         info.quirk_disabled
     );
-    if let Some(want) = expected() {
+    let row = expected();
+    if let Some((name, want)) = row {
+        println!("# expecting {name}");
         if scope == Scope::VmIrreversible {
             t.check(
-                info.region_mechanism == want,
-                &format!("regions use {} as expected", kvmnc::mechanism_name(want)),
+                info.region_mechanism == *want,
+                &format!("regions use {} as expected", kvmnc::mechanism_name(*want)),
             );
         }
     }
@@ -220,7 +266,7 @@ fn main() {
     // crosvm sets; the plan keeps it only where the flag is the mechanism.
     let nc =
         Region::new(BLOB_SLOT, BLOB_GPA, SLOT_LEN, blob.addr()).flags(MemFlags::NON_COHERENT_DMA);
-    match set_user_memory_region(&h, &vm, &nc) {
+    let blob_mechanism = match set_user_memory_region(&h, &vm, &nc) {
         Ok(m) => {
             println!(
                 "# blob slot {BLOB_SLOT} at {BLOB_GPA:#x}: non-coherent via {}",
@@ -230,6 +276,7 @@ fn main() {
                 m == info.region_mechanism,
                 "blob: honored by the handle's mechanism",
             );
+            m
         }
         Err(e) if e.is_unsupported() => {
             // No retry behind the device's back: the blob is plain memory
@@ -242,15 +289,58 @@ fn main() {
             let plain = Region::new(BLOB_SLOT, BLOB_GPA, SLOT_LEN, blob.addr());
             let r = set_user_memory_region(&h, &vm, &plain);
             t.check(r == Ok(None), "blob registered as plain memory");
+            None
         }
         Err(e) => fail("blob memslot", e),
-    }
+    };
 
+    // The trace is on before the first run: every EPT entry the guest's
+    // accesses make is new, made under the rules the library set up.
+    let vmx_row = row.map_or(false, |(name, _)| name.contains("vmx"));
+    let trace = spte_trace(&mut t, &f, vmx_row);
+    if let Some(tr) = &trace {
+        tr.clear();
+    }
     let exit_reason = kvm::run_real_mode(&kvm, &vm, CODE_GPA);
     t.check(
         matches!(exit_reason, Ok(kvm::KVM_EXIT_HLT)),
         &format!("guest runs to HLT (exit {exit_reason:?})"),
     );
+    if let Some(tr) = trace {
+        // Where the library says guest PAT is honored: VM-wide once it
+        // disabled the quirk or holds a VIRTIO device for regions; for the
+        // blob alone where the memslot flag carries it.
+        let now = h.info().unwrap_or_else(|e| fail("info", e));
+        let vm_wide = now.quirk_disabled
+            || (now.region_mechanism == Some(Mechanism::VirtioDevice)
+                && now.noncoherent_regions > 0);
+        let text = tr.text();
+        drop(tr);
+        let slots = [
+            ("plain RAM", 0, vm_wide),
+            (
+                "blob",
+                BLOB_GPA,
+                vm_wide || blob_mechanism == Some(Mechanism::MemslotFlag),
+            ),
+        ];
+        for (name, gpa, honored) in slots {
+            let (seen, n) = memtype::collect(&text, gpa, SLOT_LEN);
+            let want = if honored { MT_WB } else { MT_WB_IPAT };
+            println!("# {name}: {n} SPTE(s), memory type {seen}");
+            t.check(
+                seen == Seen::All(want),
+                &format!(
+                    "{name} SPTEs are {want:#x} ({}), got {seen}",
+                    if honored {
+                        "WB, guest PAT honored"
+                    } else {
+                        "WB|IPAT"
+                    }
+                ),
+            );
+        }
+    }
     let mut byte = [0u8];
     let r = h.copy_from_guest(&mut byte, &blob.as_slice()[..1]);
     t.check(
