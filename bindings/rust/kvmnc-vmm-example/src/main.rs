@@ -191,8 +191,12 @@ fn main() {
         }
     }
 
-    let kvm = kvm::open_kvm()
-        .unwrap_or_else(|e| skip(&format!("/dev/kvm: {e} (needs a KVM host and permission)")));
+    let kvm = kvm::open_kvm().unwrap_or_else(|e| {
+        skip(&format!(
+            "{}: {e} (needs a KVM host and permission)",
+            kvm::kvm_path()
+        ))
+    });
     let fds = kvm::count_fds();
     let mut t = Tap { n: 0, failed: 0 };
     println!(

@@ -36,8 +36,9 @@ macro_rules! kvm_or_skip {
             Ok(k) => k,
             Err(e) => {
                 println!(
-                    "SKIP {}: /dev/kvm: {e} (needs a KVM host and permission)",
-                    $test
+                    "SKIP {}: {}: {e} (needs a KVM host and permission)",
+                    $test,
+                    kvm::kvm_path()
                 );
                 return;
             }

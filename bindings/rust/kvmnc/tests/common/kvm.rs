@@ -68,13 +68,17 @@ fn check(r: c_int) -> io::Result<c_int> {
     }
 }
 
-/// `/dev/kvm` (or `$KVMNC_DEVICE`), read-write, close-on-exec.
+/// The KVM node: `$KVMNC_DEVICE`, as the C live tests take it, else `/dev/kvm`.
+pub fn kvm_path() -> String {
+    std::env::var("KVMNC_DEVICE").unwrap_or_else(|_| "/dev/kvm".into())
+}
+
+/// The KVM node, read-write, close-on-exec.
 pub fn open_kvm() -> io::Result<File> {
-    let dev = std::env::var("KVMNC_DEVICE").unwrap_or_else(|_| "/dev/kvm".into());
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&dev)
+        .open(kvm_path())
 }
 
 /// The VMM's own `KVM_CREATE_VM` (type 0).
