@@ -152,7 +152,7 @@ def _status(kind, rc):
     return "fail"
 
 
-def _skip_reason(out):
+def skip_reason(out):
     """The program's last line that mentions a skip (else its last line),
     stripped of TAP's skip framing."""
     lastline = next((ln for ln in reversed(out) if "skip" in ln.lower()),
@@ -186,9 +186,9 @@ def report_guest_test(tap, res, name, kind, deny=None, must_pass=False, expand=F
     elif status == "pass":
         tap.ok(desc)
     elif status == "skip" and must_pass:
-        tap.fail(f"{desc}: must run for real in this run, but skipped: {_skip_reason(out)}")
+        tap.fail(f"{desc}: must run for real in this run, but skipped: {skip_reason(out)}")
     elif status == "skip":
-        tap.skip(desc, _skip_reason(out) or "skipped")
+        tap.skip(desc, skip_reason(out) or "skipped")
     else:
         tap.fail(desc)
     return status
@@ -249,9 +249,28 @@ def save_summary(logdir, summary):
         json.dump(summary, f, indent=1, sort_keys=True)
 
 
+# kselftest's TEST_REQUIRE() skip: the kernel lacks a capability the test
+# needs (a config choice), as opposed to a failure to run.
+REQUIREMENT = "Requirement not met"
+
+
+def compare_one(stock, patched, stock_why):
+    """(verdict, note) of one selftest: stock runs Debian's own kernel, with
+    Debian's config, and patched our build of the same source with the
+    tier's config, so a test may run only on patched because the tier
+    enables what Debian does not. That difference is no regression; any
+    other is a failure."""
+    if stock == patched and stock not in ("absent", "missing"):
+        return True, ""
+    if stock == "skip" and patched == "pass" and REQUIREMENT in (stock_why or ""):
+        return True, f"runs on patched only: Debian's kernel skips it ({stock_why})"
+    return False, ""
+
+
 def compare(tap, base, stock_run, patched_run, backend, strict):
     """Per-test results of the two runs' summaries (in base/<run>/) must be
-    identical, deny-listed tests of `backend` excepted."""
+    identical, deny-listed tests of `backend` excepted, and a test whose
+    requirement Debian's config does not meet (compare_one)."""
     deny = read_denylist(backend)
     sums = {}
     for run in (stock_run, patched_run):
@@ -267,11 +286,13 @@ def compare(tap, base, stock_run, patched_run, backend, strict):
             print(f"1..0 # SKIP {run} was skipped: {s['skipped']}", flush=True)
             return 0
     st, pt = sums[stock_run]["selftests"], sums[patched_run]["selftests"]
+    why = sums[stock_run].get("skip_reasons", {})
     for name in sorted(set(st) | set(pt)):
         s, p = st.get(name, "absent"), pt.get(name, "absent")
         desc = f"{name}: stock={s} patched={p}"
         if name in deny:
             tap.skip(desc, f"deny-listed: {deny[name]}")
-        else:
-            tap.line(s == p and s not in ("absent", "missing"), desc)
+            continue
+        ok, note = compare_one(s, p, why.get(name))
+        tap.line(ok, f"{desc} ({note})" if note else desc)
     return tap.exit_status(strict)

@@ -15,7 +15,7 @@ from .emulators import boot
 from .initramfs import is_dynamic_elf
 from .plan import guest_timeout, qemu_e2e_plan, run_plan
 from .results import (check_kernel_log, check_kunit, check_probe_json, e2e_sptes, guest_cpus,
-                      memtypes, report_guest_test, save_summary)
+                      memtypes, report_guest_test, save_summary, skip_reason)
 from .tap import Tap, log
 
 
@@ -143,13 +143,16 @@ def report_selftests(tap, rp, res, must_pass, deny, summary):
         else:
             summary["selftests"][rel] = report_guest_test(tap, res, rel, "selftest",
                                                           must_pass=st in must_pass)
+    summary["skip_reasons"] = {}
     for name, rel in rp.upstream:
         if rel is None:
             tap.fail(f"selftest {name} was built")
             summary["selftests"][name] = "missing"
-        else:
-            summary["selftests"][name] = report_guest_test(tap, res, rel, "selftest",
-                                                           deny.get(name))
+            continue
+        summary["selftests"][name] = report_guest_test(tap, res, rel, "selftest",
+                                                       deny.get(name))
+        if summary["selftests"][name] == "skip":
+            summary["skip_reasons"][name] = skip_reason(res["tests"][rel].get("out", []))
 
 
 def run_qemu_e2e(a, tap, cfg, kdir, logdir, t_start):

@@ -15,7 +15,7 @@ from .config import DEBUG_BANNERS, RUNS, load_expectations, read_denylist, read_
 from .emulators import bochs_env, tcg_accel, wait_guest
 from .initramfs import kernel_modules, mkinitramfs, write_plan
 from .plan import qemu_e2e_plan
-from .results import check_kernel_log, e2e_sptes, guest_cpus, parse_results
+from .results import check_kernel_log, compare_one, e2e_sptes, guest_cpus, parse_results
 from .tap import Tap
 
 CLEAN_LOG = ("[    0.000000] Linux version 6.12.117\n"
@@ -67,6 +67,21 @@ def check_known_messages(tap):
     tap.line(bool(log_verdict(CLEAN_LOG + "[    0.1] Speculative Return Stack Overflow: WARNING:"
                               " something else\n", backend="qemu")),
              "a changed SRSO line is not taken for the known message")
+
+
+def check_compare_rule(tap):
+    """stock (Debian's config) against patched (the tier's): only a test
+    Debian's kernel cannot run may differ, and only by passing on patched."""
+    req = "Requirement not met: kvm_has_cap(KVM_CAP_GUEST_MEMFD)"
+    cases = [(("pass", "pass", None), True), (("skip", "skip", req), True),
+             (("pass", "fail", None), False), (("pass", "skip", None), False),
+             (("skip", "pass", req), True), (("skip", "pass", "no /dev/kvm"), False),
+             (("skip", "fail", req), False), (("absent", "absent", None), False),
+             (("pass", "missing", None), False)]
+    for args, want in cases:
+        got, _ = compare_one(*args)
+        tap.line(got == want, f"compare stock={args[0]} patched={args[1]}"
+                 f" ({args[2] or 'no skip reason'}): {'same' if want else 'a regression'}")
 
 
 def check_modules(tap):
@@ -200,8 +215,8 @@ def initramfs_modes(tap):
 def self_test():
     """All the checks as TAP; exit 1 on any failure."""
     tap = Tap()
-    for check in (check_log_patterns, check_known_messages, check_modules, check_expectations,
-                  check_result_framing, check_qemu_e2e, check_lost_guest, check_emulator_setup,
-                  initramfs_modes):
+    for check in (check_log_patterns, check_known_messages, check_modules, check_compare_rule,
+                  check_expectations, check_result_framing, check_qemu_e2e, check_lost_guest,
+                  check_emulator_setup, initramfs_modes):
         check(tap)
     return tap.exit_status(strict=True)
