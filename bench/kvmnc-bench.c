@@ -80,8 +80,19 @@ static int c_cpuid(uint32_t l, uint32_t s, uint32_t r[4])
 }
 
 static const struct kvmnc_sys counting = {
-	c_open,	  c_close,     c_ioctl, c_fcntl_getfd, c_mmap_anon,
-	c_munmap, c_read_file, c_uname, c_cpuid,
+	.open = c_open,
+	.close = c_close,
+	.ioctl = c_ioctl,
+	.fcntl_getfd = c_fcntl_getfd,
+	.mmap_anon = c_mmap_anon,
+	.munmap = c_munmap,
+	.read_file = c_read_file,
+	.uname = c_uname,
+	.cpuid = c_cpuid,
+	/* The heap is not a system call. */
+	.malloc = malloc,
+	.calloc = calloc,
+	.realloc = realloc,
 };
 
 static double median(double *v, int n)
@@ -195,8 +206,18 @@ static int noop_ioctl(int fd, unsigned long req, unsigned long arg)
 }
 
 static const struct kvmnc_sys noop = {
-	c_open,	  c_close,     noop_ioctl, c_fcntl_getfd, c_mmap_anon,
-	c_munmap, c_read_file, c_uname,	   c_cpuid,
+	.open = c_open,
+	.close = c_close,
+	.ioctl = noop_ioctl,
+	.fcntl_getfd = c_fcntl_getfd,
+	.mmap_anon = c_mmap_anon,
+	.munmap = c_munmap,
+	.read_file = c_read_file,
+	.uname = c_uname,
+	.cpuid = c_cpuid,
+	.malloc = malloc,
+	.calloc = calloc,
+	.realloc = realloc,
 };
 
 struct stats {

@@ -34,7 +34,7 @@ static int cpuinfo_flag(const char *flag)
 	int r = -ENOENT;
 
 	/* A cold path (once per probe), and 16 KiB is too much for a VMM thread's stack. */
-	buf = malloc(CPUINFO_MAX);
+	buf = SYS(malloc, CPUINFO_MAX);
 	if (!buf)
 		return -ENOMEM;
 	n = SYS(read_file, "/proc/cpuinfo", buf, CPUINFO_MAX);

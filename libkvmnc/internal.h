@@ -55,6 +55,13 @@ struct kvmnc_sys {
 	int (*uname)(struct utsname *u);
 	/* -EOPNOTSUPP where there is no CPUID. */
 	int (*cpuid)(uint32_t leaf, uint32_t subleaf, uint32_t regs[4]);
+	/*
+	 * The heap too: every allocation the library makes goes through here,
+	 * so the unit tests can fail each one in turn (free() cannot fail).
+	 */
+	void *(*malloc)(size_t size);
+	void *(*calloc)(size_t n, size_t size);
+	void *(*realloc)(void *p, size_t size);
 };
 
 extern const struct kvmnc_sys kvmnc_sys_real;
@@ -105,6 +112,8 @@ int kvmnc_struct_in(void *dst, size_t known, const void *src, size_t min_sz);
 int kvmnc_struct_out_ok(const void *dst);
 /* Copies an out struct to a caller's @dst, honoring the caller's sz. */
 void kvmnc_struct_out(void *dst, const void *src, size_t src_sz);
+/* strdup() through the seam's allocator; NULL without memory. */
+char *kvmnc_strdup(const char *s);
 
 /*
  * Records keyed by a uint32_t (the first member of each record), dense in
@@ -123,8 +132,13 @@ void kvmnc_table_init(struct kvmnc_table *t, size_t rec_size);
 void kvmnc_table_free(struct kvmnc_table *t);
 /* Room for one more record; -ENOMEM. */
 int kvmnc_table_reserve(struct kvmnc_table *t);
+/* Room for @more records beyond those held; -ENOMEM. */
+int kvmnc_table_reserve_n(struct kvmnc_table *t, uint32_t more);
 void *kvmnc_table_find(const struct kvmnc_table *t, uint32_t key);
-/* The key must be absent and room reserved; returns the zeroed record, key set. */
+/*
+ * The key must be absent and room reserved; returns the zeroed record, key
+ * set. NULL when there is no room (a caller's bug, never an overrun).
+ */
 void *kvmnc_table_insert(struct kvmnc_table *t, uint32_t key);
 void kvmnc_table_remove(struct kvmnc_table *t, void *rec);
 static inline void *kvmnc_table_at(const struct kvmnc_table *t, uint32_t i)

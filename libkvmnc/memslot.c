@@ -127,8 +127,12 @@ static int plan_change(struct kvmnc *h, const struct kvmnc_region *reg, struct p
 	if (h->region_mech == KVMNC_MECH_NONE)
 		return -EOPNOTSUPP;
 	if (!rec) {
-		/* Room first, so that a kernel success is always recorded. */
-		r = kvmnc_table_reserve(&h->nc);
+		/*
+		 * Room first, so that a kernel success is always recorded: for
+		 * this slot and for every plan still waiting for its outcome,
+		 * each of which inserts when it completes.
+		 */
+		r = kvmnc_table_reserve_n(&h->nc, h->pending_nc + 1);
 		if (r < 0)
 			return r;
 		r = cover_region(h, &p->took_device);
@@ -158,14 +162,18 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 		if (pl)
 			kvmnc_table_remove(&h->plain, pl);
 	} else if (p->nc) {
+		/* plan_change() reserved this record's room. */
 		if (!rec)
 			rec = kvmnc_table_insert(&h->nc, p->reg.slot);
-		rec->flags = p->flags;
-		rec->gpa = p->reg.guest_phys_addr;
-		rec->size = p->reg.memory_size;
-		rec->hva = p->reg.userspace_addr;
-		/* Room for the next one; if that fails, the next call fails first. */
-		kvmnc_table_reserve(&h->nc);
+		if (rec) {
+			rec->flags = p->flags;
+			rec->gpa = p->reg.guest_phys_addr;
+			rec->size = p->reg.memory_size;
+			rec->hva = p->reg.userspace_addr;
+		} else {
+			hpr_warn(h, "slot %#x: no room reserved for its record (a library bug)",
+				 p->reg.slot);
+		}
 		if (pl)
 			kvmnc_table_remove(&h->plain, pl);
 	} else if (h->device_mech == KVMNC_MECH_NONE) {

@@ -278,7 +278,7 @@ static int gather_fn(const struct kvmnc_ncs_entry *e, void *arg)
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? g->cap * 2 : 16;
 
-		r = realloc(g->r, cap * sizeof(*r));
+		r = SYS(realloc, g->r, cap * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		g->r = r;
@@ -341,7 +341,7 @@ KVMNC_API int kvmnc_snapshot_take(struct kvmnc *h, size_t range_sz, struct kvmnc
 	if (r == 0 && g.n > (SIZE_MAX - sizeof(*s)) / range_sz)
 		r = -ENOMEM;
 	if (r == 0) {
-		s = calloc(1, sizeof(*s) + g.n * range_sz);
+		s = SYS(calloc, 1, sizeof(*s) + g.n * range_sz);
 		if (!s)
 			r = -ENOMEM;
 	}

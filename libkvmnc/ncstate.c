@@ -241,7 +241,7 @@ static int collect_fn(const struct kvmnc_ncs_entry *e, void *arg)
 		return 0;
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct kvmnc_rs_range *r = realloc(c->r, cap * sizeof(*r));
+		struct kvmnc_rs_range *r = SYS(realloc, c->r, cap * sizeof(*r));
 
 		if (!r)
 			return -ENOMEM;

@@ -617,11 +617,11 @@ static struct kvmnc_host *cache_add(struct kvmnc_host *hst)
 
 static struct kvmnc_host *new_host(const char *key)
 {
-	struct kvmnc_host *hst = calloc(1, sizeof(*hst));
+	struct kvmnc_host *hst = SYS(calloc, 1, sizeof(*hst));
 
 	if (!hst)
 		return NULL;
-	hst->key = strdup(key);
+	hst->key = kvmnc_strdup(key);
 	if (!hst->key) {
 		free(hst);
 		return NULL;
@@ -759,12 +759,12 @@ void kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct k
 
 	/* A default-type VM answers for the host: later opens and probes need not ask. */
 	if (tried && !host_definitive && definitive(f) && f->vm_flags == 0) {
-		struct kvmnc_host *pub = malloc(sizeof(*pub));
+		struct kvmnc_host *pub = SYS(malloc, sizeof(*pub));
 
 		if (pub) {
 			copy_host(pub, hst);
 			pub->trial_err = 0; /* the trials have run, on this VM */
-			pub->key = strdup(key);
+			pub->key = kvmnc_strdup(key);
 			if (pub->key)
 				cache_add(pub);
 			else

@@ -118,7 +118,7 @@ static struct kvmnc *grow(void)
 
 	pthread_mutex_lock(&grow_lock);
 	n = nhandles < SLAB_MIN ? SLAB_MIN : nhandles;
-	s = calloc(1, sizeof(*s) + (size_t)n * sizeof(struct kvmnc));
+	s = SYS(calloc, 1, sizeof(*s) + (size_t)n * sizeof(struct kvmnc));
 	if (!s) {
 		pthread_mutex_unlock(&grow_lock);
 		return NULL;

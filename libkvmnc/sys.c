@@ -2,6 +2,7 @@
 /* The real system calls behind the seam in internal.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -130,6 +131,9 @@ const struct kvmnc_sys kvmnc_sys_real = {
 	.read_file = sys_read_file,
 	.uname = sys_uname,
 	.cpuid = sys_cpuid,
+	.malloc = malloc,
+	.calloc = calloc,
+	.realloc = realloc,
 };
 
 const struct kvmnc_sys *kvmnc_sys = &kvmnc_sys_real;

@@ -7,6 +7,7 @@
  * where the failed call was best effort.
  */
 #include <dirent.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -80,8 +81,19 @@ static int w_cpuid(uint32_t l, uint32_t s, uint32_t regs[4])
 }
 
 static const struct kvmnc_sys wrapped = {
-	w_open,	  w_close,     w_ioctl, w_fcntl_getfd, w_mmap_anon,
-	w_munmap, w_read_file, w_uname, w_cpuid,
+	.open = w_open,
+	.close = w_close,
+	.ioctl = w_ioctl,
+	.fcntl_getfd = w_fcntl_getfd,
+	.mmap_anon = w_mmap_anon,
+	.munmap = w_munmap,
+	.read_file = w_read_file,
+	.uname = w_uname,
+	.cpuid = w_cpuid,
+	/* System calls only: the unit tests fail the allocations. */
+	.malloc = malloc,
+	.calloc = calloc,
+	.realloc = realloc,
 };
 
 static int proc_fds(void)

@@ -441,12 +441,67 @@ static int f_fcntl_getfd_locked(int fd)
 	return obj_of(fd) ? 0 : -EBADF;
 }
 
+/*
+ * Allocations are counted apart from system calls (the syscall fault tests
+ * keep their call numbers), atomically: the library allocates on any thread
+ * and outside the fake's lock.
+ */
+static int alloc_calls, alloc_fail_nth;
+static bool alloc_fail_hit;
+
+static bool alloc_enter(void)
+{
+	int n = __atomic_add_fetch(&alloc_calls, 1, __ATOMIC_RELAXED);
+
+	if (n == __atomic_load_n(&alloc_fail_nth, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&alloc_fail_hit, true, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
+static void *f_malloc(size_t size)
+{
+	return alloc_enter() ? malloc(size) : NULL;
+}
+
+static void *f_calloc(size_t n, size_t size)
+{
+	return alloc_enter() ? calloc(n, size) : NULL;
+}
+
+static void *f_realloc(void *p, size_t size)
+{
+	return alloc_enter() ? realloc(p, size) : NULL;
+}
+
+void fake_fail_alloc_nth(int nth)
+{
+	int base = __atomic_load_n(&alloc_calls, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&alloc_fail_hit, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&alloc_fail_nth, nth ? base + nth : 0, __ATOMIC_RELAXED);
+}
+
+int fake_allocs(void)
+{
+	return __atomic_load_n(&alloc_calls, __ATOMIC_RELAXED);
+}
+
+bool fake_alloc_fail_hit(void)
+{
+	return __atomic_load_n(&alloc_fail_hit, __ATOMIC_RELAXED);
+}
+
 static int f_mmap_anon_locked(size_t len, void **out)
 {
 	int r = enter();
 
 	if (r)
 		return r;
+	/* A mapping is an allocation too: the allocation faults fail it as well. */
+	if (!alloc_enter())
+		return -ENOMEM;
 	*out = aligned_alloc(4096, len);
 	if (!*out)
 		return -ENOMEM;
@@ -651,6 +706,9 @@ static const struct kvmnc_sys fake_sys = {
 	.read_file = f_read_file,
 	.uname = f_uname,
 	.cpuid = f_cpuid,
+	.malloc = f_malloc,
+	.calloc = f_calloc,
+	.realloc = f_realloc,
 };
 
 /* A child of fork() must find the fake's locks free, as the kernel's are. */
@@ -680,6 +738,7 @@ void fake_reset(const struct fake_personality *p)
 	pers = p;
 	memset(objs, 0, sizeof(objs));
 	fail_nth = fail_err = maps = 0;
+	fake_fail_alloc_nth(0);
 	cache_edx1 = CPUID_1_EDX_CLFLUSH;
 	cache_ebx7 = CPUID_7_EBX_CLFLUSHOPT | CPUID_7_EBX_CLWB;
 	kvmnc_sys = &fake_sys;

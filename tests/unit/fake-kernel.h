@@ -81,6 +81,17 @@ int fake_calls(void);
 /* Whether the injected failure was hit. */
 bool fake_fail_hit(void);
 
+/*
+ * Fail the @nth allocation from now (1-based: malloc, calloc, realloc and
+ * anonymous mappings through the seam) by returning NULL / -ENOMEM; 0
+ * disables. Counted apart from the system calls above.
+ */
+void fake_fail_alloc_nth(int nth);
+/* Allocations made through the seam since the process started. */
+int fake_allocs(void);
+/* Whether the injected allocation failure was hit. */
+bool fake_alloc_fail_hit(void);
+
 /* Open fds and mappings the fake currently has outstanding. */
 int fake_open_fds(void);
 int fake_open_maps(void);

@@ -551,6 +551,43 @@ static void test_sz_bounds(void **state)
 	set_region_on_guard(h, 1u << 20, -EBADF);
 }
 
+/*
+ * Issue 19, bug 1: two VMM-owned plans for new non-coherent slots wait
+ * while the table has room for exactly one more record. Each plan must
+ * hold its own room: when the allocation after the first outcome fails,
+ * the second outcome still has a place to go (1.1 wrote it past the end).
+ */
+static void test_plans_hold_their_room(void **state)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct kvmnc_region r;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	for (uint32_t s = 1; s <= 7; s++) {
+		r = region(s, (uint64_t)s << 30, 4096, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+	}
+	assert_int_equal(h->nc.n, 7);
+	for (uint32_t s = 8; s <= 9; s++) {
+		r = region(s, (uint64_t)s << 30, 4096, true);
+		assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	}
+	for (uint32_t s = 8; s <= 9; s++) {
+		/* Whatever the outcome call allocates fails; it needs nothing new. */
+		fake_fail_alloc_nth(1);
+		assert_int_equal(kvmnc_region_complete(h, s, 0), 0);
+		fake_fail_alloc_nth(0);
+		assert_true(h->nc.n <= h->nc.cap);
+	}
+	assert_int_equal(h->nc.n, 9);
+	assert_int_equal(kvmnc_region_removed(h, 8), 0);
+	assert_int_equal(kvmnc_region_removed(h, 9), 0);
+	kvmnc_close(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +604,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_resync, teardown_fake),
 		cmocka_unit_test_teardown(test_failures_grow_nothing, teardown_fake),
 		cmocka_unit_test_teardown(test_sz_bounds, teardown_fake),
+		cmocka_unit_test_teardown(test_plans_hold_their_room, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

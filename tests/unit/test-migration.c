@@ -842,7 +842,7 @@ static void test_sets_out_of_memory(void **state)
 		assert_int_equal(kvmnc_copy_to_guest(h, g, b, 1 << 20), 0);
 		assert_memory_equal(g, b, 1 << 20);
 		/* Memory again: the first copy rebuilds the sets. */
-		kvmnc_rs_alloc = malloc;
+		kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 		alloc_budget = -1;
 		assert_int_equal(kvmnc_copy_from_guest(h, b, g + 1, 4096), 0);
 		assert_true(kvmnc_ncs_ok(h));
@@ -924,7 +924,7 @@ static void test_copies_while_changing(void **state)
 static int teardown(void **state)
 {
 	kvmnc_migration_trace = NULL;
-	kvmnc_rs_alloc = malloc;
+	kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 	return teardown_fake(state);
 }
 
