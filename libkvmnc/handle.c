@@ -181,6 +181,18 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 		goto err;
 
 	/*
+	 * Room for the first record of each kind, so that no later call grows
+	 * on failure; before the quirk, which no failure after it can undo.
+	 */
+	r = kvmnc_table_reserve(&h->nc);
+	if (r == 0)
+		r = kvmnc_table_reserve(&h->pending);
+	if (r == 0)
+		r = kvmnc_table_reserve(&h->devs);
+	if (r < 0)
+		goto err;
+
+	/*
 	 * The quirk does not recompute existing mappings, so it goes in now,
 	 * before the VMM adds memslots: for regions, or for devices the caller
 	 * declared. Later is too late (kvmnc_device_enable() says -EBUSY).
@@ -191,15 +203,6 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 		if (r < 0)
 			goto err;
 	}
-
-	/* Room for the first record of each kind, so that no later call grows on failure. */
-	r = kvmnc_table_reserve(&h->nc);
-	if (r == 0)
-		r = kvmnc_table_reserve(&h->pending);
-	if (r == 0)
-		r = kvmnc_table_reserve(&h->devs);
-	if (r < 0)
-		goto err;
 
 	hpr_debug(h, "handle on VM fd %d: regions use %s, devices use %s", vm_fd,
 		  kvmnc_mechanism_name(h->region_mech), kvmnc_mechanism_name(h->device_mech));

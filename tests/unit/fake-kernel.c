@@ -479,7 +479,8 @@ void fake_fail_alloc_nth(int nth)
 {
 	int base = __atomic_load_n(&alloc_calls, __ATOMIC_RELAXED);
 
-	__atomic_store_n(&alloc_fail_hit, false, __ATOMIC_RELAXED);
+	if (nth)
+		__atomic_store_n(&alloc_fail_hit, false, __ATOMIC_RELAXED);
 	__atomic_store_n(&alloc_fail_nth, nth ? base + nth : 0, __ATOMIC_RELAXED);
 }
 
