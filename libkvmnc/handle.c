@@ -171,7 +171,9 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	r = host_facts(h, &o, key);
 	if (r < 0)
 		goto err;
-	kvmnc_probe_vm(key, &h->host, vm_fd, &vf);
+	r = kvmnc_probe_vm(key, &h->host, vm_fd, &vf);
+	if (r < 0)
+		goto err;
 	h->vm_quirks_mask =
 		h->host.feat.guest_pat_quirk.supported >= 0 ? h->host.feat.quirks_mask : 0;
 	h->nr_as = vf.address_spaces > 0 ? (uint32_t)vf.address_spaces : KVMNC_MAX_AS;

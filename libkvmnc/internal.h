@@ -219,6 +219,8 @@ struct kvmnc_host {
 	int trial_err;
 	/* The failure is one that will not go away (a filter, a VM type). */
 	bool trial_err_final;
+	/* A trial memslot on the caller's VM could not be deleted (never cached). */
+	bool trial_slot_left;
 };
 
 /*
@@ -235,9 +237,10 @@ void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct k
  * Narrows @host to what VM @vm_fd says about itself, trying on that VM what
  * the host probe could not (a free slot id, a device created and closed).
  * Publishes the result as the host's answer when it is definitive and the
- * VM is of the default type.
+ * VM is of the default type. -ENOTRECOVERABLE: a trial memslot could not be
+ * deleted from the VM (its page stays mapped for it); otherwise 0.
  */
-void kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
+int kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
 int kvmnc_recommend(const struct kvmnc_features *f);
 void kvmnc_probe_reset(void); /* unit tests only */
 

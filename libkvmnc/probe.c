@@ -387,16 +387,29 @@ static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t n
 	}
 	if (callers && (r == 0 || (r == -EINVAL && plain == 0))) {
 		/* The VMM's VM must not keep it: a transient failure gets more tries. */
+		int d = -1;
+
 		reg.memory_size = 0;
-		for (int tries = 0, d = -1; d < 0 && tries < 3; tries++) {
+		for (int tries = 0; d < 0 && tries < 3; tries++)
 			d = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &reg,
 						 r == 0 ? KVM_MEM_NON_COHERENT_DMA : 0);
-			if (d < 0 && tries == 2)
-				pr_warn("could not delete trial memslot %u from the VM: %s",
-					reg.slot, strerror(-d));
+		if (d < 0) {
+			/*
+			 * The slot stays in the VMM's VM and maps this page: unmapping
+			 * it would let the guest reach whatever the VMM maps there
+			 * next. The page is left to the VM on purpose, and the open
+			 * fails (kvmnc_probe_vm()).
+			 */
+			pr_warn("could not delete trial memslot %u (GPA %#llx) from the VMM's "
+				"VM: %s; its page at %p stays mapped for the VM",
+				reg.slot, (unsigned long long)reg.guest_phys_addr, strerror(-d),
+				page);
+			hst->trial_slot_left = true;
+			page = NULL;
 		}
 	}
-	SYS(munmap, page, KVMNC_PAGE_SIZE);
+	if (page)
+		SYS(munmap, page, KVMNC_PAGE_SIZE);
 
 	if (r == 0) {
 		hst->feat.memslot_flag_cap = hst->cap239 > 0
@@ -695,7 +708,7 @@ static bool vm_is_tdx(const struct kvmnc_host *hst, const struct kvmnc_vm_facts 
 	return cpu_is(hst, KVMNC_VENDOR_INTEL) && vf->readonly_mem == 0;
 }
 
-void kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kvmnc_vm_facts *vf)
+int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kvmnc_vm_facts *vf)
 {
 	struct kvmnc_features *f = &hst->feat;
 	bool host_definitive = definitive(f), tried = false;
@@ -729,6 +742,8 @@ void kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct k
 		try_on_vm(hst, vm_fd, true, vf->memslots > 0 ? (uint32_t)vf->memslots : 0);
 		f->probed_on = KVMNC_PROBED_CALLER_VM;
 		tried = true;
+		if (hst->trial_slot_left)
+			return -ENOTRECOVERABLE;
 	}
 
 	if (f->memslot_flag.supported == 1 && f->memslot_flag_cap) {
@@ -771,6 +786,7 @@ void kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct k
 				free(pub);
 		}
 	}
+	return 0;
 }
 
 KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out)

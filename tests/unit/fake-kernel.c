@@ -250,6 +250,9 @@ static int cap_value(const struct obj *o, unsigned long cap)
 	return 0;
 }
 
+/* The next @delete_fail_times deletes of an existing slot fail (fake_fail_deletes()). */
+static int delete_fail_times, delete_fail_err;
+
 static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		      uint64_t hva, bool v2)
 {
@@ -280,6 +283,10 @@ static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gp
 	if (size == 0) {
 		if (!s)
 			return -EINVAL;
+		if (delete_fail_times) {
+			delete_fail_times--;
+			return -delete_fail_err;
+		}
 		s->used = false;
 		return 0;
 	}
@@ -475,6 +482,13 @@ static void *f_realloc(void *p, size_t size)
 	return alloc_enter() ? realloc(p, size) : NULL;
 }
 
+/* Set from the test's thread while no library call runs. */
+void fake_fail_deletes(int times, int err)
+{
+	delete_fail_times = times;
+	delete_fail_err = err;
+}
+
 void fake_fail_alloc_nth(int nth)
 {
 	int base = __atomic_load_n(&alloc_calls, __ATOMIC_RELAXED);
@@ -494,6 +508,31 @@ bool fake_alloc_fail_hit(void)
 	return __atomic_load_n(&alloc_fail_hit, __ATOMIC_RELAXED);
 }
 
+/*
+ * The mappings outstanding, so that fake_reset() can drop what the library
+ * left mapped on purpose (a process's exit would), and leak checkers see
+ * only real leaks.
+ */
+static void *live_maps[64];
+
+static void map_note(void *p, bool add)
+{
+	for (size_t i = 0; i < sizeof(live_maps) / sizeof(live_maps[0]); i++) {
+		if (add ? !live_maps[i] : live_maps[i] == p) {
+			live_maps[i] = add ? p : NULL;
+			return;
+		}
+	}
+}
+
+static void drop_maps(void)
+{
+	for (size_t i = 0; i < sizeof(live_maps) / sizeof(live_maps[0]); i++) {
+		free(live_maps[i]);
+		live_maps[i] = NULL;
+	}
+}
+
 static int f_mmap_anon_locked(size_t len, void **out)
 {
 	int r = enter();
@@ -506,6 +545,7 @@ static int f_mmap_anon_locked(size_t len, void **out)
 	*out = aligned_alloc(4096, len);
 	if (!*out)
 		return -ENOMEM;
+	map_note(*out, true);
 	maps++;
 	return 0;
 }
@@ -515,6 +555,7 @@ static int f_munmap_locked(void *addr, size_t len)
 	int r = enter();
 
 	(void)len;
+	map_note(addr, false);
 	free(addr);
 	maps--;
 	return r;
@@ -738,7 +779,9 @@ void fake_reset(const struct fake_personality *p)
 	pthread_once(&once, register_atfork);
 	pers = p;
 	memset(objs, 0, sizeof(objs));
+	drop_maps();
 	fail_nth = fail_err = maps = 0;
+	delete_fail_times = delete_fail_err = 0;
 	fake_fail_alloc_nth(0);
 	cache_edx1 = CPUID_1_EDX_CLFLUSH;
 	cache_ebx7 = CPUID_7_EBX_CLFLUSHOPT | CPUID_7_EBX_CLWB;
@@ -753,6 +796,7 @@ void fake_reset(const struct fake_personality *p)
 void fake_uninstall(void)
 {
 	kvmnc_sys = &kvmnc_sys_real;
+	drop_maps();
 	kvmnc_probe_reset();
 }
 

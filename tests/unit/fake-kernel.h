@@ -81,6 +81,9 @@ int fake_calls(void);
 /* Whether the injected failure was hit. */
 bool fake_fail_hit(void);
 
+/* The next @times deletes of an existing memslot (any VM) fail with -@err. */
+void fake_fail_deletes(int times, int err);
+
 /*
  * Fail the @nth allocation from now (1-based: malloc, calloc, realloc and
  * anonymous mappings through the seam) by returning NULL / -ENOMEM; 0

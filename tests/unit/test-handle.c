@@ -210,6 +210,41 @@ static void test_sandboxed(void **state)
 	check_from_callers_vm("unprivileged", 0);
 }
 
+/*
+ * Issue 19, bug 2: the trials run on the VMM's own VM and the trial slot
+ * cannot be deleted. The open must fail, and the page behind the slot must
+ * stay mapped: a freed page would let the guest reach whatever the VMM maps
+ * there next. Two failed deletes are retried away.
+ */
+static void test_trial_slot_stuck(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
+	struct fake_vm_state vs;
+	struct kvmnc *h = NULL;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("sandboxed"));
+	vm = fake_create_vm();
+	fake_fail_deletes(3, EIO);
+	assert_int_equal(kvmnc_open(vm, &o, &h), -ENOTRECOVERABLE);
+	assert_null(h);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 1);
+	/* The slot's memory is still the library's, kept for the VM. */
+	assert_int_equal(fake_open_maps(), 1);
+	assert_int_equal(fake_open_fds(), 1);
+	/* Nothing was cached from the failed open: a fresh VM asks again. */
+	fake_close(vm);
+
+	vm = fake_create_vm();
+	fake_fail_deletes(2, EIO);
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 0);
+	kvmnc_close(h);
+}
+
 /* A VMM that holds the node's fd: the library opens no path. */
 static void test_kvm_fd(void **state)
 {
@@ -495,6 +530,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_private_vm_features, teardown),
 		cmocka_unit_test_teardown(test_tdx_vm, teardown),
 		cmocka_unit_test_teardown(test_sandboxed, teardown),
+		cmocka_unit_test_teardown(test_trial_slot_stuck, teardown),
 		cmocka_unit_test_teardown(test_kvm_fd, teardown),
 		cmocka_unit_test_teardown(test_needs_vm_type, teardown),
 		cmocka_unit_test_teardown(test_private_vm_v2, teardown),
