@@ -118,6 +118,17 @@ void kvmnc_cpu_probe(struct kvmnc_cpu *c)
 		c->tdp = read_bool_param("/sys/module/kvm_amd/parameters/npt");
 	else
 		c->tdp = -EOPNOTSUPP;
+	/*
+	 * A missing parameter means "not kvm_intel / kvm_amd" only where sysfs
+	 * shows kvm.ko itself; a jail without /sys (Firecracker's jailer)
+	 * cannot tell, and must not be read as "no".
+	 */
+	if (c->tdp == -ENOENT) {
+		char buf[24];
+
+		if (SYS(read_file, "/sys/module/kvm/parameters/halt_poll_ns", buf, sizeof(buf)) < 0)
+			c->tdp = -ENODATA;
+	}
 }
 
 const char *kvmnc_tdp_name(int vendor)

@@ -38,19 +38,25 @@ static int check_vm_fd(int fd)
 	return r == -ENOTTY || r == -EINVAL ? 0 : r;
 }
 
-static bool mech_ok(const struct kvmnc_features *f, int mech)
+/* The probe's answer for @mech: 1, 0, or negative errno (could not tell). */
+static int mech_supported(const struct kvmnc_features *f, int mech)
 {
 	switch (mech) {
 	case KVMNC_MECH_NATIVE:
-		return f->native.supported == 1;
+		return f->native.supported;
 	case KVMNC_MECH_MEMSLOT_FLAG:
-		return f->memslot_flag.supported == 1;
+		return f->memslot_flag.supported;
 	case KVMNC_MECH_VIRTIO_DEVICE:
-		return f->virtio_device.supported == 1;
+		return f->virtio_device.supported;
 	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return f->guest_pat_quirk.supported == 1;
+		return f->guest_pat_quirk.supported;
 	}
-	return false;
+	return 0;
+}
+
+static bool mech_ok(const struct kvmnc_features *f, int mech)
+{
+	return mech_supported(f, mech) == 1;
 }
 
 static int mech_scope(int mech)
@@ -73,8 +79,16 @@ static int choose(const struct kvmnc_features *f, int scope, bool for_regions)
 	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
 		if (!for_regions && order[i] == KVMNC_MECH_MEMSLOT_FLAG)
 			continue;
-		if (mech_scope(order[i]) <= scope && mech_ok(f, order[i]))
+		if (mech_scope(order[i]) > scope)
+			continue;
+		if (mech_ok(f, order[i]))
 			return order[i];
+		/*
+		 * A narrower mechanism that could not be told may be there: a
+		 * wider one (VM-wide, or irreversible) must not stand in for it.
+		 */
+		if (mech_supported(f, order[i]) < 0)
+			return KVMNC_MECH_NONE;
 	}
 	return KVMNC_MECH_NONE;
 }

@@ -166,8 +166,14 @@ struct kvmnc_cpu {
 	bool self_snoop_kernel;
 	/* /proc/cpuinfo could not be read for another reason than its absence (-errno). */
 	int self_snoop_err;
-	/* EPT/NPT in use by KVM: 1, 0, or negative errno (-ENOENT: not kvm_intel/kvm_amd). */
+	/*
+	 * EPT/NPT in use by KVM: 1, 0, or negative errno: -ENOENT not
+	 * kvm_intel/kvm_amd (sysfs has kvm.ko without it), -ENODATA no sysfs
+	 * to tell, another the read's error.
+	 */
 	int tdp;
+	/* tdp and self_snoop were inferred from the quirk mask (KVM's own word). */
+	bool from_quirk_mask;
 };
 
 void kvmnc_cpu_probe(struct kvmnc_cpu *c);

@@ -138,8 +138,11 @@ static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
 		else
 			set_status(st, 1,
 				   "quirk mask 0x%llx includes IGNORE_GUEST_PAT (bit 9): "
-				   "EPT with a self-snooping CPU",
-				   mask);
+				   "EPT with a self-snooping CPU%s",
+				   mask,
+				   hst->cpu.from_quirk_mask
+					   ? " (KVM's word: /sys or /proc could not be read)"
+					   : "");
 		return;
 	}
 
@@ -161,12 +164,18 @@ static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: %s is disabled "
 			   "(shadow paging always ignores guest PAT)",
 			   mask, kvmnc_tdp_name(vendor));
-	else if (tdp < 0)
+	else if (tdp == -ENOENT)
 		set_status(st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: KVM is not %s "
 			   "here (no /sys/module/%s), so no EPT/NPT; shadow paging "
 			   "always ignores guest PAT",
 			   mask, kvmnc_kvm_module(vendor), kvmnc_kvm_module(vendor));
+	else if (tdp < 0)
+		set_status(st, 0,
+			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT (KVM drops it without "
+			   "%s or self-snoop, or is older than 6.16 / 6.12.78; %s could not be "
+			   "read: %s)",
+			   mask, kvmnc_tdp_name(vendor), kvmnc_kvm_module(vendor), strerror(-tdp));
 	else
 		set_status(st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
@@ -206,6 +215,13 @@ static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
 			 kvmnc_kvm_module(c->vendor), kvmnc_kvm_module(c->vendor),
 			 kvmnc_tdp_name(c->vendor));
 		return 0;
+	}
+	if (c->tdp == -ENODATA) {
+		snprintf(why, len,
+			 "could not tell whether KVM uses %s: no /sys/module to read (a jail?) "
+			 "and no IGNORE_GUEST_PAT in the quirk mask to say so",
+			 kvmnc_tdp_name(c->vendor));
+		return c->tdp;
 	}
 	if (c->tdp < 0) {
 		snprintf(why, len, "could not tell whether KVM uses %s: %s",
@@ -513,8 +529,36 @@ static void common_facts(struct kvmnc_host *hst, int fd)
 	f->memslots = r > 0 ? (uint32_t)r : 0;
 }
 
+/*
+ * What the files could not say, KVM's quirk mask can: 6.12.78+ and 6.16+
+ * list IGNORE_GUEST_PAT on VMX only with EPT and a self-snooping CPU
+ * (vmx_hardware_setup), and on SVM only with NPT. An unreadable fact
+ * becomes known only from that word, never from a guess.
+ */
+static void infer_from_quirk_mask(struct kvmnc_host *hst, int64_t mask)
+{
+	struct kvmnc_cpu *c = &hst->cpu;
+
+	if (mask < 0 || !(mask & KVMNC_QUIRK_IGNORE_GUEST_PAT) || c->cpuid_err)
+		return;
+	if (c->vendor != KVMNC_VENDOR_INTEL && c->vendor != KVMNC_VENDOR_AMD)
+		return;
+	if (c->tdp < 0 && c->tdp != -ENOENT) {
+		c->tdp = 1;
+		c->from_quirk_mask = true;
+	}
+	if (c->vendor == KVMNC_VENDOR_INTEL && (c->self_snoop_err || c->self_snoop < 0)) {
+		c->self_snoop = 1;
+		c->self_snoop_err = 0;
+		c->from_quirk_mask = true;
+	}
+	hst->feat.tdp = c->tdp;
+	hst->feat.self_snoop = c->self_snoop;
+}
+
 static void decide(struct kvmnc_host *hst, int64_t mask)
 {
+	infer_from_quirk_mask(hst, mask);
 	decide_native(hst);
 	decide_quirk(hst, mask);
 	apply_gate(hst);
@@ -755,8 +799,10 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 				   f->memslot_flag_cap);
 	}
 	if (vf->quirks >= 0 &&
-	    ((uint64_t)vf->quirks != f->quirks_mask || f->guest_pat_quirk.supported < 0))
+	    ((uint64_t)vf->quirks != f->quirks_mask || f->guest_pat_quirk.supported < 0)) {
+		infer_from_quirk_mask(hst, vf->quirks);
 		decide_quirk(hst, vf->quirks);
+	}
 	if (tried)
 		apply_gate(hst);
 

@@ -252,6 +252,8 @@ static int cap_value(const struct obj *o, unsigned long cap)
 
 /* The next @delete_fail_times deletes of an existing slot fail (fake_fail_deletes()). */
 static int delete_fail_times, delete_fail_err;
+/* Every memslot that asks for KVM_MEM_NON_COHERENT_DMA fails (fake_fail_flag_trials()). */
+static int flag_trial_err;
 
 static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		      uint64_t hva, bool v2)
@@ -280,6 +282,8 @@ static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gp
 		else if (!vm->slots[i].used && !free_s)
 			free_s = &vm->slots[i];
 	}
+	if (flag_trial_err && size && (flags & KVM_MEM_NON_COHERENT_DMA))
+		return -flag_trial_err;
 	if (size == 0) {
 		if (!s)
 			return -EINVAL;
@@ -482,6 +486,11 @@ static void *f_realloc(void *p, size_t size)
 	return alloc_enter() ? realloc(p, size) : NULL;
 }
 
+void fake_fail_flag_trials(int err)
+{
+	flag_trial_err = err;
+}
+
 /* Set from the test's thread while no library call runs. */
 void fake_fail_deletes(int times, int err)
 {
@@ -585,6 +594,8 @@ static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 
 	if (r)
 		return r;
+	if (pers->jail && (!strncmp(path, "/sys/", 5) || !strncmp(path, "/proc/", 6)))
+		return -ENOENT;
 	if (!strcmp(path, "/proc/cpuinfo")) {
 		cpuinfo(buf, len);
 		return (ssize_t)strlen(buf);
@@ -593,6 +604,8 @@ static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 		val = pers->ept;
 	else if (!strcmp(path, "/sys/module/kvm_amd/parameters/npt"))
 		val = pers->npt;
+	else if (!strcmp(path, "/sys/module/kvm/parameters/halt_poll_ns"))
+		val = "200000"; /* kvm.ko's own parameter: sysfs is there */
 	if (!val)
 		return -ENOENT;
 	snprintf(buf, len, "%s\n", val);
@@ -781,7 +794,7 @@ void fake_reset(const struct fake_personality *p)
 	memset(objs, 0, sizeof(objs));
 	drop_maps();
 	fail_nth = fail_err = maps = 0;
-	delete_fail_times = delete_fail_err = 0;
+	delete_fail_times = delete_fail_err = flag_trial_err = 0;
 	fake_fail_alloc_nth(0);
 	cache_edx1 = CPUID_1_EDX_CLFLUSH;
 	cache_ebx7 = CPUID_7_EBX_CLFLUSHOPT | CPUID_7_EBX_CLWB;
@@ -1012,6 +1025,41 @@ const struct fake_personality fake_personalities[] = {
 		.flag_v1 = true,
 		.flag_v2 = true,
 		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	/* Issue 19, bug 3: the same kernels seen from a chroot jail without /sys and /proc. */
+	{
+		.name = "jailed-patched-6.12",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.jail = true,
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "jailed-chromeos-6.6",
+		.release = "6.6.50-chromeos",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = false,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.flag_v1 = true,
+		.ept = "Y",
+		.jail = true,
 		.vm_flag_cap = -1,
 	},
 	{

@@ -47,6 +47,8 @@ struct fake_personality {
 	/* Contents of kvm_intel's ept / kvm_amd's npt parameters; NULL: no file. */
 	const char *ept;
 	const char *npt;
+	/* A chroot jail (Firecracker's jailer): no /sys and no /proc at all. */
+	bool jail;
 	/* What the VM (not the node) answers for the flag capability; -1: same. */
 	int vm_flag_cap;
 	/* KVM_CAP_VM_TYPES; VM types other than 0 that KVM_CREATE_VM accepts. */
@@ -81,6 +83,8 @@ int fake_calls(void);
 /* Whether the injected failure was hit. */
 bool fake_fail_hit(void);
 
+/* Every memslot asking for KVM_MEM_NON_COHERENT_DMA fails with -@err (0: no more). */
+void fake_fail_flag_trials(int err);
 /* The next @times deletes of an existing memslot (any VM) fail with -@err. */
 void fake_fail_deletes(int times, int err);
 

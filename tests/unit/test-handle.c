@@ -245,6 +245,38 @@ static void test_trial_slot_stuck(void **state)
 	kvmnc_close(h);
 }
 
+/*
+ * Issue 19, bug 3: in a jail the handle takes the memslot flag the kernel
+ * has, not the irreversible quirk; and where the flag could not be tried
+ * (a passing EMFILE), no wider mechanism stands in for it.
+ */
+static void test_unknown_never_widens(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE);
+	KVMNC_OPTS(kvmnc_handle_info, info);
+	struct kvmnc *h = NULL;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("jailed-patched-6.12"));
+	vm = fake_create_vm();
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	assert_int_equal(kvmnc_get_info(h, &info), 0);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_MEMSLOT_FLAG);
+	assert_false(info.quirk_disabled);
+	kvmnc_close(h);
+
+	fake_reset(fake_personality("patched-6.12"));
+	vm = fake_create_vm();
+	fake_fail_flag_trials(EMFILE);
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	fake_fail_flag_trials(0);
+	assert_int_equal(kvmnc_get_info(h, &info), 0);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_NONE);
+	assert_false(info.quirk_disabled);
+	kvmnc_close(h);
+}
+
 /* A VMM that holds the node's fd: the library opens no path. */
 static void test_kvm_fd(void **state)
 {
@@ -531,6 +563,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_tdx_vm, teardown),
 		cmocka_unit_test_teardown(test_sandboxed, teardown),
 		cmocka_unit_test_teardown(test_trial_slot_stuck, teardown),
+		cmocka_unit_test_teardown(test_unknown_never_widens, teardown),
 		cmocka_unit_test_teardown(test_kvm_fd, teardown),
 		cmocka_unit_test_teardown(test_needs_vm_type, teardown),
 		cmocka_unit_test_teardown(test_private_vm_v2, teardown),

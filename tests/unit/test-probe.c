@@ -79,6 +79,15 @@ static const struct expect expectations[] = {
 	 "EPT is disabled", 0, 0},
 	{"patched-v2", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
 	 "NONCOHERENT_SET", NULL, 239, 32},
+	/*
+	 * Issue 19, bug 3: no /sys, no /proc (a chroot jail). The quirk mask's
+	 * bit 9 is KVM's own word that it uses EPT on a self-snooping CPU; with
+	 * no such word, EPT is unknown, and unknown is not "no".
+	 */
+	{"jailed-patched-6.12", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
+	 "NONCOHERENT_SET", "KVM's word", 239, 32},
+	{"jailed-chromeos-6.6", 0, -ENODATA, 0, 0, KVMNC_MECH_NONE, NULL,
+	 "could not tell whether KVM uses EPT", NULL, NULL, 236, 0},
 };
 
 static int teardown(void **state)
