@@ -223,20 +223,22 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	hpr_debug(h, "handle on VM fd %d: regions use %s, devices use %s", vm_fd,
 		  kvmnc_mechanism_name(h->region_mech), kvmnc_mechanism_name(h->device_mech));
 	kvmnc_handle_publish(h);
-	*out = h;
+	/* The caller's name for the handle is a token, never its address (registry.c). */
+	*out = h->token;
 	return 0;
 err:
 	kvmnc_handle_discard(h);
 	return r;
 }
 
-KVMNC_API int kvmnc_close(struct kvmnc *h)
+KVMNC_API int kvmnc_close(struct kvmnc *hd)
 {
+	struct kvmnc *h;
 	int r;
 
-	if (!h)
+	if (!hd)
 		return 0;
-	r = kvmnc_handle_close_begin(h);
+	r = kvmnc_handle_close_begin(hd, &h);
 	if (r < 0)
 		return r;
 	/* Not silent: those regions lose what made guest PAT reach them. */
@@ -252,8 +254,9 @@ KVMNC_API int kvmnc_close(struct kvmnc *h)
 	return 0;
 }
 
-KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
+KVMNC_API int kvmnc_get_info(struct kvmnc *hd, struct kvmnc_handle_info *info)
 {
+	struct kvmnc *h;
 	struct kvmnc_handle_info i = {.sz = sizeof(i)};
 	int r;
 
@@ -262,7 +265,7 @@ KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
 	r = kvmnc_struct_out_ok(info);
 	if (r < 0)
 		return r;
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	i.region_mechanism = h->region_mech;
@@ -277,8 +280,9 @@ KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
 	return 0;
 }
 
-KVMNC_API int kvmnc_get_features(struct kvmnc *h, struct kvmnc_features *out)
+KVMNC_API int kvmnc_get_features(struct kvmnc *hd, struct kvmnc_features *out)
 {
+	struct kvmnc *h;
 	int r;
 
 	if (!out)
@@ -286,7 +290,7 @@ KVMNC_API int kvmnc_get_features(struct kvmnc *h, struct kvmnc_features *out)
 	r = kvmnc_struct_out_ok(out);
 	if (r < 0)
 		return r;
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	kvmnc_struct_out(out, &h->host.feat, sizeof(h->host.feat));

@@ -305,17 +305,23 @@ struct kvmnc_ncs {
 	struct kvmnc_ncs_entry old;
 };
 
+/*
+ * A handle. Callers never see its address: they hold a token (registry.c)
+ * that names its registry slot and generation; every public call turns the
+ * token into the handle with a reference (kvmnc_handle_ref/get).
+ */
 struct kvmnc {
-	/* Lifetime word, atomic: OPEN bit, LIVE bit, references (registry.c). */
-	uint32_t state;
-	/* Type-stable: initialized once with the slab, never destroyed. */
+	/* Registry slot, and the token the caller was given for it. */
+	uint32_t slot_idx;
+	struct kvmnc *token;
 	pthread_mutex_t lock;
 	/*
-	 * Read by the copy helpers without a reference, so never cleared by a
-	 * plain memset (the handle's reuse skips it; ncstate.c sets it up and
-	 * tears it down field by field, atomically where read so).
+	 * Read by the copy helpers without the lock, and without a reference
+	 * while their thread's hint answers: it lives in the registry slot,
+	 * which is never freed (ncstate.c sets it up and tears it down field
+	 * by field, atomically where read so; registry.c).
 	 */
-	struct kvmnc_ncs ncs;
+	struct kvmnc_ncs *ncs;
 	/* The rest is protected by the lock. */
 	bool closed;
 
@@ -351,27 +357,35 @@ struct kvmnc {
 
 /* A new handle, LIVE but not yet open; NULL without memory. */
 struct kvmnc *kvmnc_handle_alloc(void);
-/* Makes an allocated handle reachable; delivers what its opening logged. */
+/* Makes an allocated handle reachable through its token; delivers what its opening logged. */
 void kvmnc_handle_publish(struct kvmnc *h);
 /* Frees an allocated handle that was never published, after delivering its log. */
 void kvmnc_handle_discard(struct kvmnc *h);
-/* Takes a reference and the handle lock; -EBADF if @h is not an open handle. */
-int kvmnc_handle_get(struct kvmnc *h);
+/*
+ * The handle a caller's @token names, with a reference and its lock, in
+ * *out; -EBADF if @token names no open handle (NULL, closed, stale, or
+ * no token at all).
+ */
+int kvmnc_handle_get(const struct kvmnc *token, struct kvmnc **out);
 void kvmnc_handle_put(struct kvmnc *h);
 /*
  * A reference without the lock, for paths that read only what is published
  * atomically (the copy helpers, once their range set is lock-free).
  */
-int kvmnc_handle_ref(struct kvmnc *h);
+int kvmnc_handle_ref(const struct kvmnc *token, struct kvmnc **out);
 void kvmnc_handle_unref(struct kvmnc *h);
-/*
- * -EBADF unless @h is an open handle, and no reference: for reads that stay
- * safe however the handle changes meanwhile (handle memory is never freed,
- * and what is read is checked against a generation no other state repeats).
- */
-int kvmnc_handle_check(const struct kvmnc *h);
 /* Ends an open handle: afterwards get/ref fail; -EBADF if not open. The lock is taken. */
-int kvmnc_handle_close_begin(struct kvmnc *h);
+int kvmnc_handle_close_begin(const struct kvmnc *token, struct kvmnc **out);
+/*
+ * The range sets of the open handle @token names, without a reference, or
+ * NULL: safe to read at any time (they never go away), to be trusted only
+ * through a hint whose generation matches (kvmnc_rs_hinted()).
+ */
+struct kvmnc_ncs *kvmnc_handle_ncs(const struct kvmnc *token);
+/* Tests and benchmarks only: the open handle @token names (no reference), or NULL. */
+struct kvmnc *kvmnc_handle_obj(const struct kvmnc *token);
+/* Tests only: handles that exist (open, or closed with references left). */
+uint32_t kvmnc_handle_count(void);
 
 /* ---- quirk.c --------------------------------------------------------------- */
 
@@ -389,7 +403,7 @@ bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entr
 /* The sets can be read (acquire): otherwise take the lock and ask the tables. */
 static inline bool kvmnc_ncs_ok(const struct kvmnc *h)
 {
-	return __atomic_load_n(&h->ncs.ok, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&h->ncs->ok, __ATOMIC_ACQUIRE);
 }
 /* Nothing non-coherent can come of the tables: no region, no plan, no device. */
 static inline bool kvmnc_ncs_nothing(const struct kvmnc *h)
@@ -407,11 +421,11 @@ static inline bool kvmnc_ncs_nothing(const struct kvmnc *h)
 void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot);
 static inline void kvmnc_ncs_begin(struct kvmnc *h, uint32_t slot)
 {
-	h->ncs.had = !kvmnc_ncs_nothing(h) && kvmnc_ncs_entry(h, slot, &h->ncs.old);
+	h->ncs->had = !kvmnc_ncs_nothing(h) && kvmnc_ncs_entry(h, slot, &h->ncs->old);
 }
 static inline void kvmnc_ncs_end(struct kvmnc *h, uint32_t slot)
 {
-	if (h->ncs.had || !kvmnc_ncs_nothing(h) || !kvmnc_ncs_ok(h))
+	if (h->ncs->had || !kvmnc_ncs_nothing(h) || !kvmnc_ncs_ok(h))
 		kvmnc_ncs_end_slow(h, slot);
 }
 /* After a device was enabled or disabled; @before is devs.n before the change. */

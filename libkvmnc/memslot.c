@@ -204,14 +204,15 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 			  p->flags);
 }
 
-KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
+KVMNC_API int kvmnc_set_region(struct kvmnc *hd, const struct kvmnc_region *r)
 {
+	struct kvmnc *h;
 	struct kvmnc_region reg;
 	struct plan p;
 	int err;
 
 	/* The handle before the region: nothing of @r is read for a bad handle. */
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	err = region_in(r, &reg);
@@ -232,16 +233,17 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 	return err;
 }
 
-KVMNC_API int kvmnc_region_prepare(struct kvmnc *h, const struct kvmnc_region *r,
+KVMNC_API int kvmnc_region_prepare(struct kvmnc *hd, const struct kvmnc_region *r,
 				   struct kvmnc_region_plan *plan)
 {
+	struct kvmnc *h;
 	struct kvmnc_region_plan out = {.sz = sizeof(out)};
 	struct kvmnc_pending *pend;
 	struct kvmnc_region reg;
 	struct plan p;
 	int err;
 
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	err = plan ? kvmnc_struct_out_ok(plan) : -EINVAL;
@@ -281,13 +283,14 @@ out:
 	return err;
 }
 
-KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
+KVMNC_API int kvmnc_region_complete(struct kvmnc *hd, uint32_t slot, int result)
 {
+	struct kvmnc *h;
 	struct kvmnc_pending *pend;
 	struct plan p;
 	int err;
 
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	pend = kvmnc_table_find(&h->pending, slot);
@@ -312,12 +315,13 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
 	return err;
 }
 
-KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot)
+KVMNC_API int kvmnc_region_removed(struct kvmnc *hd, uint32_t slot)
 {
+	struct kvmnc *h;
 	struct kvmnc_slot *rec, *pl;
 	int err;
 
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	rec = kvmnc_table_find(&h->nc, slot);

@@ -364,26 +364,27 @@ static void exercise(struct kvmnc *h)
 		int c = kvmnc_region_complete(h, s, 0);
 
 		assert_true(c == 0 || c == -ENOENT);
-		if (h->nc.n > h->nc.cap)
+		if (OBJ(h)->nc.n > OBJ(h)->nc.cap)
 			fail_msg("%s, allocation %d: %u records in a table of %u", cur_name, cur_n,
-				 h->nc.n, h->nc.cap);
+				 OBJ(h)->nc.n, OBJ(h)->nc.cap);
 	}
 	for (uint32_t s = 20; s < 30; s++) {
 		r = region(s, (uint64_t)s << 30, 4096, s & 1);
-		want_nc = h->region_mech == KVMNC_MECH_NONE && (s & 1) ? -EOPNOTSUPP : 0;
+		want_nc = OBJ(h)->region_mech == KVMNC_MECH_NONE && (s & 1) ? -EOPNOTSUPP : 0;
 		assert_int_equal(kvmnc_region_prepare(h, &r, &plan), want_nc);
 	}
 	for (uint32_t s = 20; s < 30; s++) {
 		int c = kvmnc_region_complete(h, s, 0);
 
 		assert_true(c == 0 || c == -ENOENT);
-		assert_true(h->nc.n <= h->nc.cap && h->pending.n <= h->pending.cap);
+		assert_true(OBJ(h)->nc.n <= OBJ(h)->nc.cap &&
+			    OBJ(h)->pending.n <= OBJ(h)->pending.cap);
 	}
 	for (uint32_t s = 30; s < 40; s++) {
 		r = region(s, (uint64_t)s << 30, 4096, s & 1);
-		want_nc = h->region_mech == KVMNC_MECH_NONE && (s & 1) ? -EOPNOTSUPP : 0;
+		want_nc = OBJ(h)->region_mech == KVMNC_MECH_NONE && (s & 1) ? -EOPNOTSUPP : 0;
 		assert_int_equal(kvmnc_set_region(h, &r), want_nc);
-		assert_true(h->nc.n <= h->nc.cap);
+		assert_true(OBJ(h)->nc.n <= OBJ(h)->nc.cap);
 	}
 	if (kvmnc_snapshot_take(h, sizeof(struct kvmnc_range), &snap) == 0)
 		kvmnc_snapshot_free(snap);

@@ -277,6 +277,61 @@ static void test_unknown_never_widens(void **state)
 	kvmnc_close(h);
 }
 
+/*
+ * Issue 19, bug 6: a closed handle never acts, whatever reused its slot.
+ * 1.1 reused handle memory: after 16 open/close cycles a stale pointer
+ * named a new handle on another VM, and kvmnc_set_region() succeeded there.
+ */
+static void test_stale_handle_never_acts(void **state)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	struct kvmnc_region r = {
+		.sz = sizeof(r),
+		.slot = 3,
+		.guest_phys_addr = 1ULL << 30,
+		.memory_size = 4096,
+		.userspace_addr = (uintptr_t)page,
+	};
+	struct fake_vm_state vs;
+	struct kvmnc *stale, *h;
+	int vm1, vm2;
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	vm1 = fake_create_vm();
+	vm2 = fake_create_vm();
+	stale = open_ok(vm1, KVMNC_SCOPE_SLOT, 0);
+	assert_int_equal(kvmnc_close(stale), 0);
+	for (int i = 0; i < 200; i++) {
+		h = open_ok(vm2, KVMNC_SCOPE_SLOT, 0);
+		assert_int_equal(kvmnc_set_region(stale, &r), -EBADF);
+		assert_int_equal(kvmnc_is_noncoherent(stale), -EBADF);
+		assert_int_equal(kvmnc_device_enable(stale, 1), -EBADF);
+		assert_int_equal(kvmnc_copy_from_guest(stale, &vs, &vs + 1, 0), -EBADF);
+		assert_int_equal(kvmnc_close(stale), -EBADF);
+		fake_vm_state(vm2, &vs);
+		assert_int_equal(vs.nslots, 0);
+		assert_int_equal(kvmnc_close(h), 0);
+	}
+	/* Closed handles are freed; only open ones exist (and fork() locks only those). */
+	assert_int_equal(kvmnc_handle_count(), 0);
+	{
+		struct kvmnc *many[300];
+
+		for (int i = 0; i < 300; i++)
+			many[i] = open_ok(vm2, KVMNC_SCOPE_SLOT, 0);
+		assert_int_equal(kvmnc_handle_count(), 300);
+		for (int i = 0; i < 300; i++)
+			assert_int_equal(kvmnc_close(many[i]), 0);
+		for (int i = 0; i < 300; i++)
+			assert_int_equal(kvmnc_close(many[i]), -EBADF);
+		assert_int_equal(kvmnc_handle_count(), 0);
+	}
+	/* Not a token at all: an address, a misaligned value. */
+	assert_int_equal(kvmnc_close((struct kvmnc *)&vs), -EBADF);
+	assert_int_equal(kvmnc_is_noncoherent((struct kvmnc *)(uintptr_t)0x12345), -EBADF);
+}
+
 /* A VMM that holds the node's fd: the library opens no path. */
 static void test_kvm_fd(void **state)
 {
@@ -562,6 +617,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_private_vm_features, teardown),
 		cmocka_unit_test_teardown(test_tdx_vm, teardown),
 		cmocka_unit_test_teardown(test_sandboxed, teardown),
+		cmocka_unit_test_teardown(test_stale_handle_never_acts, teardown),
 		cmocka_unit_test_teardown(test_trial_slot_stuck, teardown),
 		cmocka_unit_test_teardown(test_unknown_never_widens, teardown),
 		cmocka_unit_test_teardown(test_kvm_fd, teardown),

@@ -313,7 +313,7 @@ static void test_vmm_owned_flag(void **state)
 	assert_int_equal(p.vm_wide_step, 0);
 	/* Planned counts: the VMM may be mapping it already. */
 	assert_int_equal(kvmnc_is_noncoherent(h), 1);
-	assert_true(kvmnc_range_noncoherent(h, nc.userspace_addr, 1));
+	assert_true(kvmnc_range_noncoherent(OBJ(h), nc.userspace_addr, 1));
 	/* One plan per slot at a time, and no change of the library's own meanwhile. */
 	plan_of(h, &nc, -EALREADY);
 	assert_int_equal(kvmnc_region_removed(h, nc.slot), -EALREADY);
@@ -487,7 +487,7 @@ static void test_failures_grow_nothing(void **state)
 
 	(void)state;
 	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
-	cap = h->nc.cap;
+	cap = OBJ(h)->nc.cap;
 	/* After the one call that succeeds: its region takes memory, the failures none. */
 	r = region((1u << 16) | 32763, 0, 4096, true);
 	assert_int_equal(kvmnc_set_region(h, &r), 0);
@@ -506,7 +506,7 @@ static void test_failures_grow_nothing(void **state)
 		r = region((1u << 16) | id, 0, 4096, true);
 		assert_int_equal(kvmnc_set_region(h, &r), -EEXIST);
 	}
-	assert_int_equal(h->nc.cap, cap);
+	assert_int_equal(OBJ(h)->nc.cap, cap);
 	assert_true(heap_in_use() < heap + 4096);
 	kvmnc_close(h);
 
@@ -570,7 +570,7 @@ static void test_plans_hold_their_room(void **state)
 		r = region(s, (uint64_t)s << 30, 4096, true);
 		assert_int_equal(kvmnc_set_region(h, &r), 0);
 	}
-	assert_int_equal(h->nc.n, 7);
+	assert_int_equal(OBJ(h)->nc.n, 7);
 	for (uint32_t s = 8; s <= 9; s++) {
 		r = region(s, (uint64_t)s << 30, 4096, true);
 		assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
@@ -580,9 +580,9 @@ static void test_plans_hold_their_room(void **state)
 		fake_fail_alloc_nth(1);
 		assert_int_equal(kvmnc_region_complete(h, s, 0), 0);
 		fake_fail_alloc_nth(0);
-		assert_true(h->nc.n <= h->nc.cap);
+		assert_true(OBJ(h)->nc.n <= OBJ(h)->nc.cap);
 	}
-	assert_int_equal(h->nc.n, 9);
+	assert_int_equal(OBJ(h)->nc.n, 9);
 	assert_int_equal(kvmnc_region_removed(h, 8), 0);
 	assert_int_equal(kvmnc_region_removed(h, 9), 0);
 	kvmnc_close(h);

@@ -108,9 +108,9 @@ static void collect(int level, const char *msg, void *ctx)
 		snprintf(w->msg[w->n], sizeof(w->msg[0]), "%s", msg);
 		/* The callback must never run under the handle's lock. */
 		if (w->h) {
-			w->locked[w->n] = pthread_mutex_trylock(&w->h->lock) != 0;
+			w->locked[w->n] = pthread_mutex_trylock(&OBJ(w->h)->lock) != 0;
 			if (!w->locked[w->n])
-				pthread_mutex_unlock(&w->h->lock);
+				pthread_mutex_unlock(&OBJ(w->h)->lock);
 		}
 	}
 	w->n++;
@@ -158,18 +158,18 @@ static void test_log_queue_limit(void **state)
 static void test_log_queue_handle(void **state)
 {
 	struct heard w = {0};
-	struct kvmnc *h;
+	struct kvmnc *h, *obj;
 	int vm;
 
 	(void)state;
 	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
 	w.h = h;
 	kvmnc_set_log(collect, KVMNC_LOG_DEBUG, &w);
-	assert_int_equal(kvmnc_handle_get(h), 0);
+	assert_int_equal(kvmnc_handle_get(h, &obj), 0);
 	for (int i = 0; i < 6; i++)
-		hpr_debug(h, "under the lock %d", i);
+		hpr_debug(obj, "under the lock %d", i);
 	assert_int_equal(w.n, 0);
-	kvmnc_handle_put(h);
+	kvmnc_handle_put(obj);
 	assert_int_equal(w.n, 5);
 	for (int i = 0; i < 5; i++)
 		assert_false(w.locked[i]);
