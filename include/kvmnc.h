@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define KVMNC_VERSION_MAJOR 1
-#define KVMNC_VERSION_MINOR 1
+#define KVMNC_VERSION_MINOR 2
 #define KVMNC_VERSION_PATCH 0
 
 #define KVMNC_API __attribute__((visibility("default")))
@@ -409,6 +409,30 @@ KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id);
 
 /* Undo kvmnc_device_enable(); -ENOENT if @device_id is not enabled. */
 KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id);
+
+/*
+ * Keep the VM-wide mechanism for regions in force from now until
+ * kvmnc_vm_wide_disarm() or kvmnc_close(), without declaring any memory
+ * non-coherent (since 1.2). Each time a VM-wide mechanism comes into force
+ * or goes, KVM zaps every stage-2 mapping of the VM; without arming, the
+ * VIRTIO device exists only while a non-coherent region does, so a VMM
+ * that maps and unmaps a blob pays two such zaps per blob. Armed, there is
+ * one when arming and one when disarming, and only the regions declared
+ * non-coherent count as such (kvmnc_is_noncoherent(), the ranges, the copy
+ * helpers), unlike kvmnc_device_enable(), which declares all guest memory.
+ * Arming an armed handle returns 0 and changes nothing. With the memslot
+ * flag or native there is nothing VM-wide to keep, and with the guest-PAT
+ * quirk it is in force from kvmnc_open(): 0 and nothing done.
+ * -EOPNOTSUPP when the handle has no mechanism for regions.
+ */
+KVMNC_API int kvmnc_vm_wide_arm(struct kvmnc *h);
+
+/*
+ * End kvmnc_vm_wide_arm(): the VM-wide mechanism stays while non-coherent
+ * regions or plans for them exist, and goes with the last. 0 also when the
+ * handle is not armed (since 1.2).
+ */
+KVMNC_API int kvmnc_vm_wide_disarm(struct kvmnc *h);
 
 /*
  * Live migration.

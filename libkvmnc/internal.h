@@ -349,8 +349,10 @@ struct kvmnc {
 	struct kvmnc_table pending;
 	uint32_t pending_nc;
 	struct kvmnc_table devs;
-	/* Device the VIRTIO mechanism holds while non-coherent regions exist. */
+	/* Device the VIRTIO mechanism holds while non-coherent regions exist, or while armed. */
 	int region_dev_fd;
+	/* kvmnc_vm_wide_arm(): the VM-wide mechanism stays until disarm or close. */
+	bool armed;
 	/* What the handle's calls said while holding the lock: delivered after it. */
 	struct kvmnc_logq logq;
 };

@@ -95,10 +95,14 @@ static int cover_region(struct kvmnc *h, bool *took)
 	return -EOPNOTSUPP;
 }
 
-/* The region device stays while any non-coherent region exists or is planned. */
+/*
+ * The region device stays while any non-coherent region exists or is
+ * planned, or while the handle is armed: each time it comes or goes, KVM
+ * zaps every stage-2 mapping of the VM.
+ */
 static void drop_unused_device(struct kvmnc *h)
 {
-	if (h->nc.n == 0 && h->pending_nc == 0 && h->region_dev_fd >= 0) {
+	if (!h->armed && h->nc.n == 0 && h->pending_nc == 0 && h->region_dev_fd >= 0) {
 		SYS(close, h->region_dev_fd);
 		h->region_dev_fd = -1;
 	}
@@ -341,4 +345,41 @@ KVMNC_API int kvmnc_region_removed(struct kvmnc *hd, uint32_t slot)
 	}
 	kvmnc_handle_put(h);
 	return err;
+}
+
+KVMNC_API int kvmnc_vm_wide_arm(struct kvmnc *hd)
+{
+	struct kvmnc *h;
+	bool took;
+	int err;
+
+	err = kvmnc_handle_get(hd, &h);
+	if (err < 0)
+		return err;
+	if (!h->armed) {
+		/* The step a non-coherent region would take, taken now and kept. */
+		err = cover_region(h, &took);
+		if (err == 0) {
+			h->armed = true;
+			hpr_debug(h, "VM-wide mechanism %s armed%s",
+				  kvmnc_mechanism_name(h->region_mech),
+				  took ? " (VIRTIO device created)" : "");
+		}
+	}
+	kvmnc_handle_put(h);
+	return err;
+}
+
+KVMNC_API int kvmnc_vm_wide_disarm(struct kvmnc *hd)
+{
+	struct kvmnc *h;
+	int err;
+
+	err = kvmnc_handle_get(hd, &h);
+	if (err < 0)
+		return err;
+	h->armed = false;
+	drop_unused_device(h);
+	kvmnc_handle_put(h);
+	return 0;
 }

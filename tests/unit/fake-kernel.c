@@ -40,6 +40,8 @@ struct obj {
 	bool virtio;	      /* device: the VIRTIO device */
 	struct slot slots[MAX_SLOTS];
 	int ncount;
+	/* VM-wide changes: ncount leaving or reaching 0 (KVM zaps every SPTE then). */
+	int transitions;
 	uint64_t disabled_quirks;
 	int v1_calls, v2_calls;
 };
@@ -198,8 +200,8 @@ static int f_close_locked(int fd)
 		return -EBADF;
 	o->open = false;
 	if (o->kind == K_DEV) {
-		if (o->nc)
-			objs[o->vm].ncount--;
+		if (o->nc && --objs[o->vm].ncount == 0)
+			objs[o->vm].transitions++;
 		o->kind = K_FREE;
 		put_vm(o->vm);
 	} else if (o->kind == K_VCPU) {
@@ -399,7 +401,8 @@ static int dev_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 			return -ENXIO;
 		if (!o->nc) {
 			o->nc = true;
-			objs[o->vm].ncount++;
+			if (objs[o->vm].ncount++ == 0)
+				objs[o->vm].transitions++;
 		}
 		return 0;
 	}
@@ -908,6 +911,7 @@ void fake_vm_state(int vm_fd, struct fake_vm_state *st)
 			objs[i].kind == K_DEV && objs[i].open && objs[i].vm == vm_fd - FD_BASE;
 	st->disabled_quirks = vm->disabled_quirks;
 	st->v1_calls = vm->v1_calls;
+	st->vm_wide_transitions = vm->transitions;
 	st->v2_calls = vm->v2_calls;
 }
 

@@ -128,7 +128,10 @@ struct fake_vm_state {
 	int noncoherent_devices; /* devices with NONCOHERENT_SET */
 	int devices;		 /* device fds open */
 	uint64_t disabled_quirks;
+	/* From here on: counters, not state (a failed call may move them). */
 	int v1_calls, v2_calls;
+	/* Non-coherent device count leaving or reaching 0: KVM zaps all SPTEs each time. */
+	int vm_wide_transitions;
 };
 void fake_vm_state(int vm_fd, struct fake_vm_state *st);
 /* Flags of @slot in @vm_fd, or -1 if absent. */

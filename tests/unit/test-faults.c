@@ -117,7 +117,7 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 					 strerror(errs[e]), r);
 			snapshot(h, vm, &vs1, &i1, &nc1);
 			if (fake_open_fds() != fds0 ||
-			    memcmp(&vs0, &vs1, sizeof(vs0) - 2 * sizeof(int)) ||
+			    memcmp(&vs0, &vs1, offsetof(struct fake_vm_state, v1_calls)) ||
 			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
 				fail_msg("%s: call %d failing with %s left state behind "
 					 "(fds %d->%d, slots %d->%d, devices %d->%d, quirks "
@@ -436,7 +436,7 @@ static void run_alloc_scenario(const struct scenario *s, bool with_handle)
 		if (r < 0) {
 			snapshot(h, vm, &vs1, &i1, &nc1);
 			if (fake_open_fds() != fds0 ||
-			    memcmp(&vs0, &vs1, sizeof(vs0) - 2 * sizeof(int)) ||
+			    memcmp(&vs0, &vs1, offsetof(struct fake_vm_state, v1_calls)) ||
 			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
 				fail_msg("%s: allocation %d failing left state behind (fds %d->%d, "
 					 "slots %d->%d, devices %d->%d)",

@@ -588,6 +588,86 @@ static void test_plans_hold_their_room(void **state)
 	kvmnc_close(h);
 }
 
+/*
+ * Issue 19, bug 5: with the VIRTIO device as the VM-wide mechanism, each
+ * transition of the VM's non-coherent count zaps every stage-2 mapping of
+ * the VM. Mapping and unmapping one blob 100 times made 200 of them;
+ * armed, the mechanism stays in force and there is one transition at the
+ * arm and one at the disarm, while only the blob is non-coherent.
+ */
+static void test_vm_wide_armed(void **state)
+{
+	struct kvmnc_snapshot *snap;
+	struct fake_vm_state vs;
+	struct kvmnc_region r;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, &vm);
+	for (int i = 0; i < 100; i++) {
+		r = region(4, 1ULL << 32, 1 * MB, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+		r.memory_size = 0;
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+	}
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.vm_wide_transitions, 200);
+
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0);
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0); /* armed already: nothing */
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	for (int i = 0; i < 100; i++) {
+		r = region(4, 1ULL << 32, 1 * MB, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+		assert_int_equal(kvmnc_is_noncoherent(h), 1);
+		r.memory_size = 0;
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+		assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	}
+	/* Only what is declared is non-coherent: a plain slot stays plain. */
+	r = region(5, 2ULL << 32, 1 * MB, false);
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	r = region(4, 1ULL << 32, 1 * MB, true);
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	assert_int_equal(kvmnc_snapshot_take(h, sizeof(struct kvmnc_range), &snap), 0);
+	assert_int_equal(snap->count, 1);
+	assert_int_equal(snap->ranges[0].slot, 4);
+	kvmnc_snapshot_free(snap);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.vm_wide_transitions, 201);
+	assert_int_equal(vs.noncoherent_devices, 1);
+
+	/* Disarmed with a region left: the device stays for it, until it goes. */
+	assert_int_equal(kvmnc_vm_wide_disarm(h), 0);
+	assert_int_equal(kvmnc_vm_wide_disarm(h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 1);
+	r.memory_size = 0;
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 0);
+	assert_int_equal(vs.vm_wide_transitions, 202);
+
+	/* Armed until close: one transition each way. */
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0);
+	kvmnc_close(h);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.vm_wide_transitions, 204);
+	assert_int_equal(vs.devices, 0);
+
+	/* Nothing to arm where the mechanism is per slot; nothing at all without one. */
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.devices, 0);
+	kvmnc_close(h);
+	h = fake_handle("debian-6.1", KVMNC_SCOPE_VM, 0, &vm);
+	assert_int_equal(kvmnc_vm_wide_arm(h), -EOPNOTSUPP);
+	kvmnc_close(h);
+	assert_int_equal(kvmnc_vm_wide_arm(h), -EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +685,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_failures_grow_nothing, teardown_fake),
 		cmocka_unit_test_teardown(test_sz_bounds, teardown_fake),
 		cmocka_unit_test_teardown(test_plans_hold_their_room, teardown_fake),
+		cmocka_unit_test_teardown(test_vm_wide_armed, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
