@@ -175,7 +175,7 @@ static struct slot *claim(uint32_t *idx)
 		uint32_t i = (cursor + k) % n;
 		struct slot *s = slot_at(i);
 
-		if (!(s->word & ST_LIVE)) {
+		if (!(__atomic_load_n(&s->word, __ATOMIC_RELAXED) & ST_LIVE)) {
 			cursor = i + 1;
 			*idx = i;
 			return s;
@@ -208,7 +208,7 @@ struct kvmnc *kvmnc_handle_alloc(void)
 	pthread_mutex_lock(&reg_lock);
 	s = claim(&idx);
 	if (s) {
-		uint32_t gen = ST_GEN(s->word);
+		uint32_t gen = ST_GEN(__atomic_load_n(&s->word, __ATOMIC_RELAXED));
 
 		/* Generation 0 is never handed out: a zeroed token names nothing. */
 		if (token_gen(gen) == 0)
@@ -273,7 +273,9 @@ static void retire(struct kvmnc *h)
 	kvmnc_ncs_destroy(h);
 	pthread_mutex_lock(&reg_lock);
 	s->h = NULL;
-	__atomic_store_n(&s->word, (uint64_t)(ST_GEN(s->word) + 1) << 32, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->word,
+			 (uint64_t)(ST_GEN(__atomic_load_n(&s->word, __ATOMIC_RELAXED)) + 1) << 32,
+			 __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&reg_lock);
 
 	kvmnc_release_devices(h);
