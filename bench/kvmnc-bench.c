@@ -58,6 +58,11 @@ static int c_mmap_anon(size_t len, void **out)
 	nsys++;
 	return kvmnc_sys_real.mmap_anon(len, out);
 }
+static int c_fd_rdev(int fd, uint64_t *rdev)
+{
+	nsys++;
+	return kvmnc_sys_real.fd_rdev(fd, rdev);
+}
 static int c_munmap(void *a, size_t len)
 {
 	nsys++;
@@ -84,6 +89,7 @@ static const struct kvmnc_sys counting = {
 	.close = c_close,
 	.ioctl = c_ioctl,
 	.fcntl_getfd = c_fcntl_getfd,
+	.fd_rdev = c_fd_rdev,
 	.mmap_anon = c_mmap_anon,
 	.munmap = c_munmap,
 	.read_file = c_read_file,
@@ -210,6 +216,7 @@ static const struct kvmnc_sys noop = {
 	.close = c_close,
 	.ioctl = noop_ioctl,
 	.fcntl_getfd = c_fcntl_getfd,
+	.fd_rdev = c_fd_rdev,
 	.mmap_anon = c_mmap_anon,
 	.munmap = c_munmap,
 	.read_file = c_read_file,

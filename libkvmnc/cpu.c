@@ -77,7 +77,7 @@ static int read_bool_param(const char *path)
 	return -EINVAL;
 }
 
-void kvmnc_cpu_probe(struct kvmnc_cpu *c)
+void kvmnc_cpu_probe(struct kvmnc_cpu *c, bool read_paths)
 {
 	uint32_t r[4];
 	int err;
@@ -100,6 +100,17 @@ void kvmnc_cpu_probe(struct kvmnc_cpu *c)
 	c->vendor_str[12] = '\0';
 	c->vendor = vendor_of(c->vendor_str);
 
+	if (!read_paths) {
+		/*
+		 * KVMNC_OPEN_KVM_FD promises that no path is opened: what only
+		 * /proc and /sys say is unknown (CPUID would be a guess that
+		 * clearcpuid=ss makes wrong), unless the quirk mask settles it.
+		 */
+		c->no_paths = true;
+		c->self_snoop_err = -ENODATA;
+		c->tdp = -ENODATA;
+		return;
+	}
 	err = cpuinfo_flag("ss");
 	if (err >= 0) {
 		c->self_snoop = err;

@@ -48,6 +48,8 @@ struct kvmnc_sys {
 	int (*close)(int fd);
 	int (*ioctl)(int fd, unsigned long req, unsigned long arg);
 	int (*fcntl_getfd)(int fd);
+	/* The device number of the character device @fd is open on (fstat's st_rdev). */
+	int (*fd_rdev)(int fd, uint64_t *rdev);
 	int (*mmap_anon)(size_t len, void **out);
 	int (*munmap)(void *addr, size_t len);
 	/* Reads up to len - 1 bytes (until EOF) and NUL-terminates. */
@@ -174,9 +176,12 @@ struct kvmnc_cpu {
 	int tdp;
 	/* tdp and self_snoop were inferred from the quirk mask (KVM's own word). */
 	bool from_quirk_mask;
+	/* /proc and /sys were not read (KVMNC_OPEN_KVM_FD opens no path). */
+	bool no_paths;
 };
 
-void kvmnc_cpu_probe(struct kvmnc_cpu *c);
+/* What the CPU and KVM's module say; with !@read_paths, no file is opened. */
+void kvmnc_cpu_probe(struct kvmnc_cpu *c, bool read_paths);
 const char *kvmnc_tdp_name(int vendor);
 const char *kvmnc_kvm_module(int vendor);
 
@@ -221,6 +226,8 @@ struct kvmnc_host {
 	int cap236, cap239;
 	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
 	int64_t sys_quirks_mask;
+	/* The node's device number, 0 unknown: aliases of a node share one answer. */
+	uint64_t rdev;
 	/* 0: the trials ran; otherwise why not (negative errno). */
 	int trial_err;
 	/* The failure is one that will not go away (a filter, a VM type). */
@@ -248,7 +255,8 @@ void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct k
  */
 int kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
 int kvmnc_recommend(const struct kvmnc_features *f);
-void kvmnc_probe_reset(void); /* unit tests only */
+void kvmnc_probe_reset(void);		      /* unit tests only */
+unsigned int kvmnc_probe_cache_entries(void); /* unit tests only */
 
 /* ---- registry.c: handles --------------------------------------------------- */
 

@@ -218,9 +218,11 @@ static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
 	}
 	if (c->tdp == -ENODATA) {
 		snprintf(why, len,
-			 "could not tell whether KVM uses %s: no /sys/module to read (a jail?) "
-			 "and no IGNORE_GUEST_PAT in the quirk mask to say so",
-			 kvmnc_tdp_name(c->vendor));
+			 "could not tell whether KVM uses %s: %s, and no IGNORE_GUEST_PAT in the "
+			 "quirk mask to say so",
+			 kvmnc_tdp_name(c->vendor),
+			 c->no_paths ? "KVMNC_OPEN_KVM_FD opens no path (probe before the sandbox)"
+				     : "no /sys/module to read (a jail?)");
 		return c->tdp;
 	}
 	if (c->tdp < 0) {
@@ -503,7 +505,7 @@ static void no_trials(struct kvmnc_host *hst, int err, const char *what)
 }
 
 /* Facts every path gathers the same way: the CPU, the kernel, the capabilities on @fd. */
-static void common_facts(struct kvmnc_host *hst, int fd)
+static void common_facts(struct kvmnc_host *hst, int fd, bool read_paths)
 {
 	struct kvmnc_features *f = &hst->feat;
 	struct utsname u;
@@ -511,7 +513,7 @@ static void common_facts(struct kvmnc_host *hst, int fd)
 
 	if (SYS(uname, &u) == 0)
 		snprintf(f->kernel_release, sizeof(f->kernel_release), "%s", u.release);
-	kvmnc_cpu_probe(&hst->cpu);
+	kvmnc_cpu_probe(&hst->cpu, read_paths);
 	memcpy(f->cpu_vendor, hst->cpu.vendor_str, sizeof(f->cpu_vendor));
 	f->self_snoop = hst->cpu.self_snoop;
 	f->tdp = hst->cpu.tdp;
@@ -594,28 +596,22 @@ static int node_api_error(int err)
 	return -ENOTTY; /* ENOTTY, EINVAL, tun's EBADFD, ... */
 }
 
-static int probe_node(const char *path, int kvm_fd, struct kvmnc_host *hst)
+/* Probes the node open at @fd; @read_paths: /proc and /sys may be read. */
+static int probe_node(const char *path, int fd, bool read_paths, struct kvmnc_host *hst)
 {
 	struct kvmnc_features *f = &hst->feat;
-	int fd, vm_fd, r;
+	int vm_fd, r;
 	int64_t mask;
 
-	fd = kvm_fd >= 0 ? kvm_fd : SYS(open, path, O_RDWR);
-	if (fd < 0)
-		return node_open_error(fd);
-
 	r = SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
-	if (r < 0) {
-		r = node_api_error(r);
-		goto out;
-	}
+	if (r < 0)
+		return node_api_error(r);
 	if (r != KVMNC_KVM_API_VERSION) {
 		pr_warn("%s: KVM API version %d, expected %d", path, r, KVMNC_KVM_API_VERSION);
-		r = -EPROTO;
-		goto out;
+		return -EPROTO;
 	}
 	f->kvm_api_version = r;
-	common_facts(hst, fd);
+	common_facts(hst, fd, read_paths);
 
 	vm_fd = SYS(ioctl, fd, KVM_CREATE_VM, 0);
 	if (vm_fd < 0) {
@@ -630,11 +626,7 @@ static int probe_node(const char *path, int kvm_fd, struct kvmnc_host *hst)
 		f->probed_on = KVMNC_PROBED_SCRATCH_VM;
 	}
 	decide(hst, mask);
-	r = 0;
-out:
-	if (kvm_fd < 0)
-		SYS(close, fd);
-	return r;
+	return 0;
 }
 
 static void free_host(struct kvmnc_host *hst)
@@ -651,6 +643,15 @@ static struct kvmnc_host *cache_find(struct kvmnc_host *hst, const char *key)
 	return NULL;
 }
 
+/* The answer for the node with device number @rdev (0: none), whatever its path. */
+static struct kvmnc_host *cache_find_rdev(struct kvmnc_host *hst, uint64_t rdev)
+{
+	for (; hst && rdev; hst = hst->next)
+		if (hst->rdev == rdev)
+			return hst;
+	return NULL;
+}
+
 /*
  * Publishes @hst for @key unless an answer at least as good is there
  * already (a racing prober, or the VM path): then @hst is freed and that
@@ -662,6 +663,8 @@ static struct kvmnc_host *cache_add(struct kvmnc_host *hst)
 
 	do {
 		old = cache_find(head, hst->key);
+		if (!old)
+			old = cache_find_rdev(head, hst->rdev);
 		if (old && (definitive(&old->feat) || !definitive(&hst->feat))) {
 			free_host(hst);
 			return old;
@@ -704,29 +707,50 @@ static void copy_host(struct kvmnc_host *out, const struct kvmnc_host *hst)
 int kvmnc_probe_host(const char *key, int kvm_fd, struct kvmnc_host *out)
 {
 	struct kvmnc_host *hst;
-	int r;
+	uint64_t rdev = 0;
+	int fd, r;
 
 	hst = cache_find(__atomic_load_n(&probe_cache, __ATOMIC_ACQUIRE), key);
 	if (hst) {
 		copy_host(out, hst);
 		return 0;
 	}
+	fd = kvm_fd >= 0 ? kvm_fd : SYS(open, key, O_RDWR);
+	if (fd < 0)
+		return node_open_error(fd);
+	/*
+	 * Another path to a node already probed (/dev/./kvm, a symlink, the
+	 * caller's fd): its answer, without a scratch VM or a new entry.
+	 */
+	if (SYS(fd_rdev, fd, &rdev) < 0)
+		rdev = 0;
+	hst = cache_find_rdev(__atomic_load_n(&probe_cache, __ATOMIC_ACQUIRE), rdev);
+	if (hst) {
+		copy_host(out, hst);
+		r = 0;
+		goto out;
+	}
 	hst = new_host(key);
-	if (!hst)
-		return -ENOMEM;
-	r = probe_node(key, kvm_fd, hst);
+	if (!hst) {
+		r = -ENOMEM;
+		goto out;
+	}
+	hst->rdev = rdev;
+	/* With the caller's node fd (KVMNC_OPEN_KVM_FD) no path is opened at all. */
+	r = probe_node(key, fd, kvm_fd < 0, hst);
 	if (r < 0) {
 		free_host(hst);
-		return r;
-	}
-	if (definitive(&hst->feat) || hst->trial_err_final) {
+	} else if (definitive(&hst->feat) || hst->trial_err_final) {
 		hst = cache_add(hst);
 		copy_host(out, hst);
 	} else {
 		copy_host(out, hst);
 		free_host(hst);
 	}
-	return 0;
+out:
+	if (kvm_fd < 0)
+		SYS(close, fd);
+	return r;
 }
 
 void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct kvmnc_host *out)
@@ -740,7 +764,7 @@ void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct k
 	memset(out, 0, sizeof(*out));
 	out->feat.sz = sizeof(out->feat);
 	/* A VM fd answers KVM_CHECK_EXTENSION for every capability asked here. */
-	common_facts(out, vm_fd);
+	common_facts(out, vm_fd, true);
 	no_trials(out, node_err, "open the KVM node");
 	out->trial_err_final = true;
 	decide(out, out->sys_quirks_mask);
@@ -864,4 +888,14 @@ void kvmnc_probe_reset(void)
 		free_host(hst);
 	}
 	kvmnc_cpu_reset();
+}
+
+unsigned int kvmnc_probe_cache_entries(void)
+{
+	unsigned int n = 0;
+
+	for (struct kvmnc_host *hst = __atomic_load_n(&probe_cache, __ATOMIC_ACQUIRE); hst;
+	     hst = hst->next)
+		n++;
+	return n;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -48,6 +49,18 @@ static int sys_fcntl_getfd(int fd)
 	int r = fcntl(fd, F_GETFD);
 
 	return r < 0 ? -errno : r;
+}
+
+static int sys_fd_rdev(int fd, uint64_t *rdev)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return -ENOTTY;
+	*rdev = st.st_rdev;
+	return 0;
 }
 
 static int sys_mmap_anon(size_t len, void **out)
@@ -126,6 +139,7 @@ const struct kvmnc_sys kvmnc_sys_real = {
 	.close = sys_close,
 	.ioctl = sys_ioctl,
 	.fcntl_getfd = sys_fcntl_getfd,
+	.fd_rdev = sys_fd_rdev,
 	.mmap_anon = sys_mmap_anon,
 	.munmap = sys_munmap,
 	.read_file = sys_read_file,

@@ -61,6 +61,12 @@ static int w_munmap(void *a, size_t len)
 	kvmnc_sys_real.munmap(a, len);
 	return r;
 }
+static int w_fd_rdev(int fd, uint64_t *rdev)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.fd_rdev(fd, rdev);
+}
 static ssize_t w_read_file(const char *p, char *b, size_t len)
 {
 	int r = inject();
@@ -85,6 +91,7 @@ static const struct kvmnc_sys wrapped = {
 	.close = w_close,
 	.ioctl = w_ioctl,
 	.fcntl_getfd = w_fcntl_getfd,
+	.fd_rdev = w_fd_rdev,
 	.mmap_anon = w_mmap_anon,
 	.munmap = w_munmap,
 	.read_file = w_read_file,

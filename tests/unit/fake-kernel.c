@@ -44,11 +44,17 @@ struct obj {
 	int transitions;
 	uint64_t disabled_quirks;
 	int v1_calls, v2_calls;
+	/* K_SYS: the node's device number (major 10, minor 232 for /dev/kvm). */
+	uint64_t rdev;
 };
+
+#define FAKE_KVM_RDEV ((10ull << 8) | 232)
 
 static const struct fake_personality *pers;
 static struct obj objs[MAX_FDS];
 static int calls, fail_nth, fail_err, maps;
+/* Paths the library opened or read, and VMs of type 0 it created, since the reset. */
+static int paths_opened, vms_created;
 static bool fail_hit;
 
 static bool is_x86(void)
@@ -165,6 +171,7 @@ static int f_open_locked(const char *path, int flags)
 	(void)flags;
 	if (r)
 		return r;
+	paths_opened++;
 	if (len >= 4096)
 		return -ENAMETOOLONG;
 	for (const char *c = path; *c;) {
@@ -182,11 +189,17 @@ static int f_open_locked(const char *path, int flags)
 		return new_obj(K_TUN, -1);
 	if (!strcmp(path, "/dev/null"))
 		return new_obj(K_OTHER, -1);
-	if (strcmp(path, KVMNC_DEFAULT_DEV) && strcmp(path, "/dev/kvm-alt"))
+	/* Aliases of one node: the same device number. */
+	if (strcmp(path, KVMNC_DEFAULT_DEV) && strcmp(path, "/dev/./kvm") &&
+	    strcmp(path, "//dev/kvm") && strcmp(path, "/dev/kvm-alt"))
 		return -ENOENT;
 	if (pers->open_err)
 		return -pers->open_err;
-	return new_obj(K_SYS, -1);
+	r = new_obj(K_SYS, -1);
+	if (r >= 0)
+		objs[r - FD_BASE].rdev =
+			strcmp(path, "/dev/kvm-alt") ? FAKE_KVM_RDEV : FAKE_KVM_RDEV + 1;
+	return r;
 }
 
 static int f_close_locked(int fd)
@@ -430,6 +443,7 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 				return -pers->create_vm_err;
 			if (arg != 0 && (arg >= 32 || !(pers->vm_types & (1u << arg))))
 				return -EINVAL;
+			vms_created += arg == 0;
 			return new_vm(arg);
 		}
 		return -ENOTTY;
@@ -444,6 +458,22 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 	default:
 		return -ENOTTY;
 	}
+}
+
+static int f_fd_rdev_locked(int fd, uint64_t *rdev)
+{
+	struct obj *o;
+	int r = enter();
+
+	if (r)
+		return r;
+	o = obj_of(fd);
+	if (!o)
+		return -EBADF;
+	if (o->kind != K_SYS)
+		return -ENOTTY;
+	*rdev = o->rdev;
+	return 0;
 }
 
 static int f_fcntl_getfd_locked(int fd)
@@ -597,6 +627,7 @@ static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 
 	if (r)
 		return r;
+	paths_opened++;
 	if (pers->jail && (!strncmp(path, "/sys/", 5) || !strncmp(path, "/proc/", 6)))
 		return -ENOENT;
 	if (!strcmp(path, "/proc/cpuinfo")) {
@@ -698,6 +729,7 @@ static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 LOCKED(int, close, (int fd), (fd))
 LOCKED(int, ioctl, (int fd, unsigned long req, unsigned long arg), (fd, req, arg))
 LOCKED(int, fcntl_getfd, (int fd), (fd))
+LOCKED(int, fd_rdev, (int fd, uint64_t *rdev), (fd, rdev))
 LOCKED(int, mmap_anon, (size_t len, void **out), (len, out))
 LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
 LOCKED(ssize_t, read_file, (const char *path, char *buf, size_t len), (path, buf, len))
@@ -759,6 +791,7 @@ static const struct kvmnc_sys fake_sys = {
 	.close = f_close,
 	.ioctl = f_ioctl,
 	.fcntl_getfd = f_fcntl_getfd,
+	.fd_rdev = f_fd_rdev,
 	.mmap_anon = f_mmap_anon,
 	.munmap = f_munmap,
 	.read_file = f_read_file,
@@ -797,6 +830,7 @@ void fake_reset(const struct fake_personality *p)
 	memset(objs, 0, sizeof(objs));
 	drop_maps();
 	fail_nth = fail_err = maps = 0;
+	paths_opened = vms_created = 0;
 	delete_fail_times = delete_fail_err = flag_trial_err = 0;
 	fake_fail_alloc_nth(0);
 	cache_edx1 = CPUID_1_EDX_CLFLUSH;
@@ -822,6 +856,16 @@ void fake_fail_nth(int nth, int err)
 	fail_err = err;
 	if (nth)
 		fail_hit = false;
+}
+
+int fake_paths_opened(void)
+{
+	return paths_opened;
+}
+
+int fake_vms_created(void)
+{
+	return vms_created;
 }
 
 int fake_calls(void)

@@ -78,6 +78,10 @@ void fake_cpuid_cache(bool clflush, bool clflushopt, bool clwb);
 
 /* Fail the @nth seam call from now (1-based) with -@err; 0 disables. */
 void fake_fail_nth(int nth, int err);
+/* Paths opened or read through the seam since the last reset. */
+int fake_paths_opened(void);
+/* Scratch VMs (KVM_CREATE_VM on a node fd through the seam) since the last reset. */
+int fake_vms_created(void);
 /* Seam calls made since the last reset. */
 int fake_calls(void);
 /* Whether the injected failure was hit. */

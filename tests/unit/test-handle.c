@@ -358,6 +358,8 @@ static void test_kvm_fd(void **state)
 	calls = fake_calls();
 	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
 	assert_true(fake_calls() > calls);
+	/* Issue 19, bug 7: "opens no path at all" (1.1 read /proc and /sys). */
+	assert_int_equal(fake_paths_opened(), 0);
 	assert_int_equal(kvmnc_get_features(h, &f), 0);
 	assert_int_equal(f.probed_on, KVMNC_PROBED_SCRATCH_VM);
 	assert_int_equal(f.memslot_flag.supported, 1);

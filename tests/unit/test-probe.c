@@ -160,6 +160,33 @@ static void test_cached(void **state)
 	assert_true(fake_calls() > before);
 }
 
+/*
+ * Issue 19, bug 7: one node, one scratch VM and one cache entry, whatever
+ * path names it (1.1 keyed the cache by the path string: every alias got
+ * its own scratch VM and an entry for the process's lifetime).
+ */
+static void test_node_aliases(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, a, .recommended = 0);
+	KVMNC_OPTS(kvmnc_features, b, .recommended = 0);
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	assert_int_equal(kvmnc_probe(NULL, &a), 0);
+	assert_int_equal(fake_vms_created(), 1);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(kvmnc_probe("/dev/./kvm", &b), 0);
+		assert_int_equal(kvmnc_probe("//dev/kvm", &b), 0);
+	}
+	assert_int_equal(fake_vms_created(), 1);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(kvmnc_probe_cache_entries(), 1);
+	/* Another node is another answer. */
+	assert_int_equal(kvmnc_probe("/dev/kvm-alt", &b), 0);
+	assert_int_equal(fake_vms_created(), 2);
+	assert_int_equal(kvmnc_probe_cache_entries(), 2);
+}
+
 /* A scratch VM that cannot be made is "could not tell", and is not cached. */
 static void test_could_not_tell(void **state)
 {
@@ -330,6 +357,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_personalities, teardown),
 		cmocka_unit_test_teardown(test_cached, teardown),
+		cmocka_unit_test_teardown(test_node_aliases, teardown),
 		cmocka_unit_test_teardown(test_could_not_tell, teardown),
 		cmocka_unit_test_teardown(test_node_errors, teardown),
 		cmocka_unit_test_teardown(test_node_paths, teardown),
