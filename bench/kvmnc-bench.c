@@ -58,6 +58,11 @@ static int c_mmap_anon(size_t len, void **out)
 	nsys++;
 	return kvmnc_sys_real.mmap_anon(len, out);
 }
+static int c_mmap_fd(int fd, size_t len, void **out)
+{
+	nsys++;
+	return kvmnc_sys_real.mmap_fd(fd, len, out);
+}
 static int c_fd_rdev(int fd, uint64_t *rdev)
 {
 	nsys++;
@@ -91,6 +96,7 @@ static const struct kvmnc_sys counting = {
 	.fcntl_getfd = c_fcntl_getfd,
 	.fd_rdev = c_fd_rdev,
 	.mmap_anon = c_mmap_anon,
+	.mmap_fd = c_mmap_fd,
 	.munmap = c_munmap,
 	.read_file = c_read_file,
 	.uname = c_uname,
@@ -218,6 +224,7 @@ static const struct kvmnc_sys noop = {
 	.fcntl_getfd = c_fcntl_getfd,
 	.fd_rdev = c_fd_rdev,
 	.mmap_anon = c_mmap_anon,
+	.mmap_fd = c_mmap_fd,
 	.munmap = c_munmap,
 	.read_file = c_read_file,
 	.uname = c_uname,

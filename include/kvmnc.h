@@ -147,6 +147,30 @@ struct kvmnc_features {
 	uint32_t memslots;
 	/* Where the flag and device trials ran (KVMNC_PROBED_*). */
 	int probed_on;
+	/*
+	 * Since 1.2: what memslot_flag's "yes" rests on (KVMNC_FLAG_EVIDENCE_*).
+	 * Bit 3 of the memslot flags is claimed by more than one series, so a
+	 * kernel that accepts it has not thereby said what it means.
+	 */
+	uint32_t memslot_flag_evidence;
+};
+
+/* kvmnc_features.memslot_flag_evidence */
+enum kvmnc_flag_evidence {
+	/* The flag is not supported, or could not be told. */
+	KVMNC_FLAG_EVIDENCE_NONE = 0,
+	/*
+	 * Accepted, and advertised by a capability whose number means the flag
+	 * on this kernel (239 on x86; 236 only where KVM_SET_USER_MEMORY_REGION2
+	 * does not exist, since upstream 236 is KVM_CAP_PRE_FAULT_MEMORY).
+	 */
+	KVMNC_FLAG_EVIDENCE_CAPABILITY = 1,
+	/*
+	 * Accepted without such a capability, and a guest access to the
+	 * flagged trial slot completed on a scratch VM (no KVM_EXIT_MEMORY_FAULT,
+	 * as a KVM Userfault slot would give).
+	 */
+	KVMNC_FLAG_EVIDENCE_ACCESS = 2,
 };
 
 /* kvmnc_features.vm_flags */

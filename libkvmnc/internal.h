@@ -51,6 +51,8 @@ struct kvmnc_sys {
 	/* The device number of the character device @fd is open on (fstat's st_rdev). */
 	int (*fd_rdev)(int fd, uint64_t *rdev);
 	int (*mmap_anon)(size_t len, void **out);
+	/* A shared read-write mapping of @fd at offset 0 (a vCPU's struct kvm_run). */
+	int (*mmap_fd)(int fd, size_t len, void **out);
 	int (*munmap)(void *addr, size_t len);
 	/* Reads up to len - 1 bytes (until EOF) and NUL-terminates. */
 	ssize_t (*read_file)(const char *path, char *buf, size_t len);
@@ -202,6 +204,13 @@ int kvmnc_kvm_device_has_nc(int dev_fd);
 /* A new VIRTIO device fd with NONCOHERENT_SET done, or negative errno and no fd. */
 int kvmnc_kvm_virtio_device(int vm_fd, uint32_t type);
 int kvmnc_kvm_disable_quirks(int vm_fd, uint64_t quirks);
+/*
+ * x86: one vCPU on @vm_fd runs "mov al, [@data_gpa]; hlt" from @code_gpa in
+ * real mode (the code and data already in memslots below 64 KiB) and is
+ * closed again. The exit reason (KVM_EXIT_HLT when the access completed),
+ * or negative errno.
+ */
+int kvmnc_kvm_access_run(int kvm_fd, int vm_fd, uint64_t code_gpa, uint64_t data_gpa);
 
 /* ---- probe.c: host and VM facts, and what they mean ---------------------- */
 

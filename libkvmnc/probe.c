@@ -376,7 +376,66 @@ static const char *cap_note(int cap236, int cap239, char *note, size_t len)
  */
 #define TRIAL_GPA (1ULL << 36)
 
-static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t nr_slots)
+/*
+ * The capability that says "bit 3 is KVM_MEM_NON_COHERENT_DMA" on this
+ * kernel, or 0: 239 on x86 (upstream's 239 is an arm64 capability); 236
+ * only on kernels without KVM_SET_USER_MEMORY_REGION2 (ChromeOS 5.15-6.6),
+ * since upstream's 236 is KVM_CAP_PRE_FAULT_MEMORY from 6.10, after 6.8
+ * brought the v2 ioctl.
+ */
+static unsigned int flag_capability(const struct kvmnc_host *hst)
+{
+	bool x86 = hst->cpu.vendor == KVMNC_VENDOR_INTEL || hst->cpu.vendor == KVMNC_VENDOR_AMD;
+
+	if (x86 && hst->cap239 > 0)
+		return KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA;
+	if (hst->cap236 > 0 && hst->um2 == 0)
+		return KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD;
+	return 0;
+}
+
+/* Code at GPA 0 for the access trial: mov al, [TRIAL_DATA_GPA]; hlt. */
+#define TRIAL_DATA_GPA 0x1000u
+
+/*
+ * Bit 3 was accepted on the scratch VM with the trial slot (@reg, flagged)
+ * at TRIAL_DATA_GPA, and no capability says what it means: does a guest
+ * access to it complete? 1 yes, 0 it exits with KVM_EXIT_MEMORY_FAULT (a
+ * KVM Userfault slot), negative errno: could not tell.
+ */
+static int access_trial(const struct kvmnc_host *hst, int kvm_fd, int vm_fd)
+{
+	static const unsigned char code[] = {0xa0, TRIAL_DATA_GPA & 0xff, TRIAL_DATA_GPA >> 8,
+					     0xf4};
+	struct kvmnc_region c = {.sz = sizeof(c), .slot = 0, .memory_size = KVMNC_PAGE_SIZE};
+	void *page;
+	int r, d;
+
+	if (kvm_fd < 0 ||
+	    (hst->cpu.vendor != KVMNC_VENDOR_INTEL && hst->cpu.vendor != KVMNC_VENDOR_AMD))
+		return -EOPNOTSUPP;
+	r = SYS(mmap_anon, KVMNC_PAGE_SIZE, &page);
+	if (r < 0)
+		return r;
+	memcpy(page, code, sizeof(code));
+	c.userspace_addr = (uintptr_t)page;
+	r = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &c, 0);
+	if (r == 0) {
+		r = kvmnc_kvm_access_run(kvm_fd, vm_fd, 0, TRIAL_DATA_GPA);
+		c.memory_size = 0;
+		/* The scratch VM is closed next: a failed delete leaves nothing behind. */
+		d = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &c, 0);
+		(void)d;
+	}
+	SYS(munmap, page, KVMNC_PAGE_SIZE);
+	if (r == KVM_EXIT_HLT)
+		return 1;
+	if (r == KVM_EXIT_MEMORY_FAULT)
+		return 0;
+	return r < 0 ? r : -EPROTO;
+}
+
+static void try_flag(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool callers, uint32_t nr_slots)
 {
 	struct kvmnc_mech_status *st = &hst->feat.memslot_flag;
 	const char *ioc =
@@ -385,8 +444,10 @@ static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t n
 	struct kvmnc_region reg = {.sz = sizeof(reg), .memory_size = KVMNC_PAGE_SIZE};
 	char note[96];
 	void *page;
-	int r, plain = 0;
+	int r, plain = 0, access = 0;
 
+	hst->feat.memslot_flag_evidence = KVMNC_FLAG_EVIDENCE_NONE;
+	hst->feat.memslot_flag_cap = 0;
 	r = SYS(mmap_anon, KVMNC_PAGE_SIZE, &page);
 	if (r < 0) {
 		set_status(st, r, "could not map a page for the trial memslot: %s", strerror(-r));
@@ -396,6 +457,10 @@ static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t n
 	if (callers) {
 		reg.slot = (nr_slots ? nr_slots : KVMNC_MAX_SLOT_ID) - 1;
 		reg.guest_phys_addr = TRIAL_GPA - KVMNC_PAGE_SIZE;
+	} else {
+		/* Where the access trial's code reads it. */
+		reg.slot = 1;
+		reg.guest_phys_addr = TRIAL_DATA_GPA;
 	}
 	/* ChromeOS kernels before 6.8 take the flag in the v1 ioctl. */
 	r = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &reg, KVM_MEM_NON_COHERENT_DMA);
@@ -403,6 +468,8 @@ static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t n
 		/* Refused for the flag, or is the slot not free? A plain slot tells. */
 		plain = kvmnc_kvm_set_region(vm_fd, hst->user_memory2, &reg, 0);
 	}
+	if (r == 0 && !flag_capability(hst))
+		access = callers ? -EOPNOTSUPP : access_trial(hst, kvm_fd, vm_fd);
 	if (callers && (r == 0 || (r == -EINVAL && plain == 0))) {
 		/* The VMM's VM must not keep it: a transient failure gets more tries. */
 		int d = -1;
@@ -429,21 +496,31 @@ static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t n
 	if (page)
 		SYS(munmap, page, KVMNC_PAGE_SIZE);
 
-	if (r == 0) {
-		hst->feat.memslot_flag_cap = hst->cap239 > 0
-						     ? KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
-					     : hst->cap236 > 0 ? KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD
-							       : 0;
-		if (hst->feat.memslot_flag_cap)
-			set_status(st, 1,
-				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s (advertised "
-				   "by capability %u)",
-				   ioc, where, hst->feat.memslot_flag_cap);
-		else
-			set_status(st, 1,
-				   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s (no "
-				   "capability advertises it)",
-				   ioc, where);
+	if (r == 0 && flag_capability(hst)) {
+		hst->feat.memslot_flag_cap = flag_capability(hst);
+		hst->feat.memslot_flag_evidence = KVMNC_FLAG_EVIDENCE_CAPABILITY;
+		set_status(st, 1,
+			   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s (advertised by "
+			   "capability %u)",
+			   ioc, where, hst->feat.memslot_flag_cap);
+	} else if (r == 0 && access == 1) {
+		hst->feat.memslot_flag_evidence = KVMNC_FLAG_EVIDENCE_ACCESS;
+		set_status(st, 1,
+			   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s, no capability "
+			   "advertises it, and a guest access to the flagged slot completed",
+			   ioc, where);
+	} else if (r == 0 && access == 0) {
+		set_status(st, 0,
+			   "bit 3 of the memslot flags is accepted by %s, but a guest access to "
+			   "such a slot exits with KVM_EXIT_MEMORY_FAULT: bit 3 is another "
+			   "flag here (KVM_MEM_USERFAULT?), not KVM_MEM_NON_COHERENT_DMA",
+			   ioc);
+	} else if (r == 0) {
+		set_status(st, access,
+			   "bit 3 of the memslot flags is accepted by %s on %s, but no capability "
+			   "says it is KVM_MEM_NON_COHERENT_DMA here and a guest access could not "
+			   "confirm it: %s",
+			   ioc, where, strerror(-access));
 	} else if (r == -EINVAL && plain == 0) {
 		set_status(st, 0, "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
 			   cap_note(hst->cap236, hst->cap239, note, sizeof(note)));
@@ -458,14 +535,15 @@ static void try_flag(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t n
 	}
 }
 
-static void try_on_vm(struct kvmnc_host *hst, int vm_fd, bool callers, uint32_t nr_slots)
+static void try_on_vm(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool callers,
+		      uint32_t nr_slots)
 {
 	try_device(hst, vm_fd, callers);
 	if (hst->um2 < 0)
 		set_status(&hst->feat.memslot_flag, hst->um2,
 			   "could not tell which memslot ioctl to try: %s", strerror(-hst->um2));
 	else
-		try_flag(hst, vm_fd, callers, nr_slots);
+		try_flag(hst, kvm_fd, vm_fd, callers, nr_slots);
 }
 
 int kvmnc_recommend(const struct kvmnc_features *f)
@@ -621,7 +699,7 @@ static int probe_node(const char *path, int fd, bool read_paths, struct kvmnc_ho
 	} else {
 		/* The quirk mask is per VM type (TDX differs); ask a VM. */
 		mask = kvmnc_kvm_check(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
-		try_on_vm(hst, vm_fd, false, 0);
+		try_on_vm(hst, fd, vm_fd, false, 0);
 		SYS(close, vm_fd);
 		f->probed_on = KVMNC_PROBED_SCRATCH_VM;
 	}
@@ -807,7 +885,7 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 	if (hst->trial_err ||
 	    ((f->vm_flags & KVMNC_VM_PRIVATE_MEMORY) &&
 	     (f->memslot_flag.supported == 1 || f->virtio_device.supported == 1))) {
-		try_on_vm(hst, vm_fd, true, vf->memslots > 0 ? (uint32_t)vf->memslots : 0);
+		try_on_vm(hst, -1, vm_fd, true, vf->memslots > 0 ? (uint32_t)vf->memslots : 0);
 		f->probed_on = KVMNC_PROBED_CALLER_VM;
 		tried = true;
 		if (hst->trial_slot_left)

@@ -74,6 +74,16 @@ static int sys_mmap_anon(size_t len, void **out)
 	return 0;
 }
 
+static int sys_mmap_fd(int fd, size_t len, void **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	*out = p;
+	return 0;
+}
+
 static int sys_munmap(void *addr, size_t len)
 {
 	return munmap(addr, len) < 0 ? -errno : 0;
@@ -141,6 +151,7 @@ const struct kvmnc_sys kvmnc_sys_real = {
 	.fcntl_getfd = sys_fcntl_getfd,
 	.fd_rdev = sys_fd_rdev,
 	.mmap_anon = sys_mmap_anon,
+	.mmap_fd = sys_mmap_fd,
 	.munmap = sys_munmap,
 	.read_file = sys_read_file,
 	.uname = sys_uname,

@@ -46,6 +46,8 @@ struct obj {
 	int v1_calls, v2_calls;
 	/* K_SYS: the node's device number (major 10, minor 232 for /dev/kvm). */
 	uint64_t rdev;
+	/* K_VCPU: its struct kvm_run, once mapped. */
+	struct kvm_run *run;
 };
 
 #define FAKE_KVM_RDEV ((10ull << 8) | 232)
@@ -422,6 +424,42 @@ static int dev_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 	return -ENOTTY;
 }
 
+/*
+ * A vCPU runs the access trial's two instructions: it reaches the HLT when
+ * the memory at GPA 0 and the data slot are there, unless bit 3 is
+ * KVM Userfault's, whose flagged slot exits with KVM_EXIT_MEMORY_FAULT.
+ */
+static int vcpu_ioctl(struct obj *o, unsigned long req)
+{
+	const struct obj *vm = &objs[o->vm];
+	bool code = false, userfault = false;
+
+	switch (req) {
+	case KVM_GET_SREGS:
+	case KVM_SET_SREGS:
+	case KVM_SET_REGS:
+		return 0;
+	case KVM_RUN:
+		if (!o->run)
+			return -EINVAL;
+		for (int i = 0; i < MAX_SLOTS; i++) {
+			const struct slot *sl = &vm->slots[i];
+
+			if (!sl->used)
+				continue;
+			code |= sl->gpa == 0;
+			userfault |= pers->bit3_userfault && (sl->flags & KVM_MEM_NON_COHERENT_DMA);
+		}
+		if (userfault) {
+			o->run->exit_reason = KVM_EXIT_MEMORY_FAULT;
+			return -EFAULT;
+		}
+		o->run->exit_reason = code ? KVM_EXIT_HLT : KVM_EXIT_INTERNAL_ERROR;
+		return 0;
+	}
+	return -EINVAL; /* x86's kvm_arch_vcpu_ioctl default */
+}
+
 static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 {
 	struct obj *o;
@@ -436,6 +474,8 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 	case K_SYS:
 		if (req == KVM_GET_API_VERSION)
 			return pers->api_version;
+		if (req == KVM_GET_VCPU_MMAP_SIZE)
+			return 3 * 4096;
 		if (req == KVM_CHECK_EXTENSION)
 			return cap_value(o, arg);
 		if (req == KVM_CREATE_VM) {
@@ -452,7 +492,7 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 	case K_DEV:
 		return dev_ioctl(o, req, arg);
 	case K_VCPU:
-		return -EINVAL; /* x86's kvm_arch_vcpu_ioctl default */
+		return vcpu_ioctl(o, req);
 	case K_TUN:
 		return -EBADFD; /* tun before TUNSETIFF */
 	default:
@@ -592,11 +632,35 @@ static int f_mmap_anon_locked(size_t len, void **out)
 	return 0;
 }
 
+static int f_mmap_fd_locked(int fd, size_t len, void **out)
+{
+	struct obj *o;
+	int r = enter();
+
+	if (r)
+		return r;
+	o = obj_of(fd);
+	if (!o || o->kind != K_VCPU)
+		return -ENODEV;
+	if (!alloc_enter())
+		return -ENOMEM;
+	*out = calloc(1, len);
+	if (!*out)
+		return -ENOMEM;
+	o->run = *out;
+	map_note(*out, true);
+	maps++;
+	return 0;
+}
+
 static int f_munmap_locked(void *addr, size_t len)
 {
 	int r = enter();
 
 	(void)len;
+	for (int i = 0; i < MAX_FDS; i++)
+		if (objs[i].kind == K_VCPU && objs[i].run == addr)
+			objs[i].run = NULL;
 	map_note(addr, false);
 	free(addr);
 	maps--;
@@ -732,6 +796,7 @@ LOCKED(int, fcntl_getfd, (int fd), (fd))
 LOCKED(int, fd_rdev, (int fd, uint64_t *rdev), (fd, rdev))
 LOCKED(int, mmap_anon, (size_t len, void **out), (len, out))
 LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
+LOCKED(int, mmap_fd, (int fd, size_t len, void **out), (fd, len, out))
 LOCKED(ssize_t, read_file, (const char *path, char *buf, size_t len), (path, buf, len))
 LOCKED(int, uname, (struct utsname * u), (u))
 LOCKED(int, cpuid, (uint32_t leaf, uint32_t subleaf, uint32_t regs[4]), (leaf, subleaf, regs))
@@ -793,6 +858,7 @@ static const struct kvmnc_sys fake_sys = {
 	.fcntl_getfd = f_fcntl_getfd,
 	.fd_rdev = f_fd_rdev,
 	.mmap_anon = f_mmap_anon,
+	.mmap_fd = f_mmap_fd,
 	.munmap = f_munmap,
 	.read_file = f_read_file,
 	.uname = f_uname,
@@ -1071,6 +1137,41 @@ const struct fake_personality fake_personalities[] = {
 		.cap236 = 1,
 		.cap239 = 1,
 		.flag_v1 = true,
+		.flag_v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	/*
+	 * Issue 19, bug 4: upstream 6.18 with KVM Userfault v3 applied. Bit 3
+	 * is KVM_MEM_USERFAULT and accepted; capability 236 is
+	 * KVM_CAP_PRE_FAULT_MEMORY.
+	 */
+	{
+		.name = "userfault-6.18",
+		.release = "6.18.3-userfault",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x7ff,
+		.quirks_vm = 0x7ff,
+		.cap236 = 1,
+		.flag_v2 = true,
+		.bit3_userfault = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	/* A kernel that takes bit 3 without any capability for it, and a guest access works. */
+	{
+		.name = "bit3-uncapped",
+		.release = "6.18.3-bit3",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x7ff,
+		.quirks_vm = 0x7ff,
+		.cap236 = 1,
 		.flag_v2 = true,
 		.ept = "Y",
 		.vm_flag_cap = -1,

@@ -49,6 +49,12 @@ struct fake_personality {
 	const char *npt;
 	/* A chroot jail (Firecracker's jailer): no /sys and no /proc at all. */
 	bool jail;
+	/*
+	 * Bit 3 of the memslot flags is KVM Userfault's (posted upstream, June
+	 * 2025), not KVM_MEM_NON_COHERENT_DMA: a vCPU access to such a slot
+	 * exits with KVM_EXIT_MEMORY_FAULT.
+	 */
+	bool bit3_userfault;
 	/* What the VM (not the node) answers for the flag capability; -1: same. */
 	int vm_flag_cap;
 	/* KVM_CAP_VM_TYPES; VM types other than 0 that KVM_CREATE_VM accepts. */
