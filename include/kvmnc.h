@@ -636,6 +636,15 @@ KVMNC_API int kvmnc_snapshot_stale(struct kvmnc *h, const struct kvmnc_snapshot 
 /* NULL is accepted. */
 KVMNC_API void kvmnc_snapshot_free(struct kvmnc_snapshot *snap);
 
+/*
+ * Range @i of @snap (since 1.2): ranges[] is laid out with the stride the
+ * snapshot was taken with (range_sz), which indexing a
+ * const struct kvmnc_range * gets wrong whenever range_sz differs from the
+ * caller's sizeof. NULL for a NULL @snap or @i >= count.
+ */
+KVMNC_API const struct kvmnc_range *kvmnc_snapshot_range(const struct kvmnc_snapshot *snap,
+							 size_t i);
+
 /* How the VMM migrates guest memory. */
 enum kvmnc_migration_mode {
 	/* With its own copies (plain loads and stores, zero-copy sends): no helper. */

@@ -403,6 +403,14 @@ KVMNC_API void kvmnc_snapshot_free(struct kvmnc_snapshot *snap)
 	free(snap);
 }
 
+KVMNC_API const struct kvmnc_range *kvmnc_snapshot_range(const struct kvmnc_snapshot *snap,
+							 size_t i)
+{
+	if (!snap || i >= snap->count)
+		return NULL;
+	return (const void *)((const char *)snap->ranges + i * snap->range_sz);
+}
+
 /* ---- the policy ---------------------------------------------------------------- */
 
 static void advice(struct kvmnc_migration_advice *a, int action, uint32_t flags, const char *why)
@@ -415,8 +423,7 @@ static void advice(struct kvmnc_migration_advice *a, int action, uint32_t flags,
 static bool any_device(const struct kvmnc_snapshot *s)
 {
 	for (size_t i = 0; i < s->count; i++) {
-		const struct kvmnc_range *r =
-			(const void *)((const char *)s->ranges + i * s->range_sz);
+		const struct kvmnc_range *r = kvmnc_snapshot_range(s, i);
 
 		if (r->why & KVMNC_RANGE_DEVICE)
 			return true;

@@ -632,7 +632,7 @@ static void test_vm_wide_armed(void **state)
 	assert_int_equal(kvmnc_set_region(h, &r), 0);
 	assert_int_equal(kvmnc_snapshot_take(h, sizeof(struct kvmnc_range), &snap), 0);
 	assert_int_equal(snap->count, 1);
-	assert_int_equal(snap->ranges[0].slot, 4);
+	assert_int_equal(kvmnc_snapshot_range(snap, 0)->slot, 4);
 	kvmnc_snapshot_free(snap);
 	fake_vm_state(vm, &vs);
 	assert_int_equal(vs.vm_wide_transitions, 201);

@@ -720,6 +720,17 @@ static void test_snapshot_layout(void **state)
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < 3; k++)
 			assert_int_equal(br[i].future[k], 0);
+	/*
+	 * The accessor strides by range_sz: indexing ranges[] as the header
+	 * types it would read range 1 inside range 0's zeroed tail.
+	 */
+	assert_ptr_equal(kvmnc_snapshot_range(s, 0), &br[0].r);
+	assert_ptr_equal(kvmnc_snapshot_range(s, 1), &br[1].r);
+	assert_int_equal(kvmnc_snapshot_range(s, 1)->slot, 2);
+	assert_int_not_equal(s->ranges[1].slot, 2);
+	assert_null(kvmnc_snapshot_range(s, 2));
+	assert_null(kvmnc_snapshot_range(s, SIZE_MAX));
+	assert_null(kvmnc_snapshot_range(NULL, 0));
 	/* Current until the state changes; a change elsewhere does not count. */
 	assert_int_equal(kvmnc_snapshot_stale(h, s), 0);
 	assert_int_equal(kvmnc_hva_is_noncoherent(h, g, 1), 1);
