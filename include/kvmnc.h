@@ -420,6 +420,24 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result);
 KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot);
 
 /*
+ * The VMM will not issue the ioctl it planned for @slot (since 1.2): the
+ * plan is dropped and its VM-wide step undone, as a failed outcome would.
+ * -ENOENT when no plan waits for @slot.
+ */
+KVMNC_API int kvmnc_region_abort(struct kvmnc *h, uint32_t slot);
+
+/*
+ * The VMM's memslots are exactly the @n slot ids at @slots (address space
+ * << 16 | id), for a VMM that may have missed kvmnc_region_removed() calls
+ * (since 1.2): every memslot the library knows that is not listed and has
+ * no plan waiting is forgotten, as kvmnc_region_removed() would. KVM has
+ * no call that lists memslots without changing one, so the list comes from
+ * the VMM's own table. Returns how many were forgotten; -EINVAL for a NULL
+ * @slots with a non-zero @n.
+ */
+KVMNC_API int kvmnc_region_resync(struct kvmnc *h, const uint32_t *slots, size_t n);
+
+/*
  * Declare that device model @device_id (any number the caller chooses, such
  * as a PCI BDF) does non-coherent DMA to guest memory anywhere. With the
  * VIRTIO device mechanism this creates its KVM device and sets

@@ -319,6 +319,60 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *hd, uint32_t slot, int result)
 	return err;
 }
 
+KVMNC_API int kvmnc_region_abort(struct kvmnc *hd, uint32_t slot)
+{
+	/* What a failed outcome does: the plan goes, its VM-wide step with it. */
+	return kvmnc_region_complete(hd, slot, -ECANCELED);
+}
+
+static bool listed(const uint32_t *slots, size_t n, uint32_t slot)
+{
+	for (size_t i = 0; i < n; i++)
+		if (slots[i] == slot)
+			return true;
+	return false;
+}
+
+/* Forgets every record of @t not in @slots and without a plan; how many. */
+static int forget_unlisted(struct kvmnc *h, struct kvmnc_table *t, const uint32_t *slots, size_t n)
+{
+	int dropped = 0;
+
+	for (uint32_t i = 0; i < t->n;) {
+		struct kvmnc_slot *rec = kvmnc_table_at(t, i);
+		uint32_t slot = rec->slot;
+
+		if (listed(slots, n, slot) || kvmnc_table_find(&h->pending, slot)) {
+			i++;
+			continue;
+		}
+		/* The last record moves into this place: look at i again. */
+		kvmnc_ncs_begin(h, slot);
+		kvmnc_table_remove(t, rec);
+		kvmnc_ncs_end(h, slot);
+		dropped++;
+	}
+	return dropped;
+}
+
+KVMNC_API int kvmnc_region_resync(struct kvmnc *hd, const uint32_t *slots, size_t n)
+{
+	struct kvmnc *h;
+	int err;
+
+	if (!slots && n)
+		return -EINVAL;
+	err = kvmnc_handle_get(hd, &h);
+	if (err < 0)
+		return err;
+	err = forget_unlisted(h, &h->nc, slots, n) + forget_unlisted(h, &h->plain, slots, n);
+	drop_unused_device(h);
+	if (err)
+		hpr_info(h, "resync: forgot %d memslots the VMM no longer has", err);
+	kvmnc_handle_put(h);
+	return err;
+}
+
 KVMNC_API int kvmnc_region_removed(struct kvmnc *hd, uint32_t slot)
 {
 	struct kvmnc *h;

@@ -469,6 +469,64 @@ static void test_resync(void **state)
 	kvmnc_close(h);
 }
 
+/*
+ * Issue 19, API: a plan the VMM will not carry out is aborted (its VM-wide
+ * step undone), and a VMM that forgot kvmnc_region_removed() tells the
+ * library which slots it has, rather than holding kvmnc_is_noncoherent() at
+ * 1 for ever.
+ */
+static void test_abort_and_resync(void **state)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct fake_vm_state vs;
+	struct kvmnc_region r;
+	uint32_t keep[] = {1, 3, 77};
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, &vm);
+	r = region(5, 1ULL << 32, 1 * MB, true);
+	assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	assert_true(plan.vm_wide_step);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 1);
+	assert_int_equal(kvmnc_is_noncoherent(h), 1);
+	assert_int_equal(kvmnc_region_abort(h, 5), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 0);
+	assert_int_equal(vs.devices, 0);
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	assert_int_equal(kvmnc_region_abort(h, 5), -ENOENT);
+	assert_int_equal(kvmnc_region_complete(h, 5, 0), -ENOENT);
+
+	for (uint32_t s = 1; s <= 3; s++) {
+		r = region(s, (uint64_t)s << 30, 1 * MB, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+	}
+	/* The VMM deletes slot 2 itself and forgets to say so. */
+	r = region(2, 2ULL << 30, 0, true);
+	assert_int_equal(vmm_ioctl(vm, &r, 0), 0);
+	assert_int_equal(kvmnc_region_resync(h, keep, 3), 1);
+	assert_int_equal(kvmnc_region_removed(h, 2), -ENOENT);
+	assert_int_equal(kvmnc_is_noncoherent(h), 1);
+	assert_int_equal(kvmnc_region_resync(h, keep, 3), 0);
+	/* Nothing left: the VM-wide mechanism goes with the last region. */
+	assert_int_equal(kvmnc_region_resync(h, NULL, 0), 2);
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 0);
+	assert_int_equal(kvmnc_region_resync(h, NULL, 1), -EINVAL);
+	/* A slot whose plan waits is the VMM's to complete first. */
+	r = region(4, 4ULL << 30, 1 * MB, true);
+	assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	assert_int_equal(kvmnc_region_resync(h, NULL, 0), 0);
+	assert_int_equal(kvmnc_region_abort(h, 4), 0);
+	kvmnc_close(h);
+	assert_int_equal(kvmnc_region_abort(h, 4), -EBADF);
+	assert_int_equal(kvmnc_region_resync(h, NULL, 0), -EBADF);
+}
+
 static size_t heap_in_use(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -686,6 +744,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_sz_bounds, teardown_fake),
 		cmocka_unit_test_teardown(test_plans_hold_their_room, teardown_fake),
 		cmocka_unit_test_teardown(test_vm_wide_armed, teardown_fake),
+		cmocka_unit_test_teardown(test_abort_and_resync, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
