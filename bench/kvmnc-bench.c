@@ -63,6 +63,11 @@ static int c_mmap_fd(int fd, size_t len, void **out)
 	nsys++;
 	return kvmnc_sys_real.mmap_fd(fd, len, out);
 }
+static int c_same_file(int a, int b)
+{
+	nsys++;
+	return kvmnc_sys_real.same_file(a, b);
+}
 static int c_fd_rdev(int fd, uint64_t *rdev)
 {
 	nsys++;
@@ -95,6 +100,7 @@ static const struct kvmnc_sys counting = {
 	.ioctl = c_ioctl,
 	.fcntl_getfd = c_fcntl_getfd,
 	.fd_rdev = c_fd_rdev,
+	.same_file = c_same_file,
 	.mmap_anon = c_mmap_anon,
 	.mmap_fd = c_mmap_fd,
 	.munmap = c_munmap,
@@ -223,6 +229,7 @@ static const struct kvmnc_sys noop = {
 	.ioctl = noop_ioctl,
 	.fcntl_getfd = c_fcntl_getfd,
 	.fd_rdev = c_fd_rdev,
+	.same_file = c_same_file,
 	.mmap_anon = c_mmap_anon,
 	.mmap_fd = c_mmap_fd,
 	.munmap = c_munmap,

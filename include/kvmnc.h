@@ -260,6 +260,10 @@ struct kvmnc_open_opts {
  * kvm_fd) is not open, -ENOTTY @vm_fd is not a KVM VM (or kvm_fd not a KVM
  * node), -EOPNOTSUPP the forced mechanism is unavailable, -E2BIG unknown
  * non-zero option bytes or sz > 4096, or what kvmnc_probe() returned.
+ * Since 1.2: -EISCONN the VM already has an open handle in this process
+ * (one VM, one handle: a second kept its own devices and answers), and
+ * -ENOTRECOVERABLE a trial memslot could not be deleted from @vm_fd (it
+ * stays, with its page; discard the VM).
  */
 KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct kvmnc **out);
 

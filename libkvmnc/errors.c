@@ -137,6 +137,9 @@ KVMNC_API const char *kvmnc_strerror(int err)
 		       "covered (declare KVMNC_OPEN_DEVICES in kvmnc_open())";
 	case EALREADY:
 		return "A region plan for this memslot is already waiting for its outcome";
+	case EISCONN:
+		return "This VM already has an open libkvmnc handle in this process (one VM, one "
+		       "handle)";
 	case ENOTRECOVERABLE:
 		return "A trial memslot could not be deleted from the VM: it keeps the slot (and "
 		       "the page behind it); discard the VM";

@@ -177,6 +177,10 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	h = kvmnc_handle_alloc();
 	if (!h)
 		return -ENOMEM;
+	/* Before any trial on the VM: a second handle would keep its own devices and answers. */
+	r = kvmnc_handle_bind_vm(h, vm_fd);
+	if (r < 0)
+		goto err;
 	h->vm_fd = vm_fd;
 	h->scope = o.scope;
 	h->open_flags = o.flags;
@@ -251,6 +255,8 @@ KVMNC_API int kvmnc_close(struct kvmnc *hd)
 	kvmnc_release_devices(h);
 	h->closed = true;
 	kvmnc_handle_put(h);
+	/* Without the handle lock (the registry lock comes first, as at fork). */
+	kvmnc_handle_unbind_vm(hd);
 	return 0;
 }
 

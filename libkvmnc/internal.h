@@ -48,6 +48,8 @@ struct kvmnc_sys {
 	int (*close)(int fd);
 	int (*ioctl)(int fd, unsigned long req, unsigned long arg);
 	int (*fcntl_getfd)(int fd);
+	/* 0: @a and @b are the same open file (kcmp KCMP_FILE), 1 not, negative errno. */
+	int (*same_file)(int a, int b);
 	/* The device number of the character device @fd is open on (fstat's st_rdev). */
 	int (*fd_rdev)(int fd, uint64_t *rdev);
 	int (*mmap_anon)(size_t len, void **out);
@@ -376,6 +378,14 @@ struct kvmnc {
 
 /* A new handle, LIVE but not yet open; NULL without memory. */
 struct kvmnc *kvmnc_handle_alloc(void);
+/*
+ * One VM, one handle: records that @h is the handle of @vm_fd, or
+ * -EISCONN when another handle of the process is open on that VM (the
+ * same fd number, or another fd of the same file where kcmp() can tell).
+ * Undone by kvmnc_handle_unbind_vm() at close.
+ */
+int kvmnc_handle_bind_vm(struct kvmnc *h, int vm_fd);
+void kvmnc_handle_unbind_vm(const struct kvmnc *token);
 /* Makes an allocated handle reachable through its token; delivers what its opening logged. */
 void kvmnc_handle_publish(struct kvmnc *h);
 /* Frees an allocated handle that was never published, after delivering its log. */

@@ -52,6 +52,9 @@
 struct slot {
 	uint64_t word;
 	struct kvmnc *h; /* written under reg_lock only */
+	/* Under reg_lock: the VM fd of the open handle @bound names (one VM, one handle). */
+	const struct kvmnc *bound;
+	int vm_fd;
 	struct kvmnc_ncs ncs;
 } __attribute__((aligned(64)));
 
@@ -273,6 +276,8 @@ static void retire(struct kvmnc *h)
 	kvmnc_ncs_destroy(h);
 	pthread_mutex_lock(&reg_lock);
 	s->h = NULL;
+	s->bound = NULL;
+	s->vm_fd = -1;
 	__atomic_store_n(&s->word,
 			 (uint64_t)(ST_GEN(__atomic_load_n(&s->word, __ATOMIC_RELAXED)) + 1) << 32,
 			 __ATOMIC_RELEASE);
@@ -370,6 +375,48 @@ int kvmnc_handle_close_begin(const struct kvmnc *token, struct kvmnc **out)
 	*out = s->h;
 	pthread_mutex_lock(&(*out)->lock);
 	return 0;
+}
+
+int kvmnc_handle_bind_vm(struct kvmnc *h, int vm_fd)
+{
+	uint32_t n;
+	int r = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	n = nslots(nchunks);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		struct slot *s = slot_at(i);
+
+		if (!s->bound || i == h->slot_idx)
+			continue;
+		/*
+		 * The caller keeps the VM fd open while its handle is, so an equal
+		 * number is the same VM; another fd of the same file needs kcmp(),
+		 * which a sandbox may refuse (then only numbers are compared).
+		 */
+		if (s->vm_fd == vm_fd || SYS(same_file, s->vm_fd, vm_fd) == 0)
+			r = -EISCONN;
+	}
+	if (r == 0) {
+		slot_at(h->slot_idx)->bound = h->token;
+		slot_at(h->slot_idx)->vm_fd = vm_fd;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return r;
+}
+
+void kvmnc_handle_unbind_vm(const struct kvmnc *token)
+{
+	struct slot *s;
+	uint32_t gen;
+
+	pthread_mutex_lock(&reg_lock);
+	s = slot_of_token(token, &gen);
+	if (s && s->bound == token) {
+		s->bound = NULL;
+		s->vm_fd = -1;
+	}
+	pthread_mutex_unlock(&reg_lock);
 }
 
 struct kvmnc_ncs *kvmnc_handle_ncs(const struct kvmnc *token)

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -49,6 +50,22 @@ static int sys_fcntl_getfd(int fd)
 	int r = fcntl(fd, F_GETFD);
 
 	return r < 0 ? -errno : r;
+}
+
+static int sys_same_file(int a, int b)
+{
+#ifdef SYS_kcmp
+	long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0 /* KCMP_FILE */, (long)a,
+			 (long)b);
+
+	if (r < 0)
+		return -errno;
+	return r == 0 ? 0 : 1;
+#else
+	(void)a;
+	(void)b;
+	return -ENOSYS;
+#endif
 }
 
 static int sys_fd_rdev(int fd, uint64_t *rdev)
@@ -150,6 +167,7 @@ const struct kvmnc_sys kvmnc_sys_real = {
 	.ioctl = sys_ioctl,
 	.fcntl_getfd = sys_fcntl_getfd,
 	.fd_rdev = sys_fd_rdev,
+	.same_file = sys_same_file,
 	.mmap_anon = sys_mmap_anon,
 	.mmap_fd = sys_mmap_fd,
 	.munmap = sys_munmap,

@@ -67,6 +67,12 @@ static int w_mmap_fd(int fd, size_t len, void **out)
 
 	return r ? r : kvmnc_sys_real.mmap_fd(fd, len, out);
 }
+static int w_same_file(int a, int b)
+{
+	int r = inject();
+
+	return r ? r : kvmnc_sys_real.same_file(a, b);
+}
 static int w_fd_rdev(int fd, uint64_t *rdev)
 {
 	int r = inject();
@@ -98,6 +104,7 @@ static const struct kvmnc_sys wrapped = {
 	.ioctl = w_ioctl,
 	.fcntl_getfd = w_fcntl_getfd,
 	.fd_rdev = w_fd_rdev,
+	.same_file = w_same_file,
 	.mmap_anon = w_mmap_anon,
 	.mmap_fd = w_mmap_fd,
 	.munmap = w_munmap,

@@ -500,6 +500,18 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 	}
 }
 
+/* The fake has no dup(): one file per fd number. */
+static int f_same_file_locked(int a, int b)
+{
+	int r = enter();
+
+	if (r)
+		return r;
+	if (!obj_of(a) || !obj_of(b))
+		return -EBADF;
+	return a == b ? 0 : 1;
+}
+
 static int f_fd_rdev_locked(int fd, uint64_t *rdev)
 {
 	struct obj *o;
@@ -794,6 +806,7 @@ LOCKED(int, close, (int fd), (fd))
 LOCKED(int, ioctl, (int fd, unsigned long req, unsigned long arg), (fd, req, arg))
 LOCKED(int, fcntl_getfd, (int fd), (fd))
 LOCKED(int, fd_rdev, (int fd, uint64_t *rdev), (fd, rdev))
+LOCKED(int, same_file, (int a, int b), (a, b))
 LOCKED(int, mmap_anon, (size_t len, void **out), (len, out))
 LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
 LOCKED(int, mmap_fd, (int fd, size_t len, void **out), (fd, len, out))
@@ -857,6 +870,7 @@ static const struct kvmnc_sys fake_sys = {
 	.ioctl = f_ioctl,
 	.fcntl_getfd = f_fcntl_getfd,
 	.fd_rdev = f_fd_rdev,
+	.same_file = f_same_file,
 	.mmap_anon = f_mmap_anon,
 	.mmap_fd = f_mmap_fd,
 	.munmap = f_munmap,

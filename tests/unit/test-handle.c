@@ -316,20 +316,61 @@ static void test_stale_handle_never_acts(void **state)
 	/* Closed handles are freed; only open ones exist (and fork() locks only those). */
 	assert_int_equal(kvmnc_handle_count(), 0);
 	{
-		struct kvmnc *many[300];
+		/* One handle per VM: 40 VMs (the fake's fd table holds 64). */
+		struct kvmnc *many[40];
+		int vms[40];
 
-		for (int i = 0; i < 300; i++)
-			many[i] = open_ok(vm2, KVMNC_SCOPE_SLOT, 0);
-		assert_int_equal(kvmnc_handle_count(), 300);
-		for (int i = 0; i < 300; i++)
+		for (int i = 0; i < 40; i++) {
+			vms[i] = fake_create_vm();
+			many[i] = open_ok(vms[i], KVMNC_SCOPE_SLOT, 0);
+		}
+		assert_int_equal(kvmnc_handle_count(), 40);
+		for (int i = 0; i < 40; i++)
 			assert_int_equal(kvmnc_close(many[i]), 0);
-		for (int i = 0; i < 300; i++)
+		for (int i = 0; i < 40; i++) {
 			assert_int_equal(kvmnc_close(many[i]), -EBADF);
+			fake_close(vms[i]);
+		}
 		assert_int_equal(kvmnc_handle_count(), 0);
 	}
 	/* Not a token at all: an address, a misaligned value. */
 	assert_int_equal(kvmnc_close((struct kvmnc *)&vs), -EBADF);
 	assert_int_equal(kvmnc_is_noncoherent((struct kvmnc *)(uintptr_t)0x12345), -EBADF);
+}
+
+/*
+ * Issue 19, API: one VM, one handle. A second handle kept its own devices
+ * and its own kvmnc_is_noncoherent() answer; now it is refused, before it
+ * touches the VM, until the first is closed.
+ */
+static void test_one_handle_per_vm(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
+	struct fake_vm_state vs;
+	struct kvmnc *h, *h2 = NULL;
+	int vm, other, calls;
+
+	(void)state;
+	fake_reset(fake_personality("sandboxed")); /* trials run on the VMM's VM */
+	vm = fake_create_vm();
+	other = fake_create_vm();
+	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	calls = fake_calls();
+	assert_int_equal(kvmnc_open(vm, &o, &h2), -EISCONN);
+	assert_null(h2);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 0);
+	assert_int_equal(vs.devices, 0);
+	/* Refused before any trial: a few checks of the fd, nothing on the VM. */
+	assert_true(fake_calls() - calls < 8);
+	assert_int_equal(kvmnc_handle_count(), 1);
+	/* Another VM is another handle. */
+	assert_int_equal(kvmnc_open(other, &o, &h2), 0);
+	assert_int_equal(kvmnc_close(h2), 0);
+	assert_int_equal(kvmnc_close(h), 0);
+	assert_int_equal(kvmnc_open(vm, &o, &h2), 0);
+	assert_int_equal(kvmnc_close(h2), 0);
+	assert_int_equal(kvmnc_handle_count(), 0);
 }
 
 /* A VMM that holds the node's fd: the library opens no path. */
@@ -559,13 +600,14 @@ static void test_lifetime(void **state)
 	struct kvmnc_handle_info info = {.sz = sizeof(info)};
 	struct kvmnc_region r = {.sz = sizeof(r)};
 	struct kvmnc *h, *h2;
-	int vm;
+	int vm, vm2;
 
 	(void)state;
 	fake_reset(fake_personality("patched-6.12"));
 	vm = fake_create_vm();
+	vm2 = fake_create_vm();
 	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
-	h2 = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	h2 = open_ok(vm2, KVMNC_SCOPE_VM, 0);
 	assert_int_equal(kvmnc_close(h), 0);
 	/* Use after close and double close are refused, not crashes. */
 	assert_int_equal(kvmnc_close(h), -EBADF);
@@ -575,12 +617,12 @@ static void test_lifetime(void **state)
 	assert_int_equal(kvmnc_is_noncoherent(h), -EBADF);
 	assert_int_equal(kvmnc_close(NULL), 0);
 	assert_int_equal(kvmnc_get_info(NULL, &info), -EBADF);
-	/* The other handle on the same VM is unaffected. */
+	/* The other handle is unaffected. */
 	assert_int_equal(kvmnc_get_info(h2, &info), 0);
 	assert_int_equal(kvmnc_close(h2), 0);
 	assert_int_equal(kvmnc_get_info(h2, NULL), -EINVAL);
-	/* The caller's VM fd is still open. */
-	assert_int_equal(fake_open_fds(), 1);
+	/* The caller's VM fds are still open. */
+	assert_int_equal(fake_open_fds(), 2);
 }
 
 static void test_info_sizes(void **state)
@@ -620,6 +662,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_tdx_vm, teardown),
 		cmocka_unit_test_teardown(test_sandboxed, teardown),
 		cmocka_unit_test_teardown(test_stale_handle_never_acts, teardown),
+		cmocka_unit_test_teardown(test_one_handle_per_vm, teardown),
 		cmocka_unit_test_teardown(test_trial_slot_stuck, teardown),
 		cmocka_unit_test_teardown(test_unknown_never_widens, teardown),
 		cmocka_unit_test_teardown(test_kvm_fd, teardown),
