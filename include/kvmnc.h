@@ -735,6 +735,16 @@ typedef void (*kvmnc_log_fn)(int level, const char *msg, void *ctx);
  */
 KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx);
 
+/*
+ * Install a log callback for handle @h (since 1.2; NULL @fn: back to the
+ * process-wide one): the messages of calls on @h, up to @max_level, go to
+ * it instead of the process-wide callback, so that a VMM can route them
+ * to the VM they concern. What kvmnc_open() says before it returns, and
+ * messages that concern no handle (the probe), go to the process-wide
+ * callback. The callback never runs with a library lock held. -EBADF.
+ */
+KVMNC_API int kvmnc_set_handle_log(struct kvmnc *h, kvmnc_log_fn fn, int max_level, void *ctx);
+
 /* Text for a negative errno returned by this library; never NULL. */
 KVMNC_API const char *kvmnc_strerror(int err);
 

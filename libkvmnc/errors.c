@@ -60,7 +60,7 @@ void kvmnc_logq_add(struct kvmnc_logq *q, int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!listened(level))
+	if (q->fn ? level > q->max : !listened(level))
 		return;
 	if (q->n == KVMNC_LOGQ) {
 		q->dropped++;
@@ -72,12 +72,40 @@ void kvmnc_logq_add(struct kvmnc_logq *q, int level, const char *fmt, ...)
 	q->m[q->n++].level = level;
 }
 
+/* A handle's messages go to its own callback when it has one, else to the process's. */
 void kvmnc_logq_deliver(const struct kvmnc_logq *q)
 {
-	for (uint32_t i = 0; i < q->n; i++)
-		deliver(q->m[i].level, q->m[i].msg);
-	if (q->dropped)
+	char msg[LOG_MSG_MAX];
+
+	for (uint32_t i = 0; i < q->n; i++) {
+		if (q->fn)
+			q->fn(q->m[i].level, q->m[i].msg, q->ctx);
+		else
+			deliver(q->m[i].level, q->m[i].msg);
+	}
+	if (!q->dropped)
+		return;
+	if (!q->fn) {
 		kvmnc_log(KVMNC_LOG_WARN, "%u more library messages were dropped", q->dropped);
+	} else if (q->max >= KVMNC_LOG_WARN) {
+		snprintf(msg, sizeof(msg), "%u more library messages were dropped", q->dropped);
+		q->fn(KVMNC_LOG_WARN, msg, q->ctx);
+	}
+}
+
+KVMNC_API int kvmnc_set_handle_log(struct kvmnc *hd, kvmnc_log_fn fn, int max_level, void *ctx)
+{
+	struct kvmnc *h;
+	int r = kvmnc_handle_get(hd, &h);
+
+	if (r < 0)
+		return r;
+	/* Under the handle lock: the queue's copy taken at delivery sees both or neither. */
+	h->logq.fn = fn;
+	h->logq.ctx = fn ? ctx : NULL;
+	h->logq.max = fn ? max_level : -1;
+	kvmnc_handle_put(h);
+	return 0;
 }
 
 void kvmnc_log_fork_lock(void)

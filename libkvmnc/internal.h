@@ -89,6 +89,10 @@ void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2,
  */
 #define KVMNC_LOGQ 4
 struct kvmnc_logq {
+	/* The handle's own callback (kvmnc_set_handle_log()), or NULL: the process's. */
+	kvmnc_log_fn fn;
+	void *ctx;
+	int max;
 	uint32_t n, dropped;
 	struct {
 		int level;

@@ -166,6 +166,7 @@ static void init_handle(struct kvmnc *h)
 	kvmnc_table_init(&h->pending, sizeof(struct kvmnc_pending));
 	kvmnc_table_init(&h->devs, sizeof(struct kvmnc_dev));
 	kvmnc_table_init(&h->plain, sizeof(struct kvmnc_slot));
+	h->logq.max = -1;
 }
 
 /* Under reg_lock: a free slot, round-robin from the cursor, or a new chunk. */

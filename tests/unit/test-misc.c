@@ -213,6 +213,59 @@ static void test_close_warns(void **state)
 	assert_int_equal(close_warnings, 1);
 }
 
+/*
+ * Issue 19, API: a handle's messages go to its own callback, so a VMM can
+ * route them to the VM they concern; other handles and the probe stay on
+ * the process-wide one.
+ */
+static void test_handle_log(void **state)
+{
+	struct kvmnc_region r = {.sz = sizeof(r),
+				 .slot = 1,
+				 .memory_size = 4096,
+				 .userspace_addr = 0x7f0000000000ULL,
+				 .kvmnc_flags = KVMNC_REGION_NONCOHERENT};
+	struct heard all = {0}, one = {0}, two = {0};
+	struct kvmnc *a, *b;
+	int va, vb;
+
+	(void)state;
+	a = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &va);
+	vb = fake_create_vm();
+	KVMNC_OPTS(kvmnc_open_opts, o);
+	assert_int_equal(kvmnc_open(vb, &o, &b), 0);
+	kvmnc_set_log(collect, KVMNC_LOG_DEBUG, &all);
+	one.h = a;
+	two.h = b;
+	assert_int_equal(kvmnc_set_handle_log(a, collect, KVMNC_LOG_DEBUG, &one), 0);
+	assert_int_equal(kvmnc_set_handle_log(b, collect, KVMNC_LOG_DEBUG, &two), 0);
+	assert_int_equal(kvmnc_set_region(a, &r), 0);
+	assert_int_equal(one.n, 1);
+	assert_non_null(strstr(one.msg[0], "slot 0x1"));
+	assert_false(one.locked[0]);
+	assert_int_equal(two.n, 0);
+	assert_int_equal(all.n, 0);
+	r.guest_phys_addr = 1ULL << 30;
+	assert_int_equal(kvmnc_set_region(b, &r), 0);
+	assert_int_equal(two.n, 1);
+	assert_int_equal(one.n, 1);
+	/* Its own level: nothing below it is formatted or delivered. */
+	assert_int_equal(kvmnc_set_handle_log(b, collect, KVMNC_LOG_WARN, &two), 0);
+	r.memory_size = 0;
+	assert_int_equal(kvmnc_set_region(b, &r), 0);
+	assert_int_equal(two.n, 1);
+	/* Back to the process-wide callback. */
+	assert_int_equal(kvmnc_set_handle_log(a, NULL, 0, NULL), 0);
+	r.guest_phys_addr = 0;
+	assert_int_equal(kvmnc_set_region(a, &r), 0);
+	assert_int_equal(one.n, 1);
+	assert_int_equal(all.n, 1);
+	kvmnc_set_log(NULL, 0, NULL);
+	kvmnc_close(a);
+	kvmnc_close(b);
+	assert_int_equal(kvmnc_set_handle_log(a, collect, KVMNC_LOG_DEBUG, &one), -EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_log_queue_limit),
 		cmocka_unit_test_teardown(test_log_queue_handle, teardown_fake),
 		cmocka_unit_test_teardown(test_close_warns, teardown_fake),
+		cmocka_unit_test_teardown(test_handle_log, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
