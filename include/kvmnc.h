@@ -153,7 +153,49 @@ struct kvmnc_features {
 	 * kernel that accepts it has not thereby said what it means.
 	 */
 	uint32_t memslot_flag_evidence;
+	/*
+	 * Since 1.2: why each answer is what it is, as a code a VMM can branch
+	 * on (enum kvmnc_reason; the reason strings stay, for people). One
+	 * table, docs/reasons.tsv, lists the codes; kvmnc_reason_name() names
+	 * them.
+	 */
+	uint32_t native_reason;
+	uint32_t memslot_flag_reason;
+	uint32_t virtio_device_reason;
+	uint32_t guest_pat_quirk_reason;
 };
+
+/* kvmnc_features.*_reason (docs/reasons.tsv is the table; the values never change). */
+enum kvmnc_reason {
+	/* Not filled in (a struct from before 1.2). */
+	KVMNC_REASON_UNSET = 0,
+	/* Supported. */
+	KVMNC_REASON_SUPPORTED = 1,
+	/* Could not tell: supported is the negative errno that stopped the probe. */
+	KVMNC_REASON_COULD_NOT_TELL = 2,
+	/* This kernel does not have it (refused, not registered, too old). */
+	KVMNC_REASON_KERNEL_LACKS = 3,
+	/* Not x86: the quirk does not exist, native has not been checked. */
+	KVMNC_REASON_ARCH = 4,
+	/* native on Intel VMX: KVM ignores guest PAT unless a mechanism says otherwise. */
+	KVMNC_REASON_IGNORES_GUEST_PAT = 5,
+	/* An x86 vendor KVM's memory-type handling is not known for. */
+	KVMNC_REASON_UNKNOWN_VENDOR = 6,
+	/* No EPT/NPT in use (disabled, or KVM is not kvm_intel/kvm_amd): shadow paging. */
+	KVMNC_REASON_NO_TDP = 7,
+	/* An Intel CPU without self-snoop: honoring guest PAT would be unsafe. */
+	KVMNC_REASON_NO_SELF_SNOOP = 8,
+	/* Not needed: guest PAT is honored natively (AMD NPT, a TDX VM). */
+	KVMNC_REASON_NATIVE_ALREADY = 9,
+	/* The kernel takes the request, but it means something else here (memslot bit 3). */
+	KVMNC_REASON_OTHER_MEANING = 10,
+	/* The host has it, this VM's type refuses it. */
+	KVMNC_REASON_VM_TYPE = 11,
+};
+
+/* "supported", "could_not_tell", ... as docs/reasons.tsv names them; NULL if unknown (since 1.2).
+ */
+KVMNC_API const char *kvmnc_reason_name(int reason);
 
 /* kvmnc_features.memslot_flag_evidence */
 enum kvmnc_flag_evidence {

@@ -184,6 +184,29 @@ KVMNC_API const char *kvmnc_strerror(int err)
 	return s;
 }
 
+KVMNC_API const char *kvmnc_reason_name(int reason)
+{
+	/* docs/reasons.tsv; unit: misc test_reason_table keeps the two equal. */
+	static const char *const names[] = {
+		[KVMNC_REASON_UNSET] = "unset",
+		[KVMNC_REASON_SUPPORTED] = "supported",
+		[KVMNC_REASON_COULD_NOT_TELL] = "could_not_tell",
+		[KVMNC_REASON_KERNEL_LACKS] = "kernel_lacks",
+		[KVMNC_REASON_ARCH] = "arch",
+		[KVMNC_REASON_IGNORES_GUEST_PAT] = "ignores_guest_pat",
+		[KVMNC_REASON_UNKNOWN_VENDOR] = "unknown_vendor",
+		[KVMNC_REASON_NO_TDP] = "no_tdp",
+		[KVMNC_REASON_NO_SELF_SNOOP] = "no_self_snoop",
+		[KVMNC_REASON_NATIVE_ALREADY] = "native_already",
+		[KVMNC_REASON_OTHER_MEANING] = "other_meaning",
+		[KVMNC_REASON_VM_TYPE] = "vm_type",
+	};
+
+	if (reason < 0 || (size_t)reason >= ARRAY_SIZE(names))
+		return NULL;
+	return names[reason];
+}
+
 KVMNC_API const char *kvmnc_mechanism_name(int mechanism)
 {
 	switch (mechanism) {

@@ -26,10 +26,28 @@ static const uint32_t virtio_types[] = {KVM_DEV_TYPE_VIRTIO, KVMNC_DEV_TYPE_VIRT
 
 static struct kvmnc_host *probe_cache;
 
-static void set_status(struct kvmnc_mech_status *st, int supported, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void set_status(struct kvmnc_features *f, uint32_t code, struct kvmnc_mech_status *st,
+		       int supported, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void set_status(struct kvmnc_mech_status *st, int supported, const char *fmt, ...)
+/* Where @st (one of @f's four answers) keeps its reason code. */
+static uint32_t *reason_code(struct kvmnc_features *f, const struct kvmnc_mech_status *st)
+{
+	if (st == &f->native)
+		return &f->native_reason;
+	if (st == &f->memslot_flag)
+		return &f->memslot_flag_reason;
+	if (st == &f->virtio_device)
+		return &f->virtio_device_reason;
+	return &f->guest_pat_quirk_reason;
+}
+
+/*
+ * One answer: @supported, the sentence, and the stable code a VMM
+ * branches on (docs/reasons.tsv). @code 0: what @supported says alone
+ * (yes, or could not tell); every "no" names its own.
+ */
+static void set_status(struct kvmnc_features *f, uint32_t code, struct kvmnc_mech_status *st,
+		       int supported, const char *fmt, ...)
 {
 	/* Formatted aside (fmt's arguments may be st->reason itself), zero-padded so
 	 * that two answers compare equal bytewise. */
@@ -41,6 +59,11 @@ static void set_status(struct kvmnc_mech_status *st, int supported, const char *
 	va_end(ap);
 	memcpy(st->reason, buf, sizeof(buf));
 	st->supported = supported;
+	if (!code)
+		code = supported == 1  ? KVMNC_REASON_SUPPORTED
+		       : supported < 0 ? KVMNC_REASON_COULD_NOT_TELL
+				       : KVMNC_REASON_KERNEL_LACKS;
+	*reason_code(f, st) = code;
 }
 
 static bool cpu_is(const struct kvmnc_host *hst, int vendor)
@@ -55,49 +78,51 @@ static void decide_native(struct kvmnc_host *hst)
 	int tdp = hst->cpu.tdp;
 
 	if (hst->cpu.cpuid_err) {
-		set_status(st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
+		set_status(f, 0, st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
 			   strerror(-hst->cpu.cpuid_err));
 		return;
 	}
 	switch (hst->cpu.vendor) {
 	case KVMNC_VENDOR_NOT_X86:
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_ARCH, st, 0,
 			   "memory-type handling on this architecture has not been "
 			   "checked by libkvmnc; reported as unsupported");
 		return;
 	case KVMNC_VENDOR_INTEL:
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_IGNORES_GUEST_PAT, st, 0,
 			   "Intel VMX: KVM maps guest RAM as WB with IPAT (guest PAT "
 			   "ignored) unless a mechanism tells it otherwise");
 		return;
 	case KVMNC_VENDOR_UNKNOWN:
-		set_status(st, 0, "unknown x86 vendor \"%s\": not known to honor guest PAT",
+		set_status(f, KVMNC_REASON_UNKNOWN_VENDOR, st, 0,
+			   "unknown x86 vendor \"%s\": not known to honor guest PAT",
 			   f->cpu_vendor);
 		return;
 	}
 
 	if (tdp == 1) {
-		set_status(st, 1,
+		set_status(f, 0, st, 1,
 			   "AMD NPT combines guest PAT with the host memory type: "
 			   "guest WC/UC reaches the hardware, nothing to enable");
 	} else if (tdp == 0) {
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_NO_TDP, st, 0,
 			   "AMD host with NPT disabled (kvm_amd npt=N): shadow paging "
 			   "ignores guest PAT");
 	} else if (tdp == -ENOENT && hst->sys_quirks_mask < 0) {
-		set_status(st, (int)hst->sys_quirks_mask, "could not read the quirk mask: %s",
+		set_status(f, 0, st, (int)hst->sys_quirks_mask, "could not read the quirk mask: %s",
 			   strerror((int)-hst->sys_quirks_mask));
 	} else if (tdp == -ENOENT && (hst->sys_quirks_mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
 		/* 6.12.78+ lists the quirk on SVM only when NPT is on. */
-		set_status(st, 1,
+		set_status(f, 0, st, 1,
 			   "AMD host; the IGNORE_GUEST_PAT quirk is listed, so KVM uses "
 			   "NPT, which honors guest PAT");
 	} else if (tdp == -ENOENT) {
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_NO_TDP, st, 0,
 			   "AMD host, but KVM is not kvm_amd with NPT (no "
 			   "/sys/module/kvm_amd): shadow paging ignores guest PAT");
 	} else {
-		set_status(st, tdp, "could not read kvm_amd's npt parameter: %s", strerror(-tdp));
+		set_status(f, 0, st, tdp, "could not read kvm_amd's npt parameter: %s",
+			   strerror(-tdp));
 	}
 }
 
@@ -109,34 +134,35 @@ static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
 	int vendor = hst->cpu.vendor, tdp = hst->cpu.tdp;
 
 	if (smask < 0) {
-		set_status(st, (int)smask, "could not read KVM_CAP_DISABLE_QUIRKS2: %s",
+		set_status(f, 0, st, (int)smask, "could not read KVM_CAP_DISABLE_QUIRKS2: %s",
 			   strerror((int)-smask));
 		return;
 	}
 	f->quirks_mask = mask;
 	if (hst->cpu.cpuid_err && (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT)) {
 		/* Listed on Intel it works; listed on AMD it is moot: need the vendor. */
-		set_status(st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
+		set_status(f, 0, st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
 			   strerror(-hst->cpu.cpuid_err));
 		return;
 	}
 	if (vendor == KVMNC_VENDOR_NOT_X86) {
-		set_status(st, 0, "the guest-PAT quirk exists only on x86");
+		set_status(f, KVMNC_REASON_ARCH, st, 0, "the guest-PAT quirk exists only on x86");
 		return;
 	}
 	if (mask == 0) {
-		set_status(st, 0, "kernel has no KVM_CAP_DISABLE_QUIRKS2 (older than 5.16)");
+		set_status(f, KVMNC_REASON_KERNEL_LACKS, st, 0,
+			   "kernel has no KVM_CAP_DISABLE_QUIRKS2 (older than 5.16)");
 		return;
 	}
 	if (mask & KVMNC_QUIRK_IGNORE_GUEST_PAT) {
 		if (vendor == KVMNC_VENDOR_AMD)
-			set_status(st, 0,
+			set_status(f, KVMNC_REASON_NATIVE_ALREADY, st, 0,
 				   "quirk mask 0x%llx lists IGNORE_GUEST_PAT, but on AMD "
 				   "NPT it is off from VM creation: guest PAT is honored "
 				   "natively",
 				   mask);
 		else
-			set_status(st, 1,
+			set_status(f, 0, st, 1,
 				   "quirk mask 0x%llx includes IGNORE_GUEST_PAT (bit 9): "
 				   "EPT with a self-snooping CPU%s",
 				   mask,
@@ -148,36 +174,36 @@ static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
 
 	/* Why KVM dropped bit 9 (vmx_hardware_setup), as KVM itself decides it. */
 	if (vendor == KVMNC_VENDOR_INTEL && hst->cpu.self_snoop_err)
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_KERNEL_LACKS, st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT (KVM drops it without EPT "
 			   "or self-snoop; /proc/cpuinfo unreadable: %s)",
 			   mask, strerror(-hst->cpu.self_snoop_err));
 	else if (vendor == KVMNC_VENDOR_INTEL && hst->cpu.self_snoop == 0)
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_NO_SELF_SNOOP, st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: the CPU has no "
 			   "self-snoop (%s), so honoring guest PAT would be unsafe",
 			   mask,
 			   hst->cpu.self_snoop_kernel ? "no \"ss\" in /proc/cpuinfo"
 						      : "CPUID.1:EDX[27] clear");
 	else if (tdp == 0)
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_NO_TDP, st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: %s is disabled "
 			   "(shadow paging always ignores guest PAT)",
 			   mask, kvmnc_tdp_name(vendor));
 	else if (tdp == -ENOENT)
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_NO_TDP, st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: KVM is not %s "
 			   "here (no /sys/module/%s), so no EPT/NPT; shadow paging "
 			   "always ignores guest PAT",
 			   mask, kvmnc_kvm_module(vendor), kvmnc_kvm_module(vendor));
 	else if (tdp < 0)
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_KERNEL_LACKS, st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT (KVM drops it without "
 			   "%s or self-snoop, or is older than 6.16 / 6.12.78; %s could not be "
 			   "read: %s)",
 			   mask, kvmnc_tdp_name(vendor), kvmnc_kvm_module(vendor), strerror(-tdp));
 	else
-		set_status(st, 0,
+		set_status(f, KVMNC_REASON_KERNEL_LACKS, st, 0,
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
 			   "than 6.16 / 6.12.78",
 			   mask);
@@ -190,7 +216,7 @@ static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
  * itself offers the quirk; AMD needs NPT. Other architectures are not gated
  * here (their native answer already says "unchecked").
  */
-static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
+static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len, uint32_t *code)
 {
 	const struct kvmnc_cpu *c = &hst->cpu;
 
@@ -206,6 +232,7 @@ static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
 			 "would change no memory type",
 			 kvmnc_tdp_name(c->vendor), kvmnc_kvm_module(c->vendor),
 			 c->vendor == KVMNC_VENDOR_AMD ? "npt" : "ept");
+		*code = KVMNC_REASON_NO_TDP;
 		return 0;
 	}
 	if (c->tdp == -ENOENT) {
@@ -214,6 +241,7 @@ static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
 			 "ignores guest PAT",
 			 kvmnc_kvm_module(c->vendor), kvmnc_kvm_module(c->vendor),
 			 kvmnc_tdp_name(c->vendor));
+		*code = KVMNC_REASON_NO_TDP;
 		return 0;
 	}
 	if (c->tdp == -ENODATA) {
@@ -240,6 +268,7 @@ static int pat_gate(const struct kvmnc_host *hst, char *why, size_t len)
 			 "the CPU has no self-snoop (%s): honoring guest PAT would be unsafe",
 			 c->self_snoop_kernel ? "no \"ss\" in /proc/cpuinfo"
 					      : "CPUID.1:EDX[27] clear");
+		*code = KVMNC_REASON_NO_SELF_SNOOP;
 		return 0;
 	}
 	return 1;
@@ -250,7 +279,8 @@ static void apply_gate(struct kvmnc_host *hst)
 {
 	struct kvmnc_mech_status *mech[] = {&hst->feat.memslot_flag, &hst->feat.virtio_device};
 	char why[KVMNC_REASON_MAX];
-	int g = pat_gate(hst, why, sizeof(why));
+	uint32_t gate_code = 0;
+	int g = pat_gate(hst, why, sizeof(why), &gate_code);
 
 	if (g == 1)
 		return;
@@ -258,11 +288,12 @@ static void apply_gate(struct kvmnc_host *hst)
 		struct kvmnc_mech_status *st = mech[i];
 
 		if (st->supported == 1 && g < 0)
-			set_status(st, g, "%s", why);
+			set_status(&hst->feat, 0, st, g, "%s", why);
 		else if (st->supported == 1)
-			set_status(st, 0, "%s (the kernel accepts it: %s)", why, st->reason);
+			set_status(&hst->feat, gate_code, st, 0, "%s (the kernel accepts it: %s)",
+				   why, st->reason);
 		else if (st->supported == 0 && g == 0)
-			set_status(st, 0, "%s; %s", why, st->reason);
+			set_status(&hst->feat, gate_code, st, 0, "%s; %s", why, st->reason);
 	}
 }
 
@@ -324,7 +355,7 @@ static void try_device(struct kvmnc_host *hst, int vm_fd, bool callers)
 		SYS(close, fd);
 		if (r == 0) {
 			hst->feat.virtio_device_type = type;
-			set_status(st, 1,
+			set_status(&hst->feat, 0, st, 1,
 				   "KVM_DEV_TYPE_VIRTIO (%u) created on %s and has "
 				   "KVM_DEV_VIRTIO_NONCOHERENT_SET",
 				   type, where);
@@ -343,15 +374,17 @@ static void try_device(struct kvmnc_host *hst, int vm_fd, bool callers)
 			used = sizeof(notes) - 1;
 	}
 	if (unknown == -EOPNOTSUPP)
-		set_status(st, unknown,
+		set_status(&hst->feat, 0, st, unknown,
 			   "a device type answers, but creating an unknown device on the VMM's VM "
 			   "could leave it there; no scratch VM to try it on (%s)",
 			   notes[0] ? notes : "-");
 	else if (unknown)
-		set_status(st, unknown, "could not try the KVM VIRTIO device on %s: %s", where,
+		set_status(&hst->feat, 0, st, unknown,
+			   "could not try the KVM VIRTIO device on %s: %s", where,
 			   strerror(-unknown));
 	else
-		set_status(st, 0, "%s: kernel without the KVM VIRTIO device", notes);
+		set_status(&hst->feat, KVMNC_REASON_KERNEL_LACKS, st, 0,
+			   "%s: kernel without the KVM VIRTIO device", notes);
 }
 
 /* What a capability that was not confirmed by trial means on this kernel. */
@@ -450,7 +483,8 @@ static void try_flag(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool callers
 	hst->feat.memslot_flag_cap = 0;
 	r = SYS(mmap_anon, KVMNC_PAGE_SIZE, &page);
 	if (r < 0) {
-		set_status(st, r, "could not map a page for the trial memslot: %s", strerror(-r));
+		set_status(&hst->feat, 0, st, r, "could not map a page for the trial memslot: %s",
+			   strerror(-r));
 		return;
 	}
 	reg.userspace_addr = (uintptr_t)page;
@@ -499,39 +533,40 @@ static void try_flag(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool callers
 	if (r == 0 && flag_capability(hst)) {
 		hst->feat.memslot_flag_cap = flag_capability(hst);
 		hst->feat.memslot_flag_evidence = KVMNC_FLAG_EVIDENCE_CAPABILITY;
-		set_status(st, 1,
+		set_status(&hst->feat, 0, st, 1,
 			   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s (advertised by "
 			   "capability %u)",
 			   ioc, where, hst->feat.memslot_flag_cap);
 	} else if (r == 0 && access == 1) {
 		hst->feat.memslot_flag_evidence = KVMNC_FLAG_EVIDENCE_ACCESS;
-		set_status(st, 1,
+		set_status(&hst->feat, 0, st, 1,
 			   "KVM_MEM_NON_COHERENT_DMA accepted by %s on %s, no capability "
 			   "advertises it, and a guest access to the flagged slot completed",
 			   ioc, where);
 	} else if (r == 0 && access == 0) {
-		set_status(st, 0,
+		set_status(&hst->feat, KVMNC_REASON_OTHER_MEANING, st, 0,
 			   "bit 3 of the memslot flags is accepted by %s, but a guest access to "
 			   "such a slot exits with KVM_EXIT_MEMORY_FAULT: bit 3 is another "
 			   "flag here (KVM_MEM_USERFAULT?), not KVM_MEM_NON_COHERENT_DMA",
 			   ioc);
 	} else if (r == 0) {
-		set_status(st, access,
+		set_status(&hst->feat, 0, st, access,
 			   "bit 3 of the memslot flags is accepted by %s on %s, but no capability "
 			   "says it is KVM_MEM_NON_COHERENT_DMA here and a guest access could not "
 			   "confirm it: %s",
 			   ioc, where, strerror(-access));
 	} else if (r == -EINVAL && plain == 0) {
-		set_status(st, 0, "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
+		set_status(&hst->feat, KVMNC_REASON_KERNEL_LACKS, st, 0,
+			   "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
 			   cap_note(hst->cap236, hst->cap239, note, sizeof(note)));
 	} else if (r == -EINVAL) {
-		set_status(st, plain,
+		set_status(&hst->feat, 0, st, plain,
 			   "the trial memslot %u on the VMM's VM is not free (a plain slot fails "
 			   "too: %s)",
 			   reg.slot, strerror(-plain));
 	} else {
-		set_status(st, r, "trial memslot with KVM_MEM_NON_COHERENT_DMA failed: %s",
-			   strerror(-r));
+		set_status(&hst->feat, 0, st, r,
+			   "trial memslot with KVM_MEM_NON_COHERENT_DMA failed: %s", strerror(-r));
 	}
 }
 
@@ -540,7 +575,7 @@ static void try_on_vm(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool caller
 {
 	try_device(hst, vm_fd, callers);
 	if (hst->um2 < 0)
-		set_status(&hst->feat.memslot_flag, hst->um2,
+		set_status(&hst->feat, 0, &hst->feat.memslot_flag, hst->um2,
 			   "could not tell which memslot ioctl to try: %s", strerror(-hst->um2));
 	else
 		try_flag(hst, kvm_fd, vm_fd, callers, nr_slots);
@@ -578,8 +613,10 @@ static void no_trials(struct kvmnc_host *hst, int err, const char *what)
 
 	hst->trial_err = err;
 	hst->trial_err_final = final_error(err);
-	set_status(&hst->feat.virtio_device, err, "could not %s to try the device: %s", what, why);
-	set_status(&hst->feat.memslot_flag, err, "could not %s to try the flag: %s", what, why);
+	set_status(&hst->feat, 0, &hst->feat.virtio_device, err,
+		   "could not %s to try the device: %s", what, why);
+	set_status(&hst->feat, 0, &hst->feat.memslot_flag, err, "could not %s to try the flag: %s",
+		   what, why);
 }
 
 /* Facts every path gathers the same way: the CPU, the kernel, the capabilities on @fd. */
@@ -895,7 +932,7 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 	if (f->memslot_flag.supported == 1 && f->memslot_flag_cap) {
 		vf->flag_cap = kvmnc_kvm_check(vm_fd, f->memslot_flag_cap);
 		if (vf->flag_cap == 0)
-			set_status(&f->memslot_flag, 0,
+			set_status(f, KVMNC_REASON_VM_TYPE, &f->memslot_flag, 0,
 				   "this VM answers 0 for capability %u: the flag is refused for "
 				   "its VM type",
 				   f->memslot_flag_cap);
@@ -910,11 +947,11 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 
 	if (vm_is_tdx(hst, vf)) {
 		/* TDX forces the quirk off per VM; the mask is the host's. */
-		set_status(&f->native, 1,
+		set_status(f, 0, &f->native, 1,
 			   "Intel VM with protected state (TDX): KVM honors guest PAT for it, "
 			   "the IGNORE_GUEST_PAT quirk is off from VM creation");
 		if (f->guest_pat_quirk.supported == 1)
-			set_status(&f->guest_pat_quirk, 0,
+			set_status(f, KVMNC_REASON_NATIVE_ALREADY, &f->guest_pat_quirk, 0,
 				   "already off for this VM type (TDX): guest PAT is honored "
 				   "natively");
 	}

@@ -266,8 +266,41 @@ static void test_handle_log(void **state)
 	assert_int_equal(kvmnc_set_handle_log(a, collect, KVMNC_LOG_DEBUG, &one), -EBADF);
 }
 
-int main(void)
+/* docs/reasons.tsv, given on the command line (meson.build). */
+static const char *reasons_tsv;
+
+/* The one table of reason codes is what the library names them. */
+static void test_reason_table(void **state)
 {
+	char line[512], name[64];
+	int rows = 0, value;
+	FILE *f;
+
+	(void)state;
+	if (!reasons_tsv)
+		skip();
+	f = fopen(reasons_tsv, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		assert_int_equal(sscanf(line, "%d\t%63[^\t]", &value, name), 2);
+		assert_int_equal(value, rows);
+		assert_non_null(kvmnc_reason_name(value));
+		assert_string_equal(kvmnc_reason_name(value), name);
+		rows++;
+	}
+	fclose(f);
+	assert_int_equal(rows, KVMNC_REASON_VM_TYPE + 1);
+	assert_null(kvmnc_reason_name(rows));
+	assert_null(kvmnc_reason_name(-1));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		reasons_tsv = argv[1];
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_names),
@@ -277,6 +310,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_log_queue_handle, teardown_fake),
 		cmocka_unit_test_teardown(test_close_warns, teardown_fake),
 		cmocka_unit_test_teardown(test_handle_log, teardown_fake),
+		cmocka_unit_test(test_reason_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

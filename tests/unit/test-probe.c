@@ -175,6 +175,64 @@ static void test_cached(void **state)
 }
 
 /*
+ * Issue 19, API: a VMM branches on codes, not on sentences. Each kernel's
+ * answer carries the code of docs/reasons.tsv for each mechanism.
+ */
+static void test_reason_codes(void **state)
+{
+	static const struct {
+		const char *personality;
+		uint32_t native, flag, device, quirk;
+	} want[] = {
+		{"debian-6.1", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_KERNEL_LACKS,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_KERNEL_LACKS},
+		{"stable-6.12-intel-nosnoop", KVMNC_REASON_IGNORES_GUEST_PAT,
+		 KVMNC_REASON_NO_SELF_SNOOP, KVMNC_REASON_NO_SELF_SNOOP,
+		 KVMNC_REASON_NO_SELF_SNOOP},
+		{"patched-v2-ept0", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_NO_TDP,
+		 KVMNC_REASON_NO_TDP, KVMNC_REASON_NO_TDP},
+		{"patched-6.12", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_SUPPORTED,
+		 KVMNC_REASON_SUPPORTED, KVMNC_REASON_SUPPORTED},
+		{"amd-npt", KVMNC_REASON_SUPPORTED, KVMNC_REASON_KERNEL_LACKS,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_NATIVE_ALREADY},
+		{"arm64", KVMNC_REASON_ARCH, KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_KERNEL_LACKS,
+		 KVMNC_REASON_ARCH},
+		{"userfault-6.18", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_OTHER_MEANING,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_SUPPORTED},
+		{"jailed-chromeos-6.6", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_COULD_NOT_TELL,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_KERNEL_LACKS},
+		{"no-scratch-vm", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_COULD_NOT_TELL,
+		 KVMNC_REASON_COULD_NOT_TELL, KVMNC_REASON_SUPPORTED},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		KVMNC_OPTS(kvmnc_features, f);
+
+		fake_reset(fake_personality(want[i].personality));
+		assert_int_equal(kvmnc_probe(NULL, &f), 0);
+		print_message("%s: %s %s %s %s\n", want[i].personality,
+			      kvmnc_reason_name((int)f.native_reason),
+			      kvmnc_reason_name((int)f.memslot_flag_reason),
+			      kvmnc_reason_name((int)f.virtio_device_reason),
+			      kvmnc_reason_name((int)f.guest_pat_quirk_reason));
+		assert_int_equal(f.native_reason, want[i].native);
+		assert_int_equal(f.memslot_flag_reason, want[i].flag);
+		assert_int_equal(f.virtio_device_reason, want[i].device);
+		assert_int_equal(f.guest_pat_quirk_reason, want[i].quirk);
+	}
+	/* An older caller's struct: its fields only, the codes are not written. */
+	{
+		struct kvmnc_features old;
+
+		memset(&old, 0x55, sizeof(old));
+		old.sz = offsetof(struct kvmnc_features, native_reason);
+		assert_int_equal(kvmnc_probe(NULL, &old), 0);
+		assert_int_equal(old.native_reason, 0x55555555);
+	}
+}
+
+/*
  * Issue 19, bug 7: one node, one scratch VM and one cache entry, whatever
  * path names it (1.1 keyed the cache by the path string: every alias got
  * its own scratch VM and an entry for the process's lifetime).
@@ -372,6 +430,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_personalities, teardown),
 		cmocka_unit_test_teardown(test_cached, teardown),
 		cmocka_unit_test_teardown(test_node_aliases, teardown),
+		cmocka_unit_test_teardown(test_reason_codes, teardown),
 		cmocka_unit_test_teardown(test_could_not_tell, teardown),
 		cmocka_unit_test_teardown(test_node_errors, teardown),
 		cmocka_unit_test_teardown(test_node_paths, teardown),
