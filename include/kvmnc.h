@@ -787,7 +787,12 @@ KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx);
  */
 KVMNC_API int kvmnc_set_handle_log(struct kvmnc *h, kvmnc_log_fn fn, int max_level, void *ctx);
 
-/* Text for a negative errno returned by this library; never NULL. */
+/*
+ * Text for a negative errno returned by this library; never NULL. Where one
+ * errno has several meanings (-ENOENT, -EBADF), and @err is the last error
+ * the library returned to this thread, the text names the one that
+ * happened (since 1.2).
+ */
 KVMNC_API const char *kvmnc_strerror(int err);
 
 /* "native", "memslot_flag", "virtio_device", "guest_pat_quirk", "none"; NULL if unknown. */

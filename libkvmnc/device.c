@@ -70,7 +70,7 @@ KVMNC_API int kvmnc_device_disable(struct kvmnc *hd, uint32_t device_id)
 		return r;
 	d = kvmnc_table_find(&h->devs, device_id);
 	if (!d) {
-		r = -ENOENT;
+		r = kvmnc_err(-ENOENT, "This device model is not enabled on the handle");
 	} else {
 		if (d->fd >= 0)
 			SYS(close, d->fd);

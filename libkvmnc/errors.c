@@ -15,6 +15,17 @@ static kvmnc_log_fn log_fn;
 static void *log_ctx;
 static int log_max = -1;
 
+/* The meaning of the last error the library returned in this thread (kvmnc_err()). */
+static __thread int last_err;
+static __thread const char *last_meaning;
+
+int kvmnc_err(int err, const char *meaning)
+{
+	last_err = err;
+	last_meaning = meaning;
+	return err;
+}
+
 KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx)
 {
 	pthread_mutex_lock(&log_lock);
@@ -130,6 +141,9 @@ KVMNC_API const char *kvmnc_strerror(int err)
 	/* -INT_MIN does not exist; no errno is that large anyway. */
 	if (err == INT_MIN)
 		return "Unknown error";
+	/* The meaning this thread's last error had, where one errno has several. */
+	if (err < 0 && err == last_err && last_meaning)
+		return last_meaning;
 	e = err < 0 ? -err : err;
 	switch (e) {
 	case 0:

@@ -20,7 +20,8 @@ static int check_vm_fd(int fd)
 	int r = SYS(fcntl_getfd, fd);
 
 	if (r < 0)
-		return r == -EBADF ? -EBADF : r;
+		return r == -EBADF ? kvmnc_err(-EBADF, "The VM fd is not an open file descriptor")
+				   : r;
 	/* VM and system fds answer this; vCPU, device and other fds do not. */
 	r = kvmnc_kvm_check(fd, KVM_CAP_USER_MEMORY);
 	/* KVM's answer to a process other than the VM's creator, e.g. after fork. */
@@ -134,7 +135,7 @@ static int opts_in(const struct kvmnc_open_opts *opts, struct kvmnc_open_opts *o
 	if (o->dev_path && (!o->dev_path[0] || strnlen(o->dev_path, PATH_MAX) == PATH_MAX))
 		return -EINVAL;
 	if ((o->flags & KVMNC_OPEN_KVM_FD) && o->kvm_fd < 0)
-		return -EBADF;
+		return kvmnc_err(-EBADF, "opts.kvm_fd is not an open file descriptor");
 	return 0;
 }
 
@@ -169,7 +170,7 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	if (r < 0)
 		return r;
 	if (vm_fd < 0)
-		return -EBADF;
+		return kvmnc_err(-EBADF, "The VM fd is not an open file descriptor");
 	r = check_vm_fd(vm_fd);
 	if (r < 0)
 		return r;

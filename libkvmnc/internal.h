@@ -78,6 +78,14 @@ extern const struct kvmnc_sys *kvmnc_sys;
 /* ---- errors.c: log callback --------------------------------------------- */
 
 void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Returns @err after noting, for this thread, which of its meanings it has
+ * (-ENOENT is no KVM node, no memslot, no enabled device or no plan;
+ * -EBADF a closed fd or a closed handle): kvmnc_strerror(@err) names that
+ * one, as long as it is the last error the library returned to the thread.
+ */
+int kvmnc_err(int err, const char *meaning);
 #define pr_warn(...)  kvmnc_log(KVMNC_LOG_WARN, __VA_ARGS__)
 #define pr_info(...)  kvmnc_log(KVMNC_LOG_INFO, __VA_ARGS__)
 #define pr_debug(...) kvmnc_log(KVMNC_LOG_DEBUG, __VA_ARGS__)

@@ -301,7 +301,7 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *hd, uint32_t slot, int result)
 	if (result > 0) {
 		err = -EINVAL;
 	} else if (!pend) {
-		err = -ENOENT;
+		err = kvmnc_err(-ENOENT, "No region plan waits for an outcome on this memslot");
 	} else {
 		p = (struct plan){
 			.reg = pend->r,
@@ -387,7 +387,7 @@ KVMNC_API int kvmnc_region_removed(struct kvmnc *hd, uint32_t slot)
 	if (kvmnc_table_find(&h->pending, slot)) {
 		err = -EALREADY;
 	} else if (!rec && !pl) {
-		err = -ENOENT;
+		err = kvmnc_err(-ENOENT, "The library knows no memslot at this slot");
 	} else {
 		kvmnc_ncs_begin(h, slot);
 		if (rec)

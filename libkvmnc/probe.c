@@ -691,7 +691,7 @@ static int node_open_error(int err)
 	case ELOOP:
 	case ENXIO: /* a node whose driver is gone */
 	case ENODEV:
-		return -ENOENT;
+		return kvmnc_err(-ENOENT, "No such KVM node (or a node without its driver)");
 	case EISDIR:
 	case ETXTBSY:
 	case EROFS:

@@ -298,6 +298,11 @@ void kvmnc_handle_discard(struct kvmnc *h)
 	retire(h);
 }
 
+static int bad_handle(void)
+{
+	return kvmnc_err(-EBADF, "Not an open libkvmnc handle (closed, or never one)");
+}
+
 int kvmnc_handle_ref(const struct kvmnc *token, struct kvmnc **out)
 {
 	struct slot *s;
@@ -305,11 +310,11 @@ int kvmnc_handle_ref(const struct kvmnc *token, struct kvmnc **out)
 	uint64_t w;
 
 	if (!token || !(s = slot_of_token(token, &gen)))
-		return -EBADF;
+		return bad_handle();
 	w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
 	do {
 		if (!(w & ST_OPEN) || token_gen(ST_GEN(w)) != gen)
-			return -EBADF;
+			return bad_handle();
 	} while (!__atomic_compare_exchange_n(&s->word, &w, w + ST_REF, true, __ATOMIC_ACQ_REL,
 					      __ATOMIC_ACQUIRE));
 	/* Set before the open bit, and not changed while a reference is held. */
@@ -336,7 +341,7 @@ int kvmnc_handle_get(const struct kvmnc *token, struct kvmnc **out)
 	pthread_mutex_lock(&h->lock);
 	if (h->closed) {
 		kvmnc_handle_put(h);
-		return -EBADF;
+		return bad_handle();
 	}
 	*out = h;
 	return 0;
@@ -366,11 +371,11 @@ int kvmnc_handle_close_begin(const struct kvmnc *token, struct kvmnc **out)
 	uint64_t w;
 
 	if (!(s = slot_of_token(token, &gen)))
-		return -EBADF;
+		return bad_handle();
 	w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
 	do {
 		if (!(w & ST_OPEN) || token_gen(ST_GEN(w)) != gen)
-			return -EBADF;
+			return bad_handle();
 	} while (!__atomic_compare_exchange_n(&s->word, &w, (w & ~ST_OPEN) + ST_REF, true,
 					      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 	*out = s->h;

@@ -2,6 +2,7 @@
 /* Error texts, names, versions and the log callback. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -266,6 +267,51 @@ static void test_handle_log(void **state)
 	assert_int_equal(kvmnc_set_handle_log(a, collect, KVMNC_LOG_DEBUG, &one), -EBADF);
 }
 
+static void *other_thread_error(void *arg)
+{
+	(void)arg;
+	/* Another thread's error: the main thread's last meaning stays. */
+	assert_int_equal(kvmnc_probe("/dev/nonexistent", &(struct kvmnc_features){.sz = 8}),
+			 -ENOENT);
+	return NULL;
+}
+
+/*
+ * Issue 19, API: one errno, several meanings. -ENOENT was "No such KVM
+ * node, memslot, enabled device or pending region plan" whatever happened
+ * (kvmnc-probe -d /nonexist printed that); -EBADF a bad fd or a bad handle.
+ * kvmnc_strerror() names the meaning of the error the thread last got.
+ */
+static void test_strerror_meaning(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	struct kvmnc *h;
+	pthread_t t;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, 0, &vm);
+	assert_int_equal(kvmnc_device_disable(h, 9), -ENOENT);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "device model is not enabled"));
+	assert_int_equal(kvmnc_region_removed(h, 9), -ENOENT);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "knows no memslot"));
+	assert_int_equal(kvmnc_region_complete(h, 9, 0), -ENOENT);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "No region plan"));
+	pthread_create(&t, NULL, other_thread_error, NULL);
+	pthread_join(t, NULL);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "No region plan"));
+	assert_int_equal(kvmnc_probe("/dev/nonexistent", &f), -ENOENT);
+	assert_string_equal(kvmnc_strerror(-ENOENT),
+			    "No such KVM node (or a node without its driver)");
+	/* Another errno than the last one: its general text. */
+	assert_non_null(strstr(kvmnc_strerror(-EALREADY), "plan"));
+	kvmnc_close(h);
+	assert_int_equal(kvmnc_is_noncoherent(h), -EBADF);
+	assert_non_null(strstr(kvmnc_strerror(-EBADF), "libkvmnc handle"));
+	assert_int_equal(kvmnc_open(-1, NULL, &h), -EBADF);
+	assert_non_null(strstr(kvmnc_strerror(-EBADF), "VM fd"));
+}
+
 /* docs/reasons.tsv, given on the command line (meson.build). */
 static const char *reasons_tsv;
 
@@ -311,6 +357,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_close_warns, teardown_fake),
 		cmocka_unit_test_teardown(test_handle_log, teardown_fake),
 		cmocka_unit_test(test_reason_table),
+		cmocka_unit_test_teardown(test_strerror_meaning, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
