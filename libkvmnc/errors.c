@@ -223,19 +223,11 @@ KVMNC_API const char *kvmnc_reason_name(int reason)
 
 KVMNC_API const char *kvmnc_mechanism_name(int mechanism)
 {
-	switch (mechanism) {
-	case KVMNC_MECH_NONE:
+	const struct kvmnc_mech_entry *m = kvmnc_mechanism_of(mechanism);
+
+	if (mechanism == KVMNC_MECH_NONE)
 		return "none";
-	case KVMNC_MECH_NATIVE:
-		return "native";
-	case KVMNC_MECH_MEMSLOT_FLAG:
-		return "memslot_flag";
-	case KVMNC_MECH_VIRTIO_DEVICE:
-		return "virtio_device";
-	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return "guest_pat_quirk";
-	}
-	return NULL;
+	return m ? m->name : NULL;
 }
 
 #define STR_(x) #x

@@ -39,56 +39,22 @@ static int check_vm_fd(int fd)
 	return r == -ENOTTY || r == -EINVAL ? 0 : r;
 }
 
-/* The probe's answer for @mech: 1, 0, or negative errno (could not tell). */
-static int mech_supported(const struct kvmnc_features *f, int mech)
-{
-	switch (mech) {
-	case KVMNC_MECH_NATIVE:
-		return f->native.supported;
-	case KVMNC_MECH_MEMSLOT_FLAG:
-		return f->memslot_flag.supported;
-	case KVMNC_MECH_VIRTIO_DEVICE:
-		return f->virtio_device.supported;
-	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return f->guest_pat_quirk.supported;
-	}
-	return 0;
-}
-
-static bool mech_ok(const struct kvmnc_features *f, int mech)
-{
-	return mech_supported(f, mech) == 1;
-}
-
-static int mech_scope(int mech)
-{
-	switch (mech) {
-	case KVMNC_MECH_VIRTIO_DEVICE:
-		return KVMNC_SCOPE_VM;
-	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return KVMNC_SCOPE_VM_IRREVERSIBLE;
-	}
-	return KVMNC_SCOPE_SLOT;
-}
-
-/* The narrowest mechanism first; the memslot flag cannot cover a device. */
+/* The narrowest mechanism first (the table's order, mechanism.c). */
 static int choose(const struct kvmnc_features *f, int scope, bool for_regions)
 {
-	static const int order[] = {KVMNC_MECH_NATIVE, KVMNC_MECH_MEMSLOT_FLAG,
-				    KVMNC_MECH_VIRTIO_DEVICE, KVMNC_MECH_GUEST_PAT_QUIRK};
+	for (size_t i = 0; i < KVMNC_NMECH; i++) {
+		const struct kvmnc_mech_entry *m = &kvmnc_mechanisms[i];
+		int supported = kvmnc_mech_answer(f, m)->supported;
 
-	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
-		if (!for_regions && order[i] == KVMNC_MECH_MEMSLOT_FLAG)
+		if ((!for_regions && !m->serves_devices) || m->scope > scope)
 			continue;
-		if (mech_scope(order[i]) > scope)
-			continue;
-		if (mech_ok(f, order[i]))
-			return order[i];
+		if (supported == 1)
+			return m->id;
 		/*
 		 * A narrower mechanism that could not be told may be there: a
 		 * wider one (VM-wide, or irreversible) must not stand in for it.
 		 */
-		if (mech_supported(f, order[i]) < 0)
+		if (supported < 0)
 			return KVMNC_MECH_NONE;
 	}
 	return KVMNC_MECH_NONE;
@@ -97,18 +63,20 @@ static int choose(const struct kvmnc_features *f, int scope, bool for_regions)
 static int choose_mechanisms(struct kvmnc *h, int forced)
 {
 	const struct kvmnc_features *f = &h->host.feat;
+	const struct kvmnc_mech_entry *m;
 
 	if (forced == KVMNC_MECH_NONE) {
 		h->region_mech = choose(f, h->scope, true);
 		h->device_mech = choose(f, h->scope, false);
 		return 0;
 	}
-	if (mech_scope(forced) > h->scope)
+	m = kvmnc_mechanism_of(forced);
+	if (m->scope > h->scope)
 		return -EINVAL;
-	if (!mech_ok(f, forced))
+	if (kvmnc_mech_answer(f, m)->supported != 1)
 		return -EOPNOTSUPP;
 	h->region_mech = forced;
-	h->device_mech = forced == KVMNC_MECH_MEMSLOT_FLAG ? KVMNC_MECH_NONE : forced;
+	h->device_mech = m->serves_devices ? forced : KVMNC_MECH_NONE;
 	return 0;
 }
 

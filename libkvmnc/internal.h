@@ -164,6 +164,28 @@ static inline void *kvmnc_table_at(const struct kvmnc_table *t, uint32_t i)
 	return t->recs + (size_t)i * t->rec_size;
 }
 
+/* ---- mechanism.c: the table of mechanisms ---------------------------------- */
+
+#define KVMNC_NMECH 4
+
+struct kvmnc_mech_entry {
+	int id;		     /* enum kvmnc_mechanism */
+	const char *name;    /* kvmnc_mechanism_name() */
+	int scope;	     /* the narrowest enum kvmnc_scope that allows it */
+	bool serves_devices; /* kvmnc_device_enable() can use it */
+	size_t status;	     /* offset of its struct kvmnc_mech_status in kvmnc_features */
+	size_t reason;	     /* offset of its reason code in kvmnc_features */
+};
+
+/* In order of preference: the narrowest first. */
+extern const struct kvmnc_mech_entry kvmnc_mechanisms[KVMNC_NMECH];
+/* The entry of mechanism @id, NULL for KVMNC_MECH_NONE or an unknown value. */
+const struct kvmnc_mech_entry *kvmnc_mechanism_of(int id);
+const struct kvmnc_mech_status *kvmnc_mech_answer(const struct kvmnc_features *f,
+						  const struct kvmnc_mech_entry *m);
+/* The first mechanism of the table the answer says yes to. */
+int kvmnc_recommend(const struct kvmnc_features *f);
+
 /* ---- cpu.c: the CPU as KVM sees it --------------------------------------- */
 
 enum kvmnc_vendor {
@@ -277,7 +299,6 @@ void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct k
  * deleted from the VM (its page stays mapped for it); otherwise 0.
  */
 int kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
-int kvmnc_recommend(const struct kvmnc_features *f);
 void kvmnc_probe_reset(void);		      /* unit tests only */
 unsigned int kvmnc_probe_cache_entries(void); /* unit tests only */
 

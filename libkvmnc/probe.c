@@ -29,16 +29,15 @@ static struct kvmnc_host *probe_cache;
 static void set_status(struct kvmnc_features *f, uint32_t code, struct kvmnc_mech_status *st,
 		       int supported, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Where @st (one of @f's four answers) keeps its reason code. */
+/* Where @st (one of @f's four answers) keeps its reason code (mechanism.c). */
 static uint32_t *reason_code(struct kvmnc_features *f, const struct kvmnc_mech_status *st)
 {
-	if (st == &f->native)
-		return &f->native_reason;
-	if (st == &f->memslot_flag)
-		return &f->memslot_flag_reason;
-	if (st == &f->virtio_device)
-		return &f->virtio_device_reason;
-	return &f->guest_pat_quirk_reason;
+	size_t off = (size_t)((const char *)st - (const char *)f);
+
+	for (size_t i = 0; i < KVMNC_NMECH; i++)
+		if (kvmnc_mechanisms[i].status == off)
+			return (uint32_t *)((char *)f + kvmnc_mechanisms[i].reason);
+	return &f->native_reason; /* not reached: every answer is in the table */
 }
 
 /*
@@ -579,19 +578,6 @@ static void try_on_vm(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool caller
 			   "could not tell which memslot ioctl to try: %s", strerror(-hst->um2));
 	else
 		try_flag(hst, kvm_fd, vm_fd, callers, nr_slots);
-}
-
-int kvmnc_recommend(const struct kvmnc_features *f)
-{
-	if (f->native.supported == 1)
-		return KVMNC_MECH_NATIVE;
-	if (f->memslot_flag.supported == 1)
-		return KVMNC_MECH_MEMSLOT_FLAG;
-	if (f->virtio_device.supported == 1)
-		return KVMNC_MECH_VIRTIO_DEVICE;
-	if (f->guest_pat_quirk.supported == 1)
-		return KVMNC_MECH_GUEST_PAT_QUIRK;
-	return KVMNC_MECH_NONE;
 }
 
 static bool definitive(const struct kvmnc_features *f)
