@@ -33,7 +33,7 @@ static int check_vm_fd(int fd)
 	 * Only the system fd knows the API version; a VM answers ENOTTY (EINVAL
 	 * on some architectures). Any other failure says nothing either way.
 	 */
-	r = SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
+	r = kvmnc_kvm_api_version(fd);
 	if (r >= 0)
 		return -ENOTTY;
 	return r == -ENOTTY || r == -EINVAL ? 0 : r;

@@ -228,6 +228,10 @@ void kvmnc_cpu_reset(void);
 
 /* ---- kvm.c: KVM ioctls ---------------------------------------------------- */
 
+/* KVM_GET_API_VERSION: the version, or negative errno (a VM fd: -ENOTTY/-EINVAL). */
+int kvmnc_kvm_api_version(int fd);
+/* KVM_CREATE_VM of @type on the node @kvm_fd: a VM fd, or negative errno. */
+int kvmnc_kvm_create_vm(int kvm_fd, unsigned long type);
 int kvmnc_kvm_check(int fd, unsigned long cap);
 /* One memslot call, v2 ioctl when @v2 (with guest_memfd), else v1. */
 int kvmnc_kvm_set_region(int vm_fd, bool v2, const struct kvmnc_region *r, uint32_t flags);

@@ -14,6 +14,16 @@ _Static_assert(KVMNC_MEM_READONLY == KVM_MEM_READONLY, "READONLY");
 _Static_assert(KVMNC_MEM_GUEST_MEMFD == KVM_MEM_GUEST_MEMFD, "GUEST_MEMFD");
 _Static_assert(KVMNC_MEM_NON_COHERENT_DMA == KVM_MEM_NON_COHERENT_DMA, "NON_COHERENT_DMA");
 
+int kvmnc_kvm_api_version(int fd)
+{
+	return SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
+}
+
+int kvmnc_kvm_create_vm(int kvm_fd, unsigned long type)
+{
+	return SYS(ioctl, kvm_fd, KVM_CREATE_VM, type);
+}
+
 int kvmnc_kvm_check(int fd, unsigned long cap)
 {
 	return SYS(ioctl, fd, KVM_CHECK_EXTENSION, cap);

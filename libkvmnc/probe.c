@@ -704,7 +704,7 @@ static int probe_node(const char *path, int fd, bool read_paths, struct kvmnc_ho
 	int vm_fd, r;
 	int64_t mask;
 
-	r = SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
+	r = kvmnc_kvm_api_version(fd);
 	if (r < 0)
 		return node_api_error(r);
 	if (r != KVMNC_KVM_API_VERSION) {
@@ -714,7 +714,7 @@ static int probe_node(const char *path, int fd, bool read_paths, struct kvmnc_ho
 	f->kvm_api_version = r;
 	common_facts(hst, fd, read_paths);
 
-	vm_fd = SYS(ioctl, fd, KVM_CREATE_VM, 0);
+	vm_fd = kvmnc_kvm_create_vm(fd, 0);
 	if (vm_fd < 0) {
 		pr_warn("%s: cannot create a scratch VM: %s", path, strerror(-vm_fd));
 		no_trials(hst, vm_fd, "create a scratch VM");
