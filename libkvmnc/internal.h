@@ -5,11 +5,15 @@
  * The sources form layers; each calls only into the layers below it:
  *
  *   public calls  handle.c (open, close, queries)   memslot.c   device.c   migration.c
- *   handles       registry.c (lifetime, locks, fork)   ncstate.c (what is non-coherent)
- *   mechanisms    probe.c (host and VM facts, decisions)   quirk.c
+ *                 version.c (version getters)
+ *   handles       registry.c (tokens, lifetime, locks, fork)   ncstate.c (what is non-coherent)
+ *   mechanisms    mechanism.c (the table of mechanisms, names)   probe.c (host and VM facts,
+ *                 decisions)   quirk.c
  *   kernel        kvm.c (KVM ioctls)   cpu.c (what the CPU and KVM's module say)
  *                 cacheops.c (cache maintenance)
- *   base          sys.c (system-call seam)   util.c (structs, tables)   errors.c (log, texts)
+ *   base          sys.c (system-call and allocation seam; check-seam.py keeps it)
+ *                 structs.c (caller structs with sz)   table.c (keyed tables)
+ *                 log.c (log callbacks)   errors.c (errno texts and meanings)
  *                 rangeset.c (lock-free range sets)
  */
 #ifndef KVMNC_INTERNAL_H
@@ -75,7 +79,7 @@ extern const struct kvmnc_sys *kvmnc_sys;
 
 #define SYS(name, ...) (kvmnc_sys->name(__VA_ARGS__))
 
-/* ---- errors.c: log callback --------------------------------------------- */
+/* ---- log.c: log callbacks; errors.c: errno meanings ----------------------- */
 
 void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -118,7 +122,7 @@ void kvmnc_logq_deliver(const struct kvmnc_logq *q);
 void kvmnc_log_fork_lock(void);
 void kvmnc_log_fork_unlock(void);
 
-/* ---- util.c: caller structs and keyed tables ---------------------------- */
+/* ---- structs.c: caller structs; table.c: keyed tables; sys.c: strdup ------- */
 
 /*
  * A caller's input struct of known size @known: -EINVAL if its sz is below
@@ -271,8 +275,14 @@ struct kvmnc_host {
 	struct kvmnc_features feat;
 	struct kvmnc_cpu cpu;
 	bool user_memory2;
-	int um2; /* KVM_CAP_USER_MEMORY2's answer, or -errno */
-	int cap236, cap239;
+	/* KVM_CAP_USER_MEMORY2's answer, or -errno. */
+	int cap_user_memory2;
+	/*
+	 * What capability 236 (the flag's on ChromeOS 5.15-6.6, upstream's
+	 * KVM_CAP_PRE_FAULT_MEMORY) and 239 (the flag's on ChromeOS 6.12 and
+	 * patches/, an arm64 capability upstream) answer: hints only.
+	 */
+	int cap_cros_flag, cap_flag;
 	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
 	int64_t sys_quirks_mask;
 	/* The node's device number, 0 unknown: aliases of a node share one answer. */

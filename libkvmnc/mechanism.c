@@ -4,7 +4,7 @@
  * models, where its answer and reason code live in struct kvmnc_features,
  * in order of preference (narrowest first). The probe's recommendation,
  * the handle's choice and the names all read it, so the order is written
- * once.
+ * once. The names of the reason codes (docs/reasons.tsv) live here too.
  */
 #include <stddef.h>
 
@@ -66,4 +66,36 @@ int kvmnc_recommend(const struct kvmnc_features *f)
 		if (kvmnc_mech_answer(f, &kvmnc_mechanisms[i])->supported == 1)
 			return kvmnc_mechanisms[i].id;
 	return KVMNC_MECH_NONE;
+}
+
+KVMNC_API const char *kvmnc_reason_name(int reason)
+{
+	/* docs/reasons.tsv; unit: misc test_reason_table keeps the two equal. */
+	static const char *const names[] = {
+		[KVMNC_REASON_UNSET] = "unset",
+		[KVMNC_REASON_SUPPORTED] = "supported",
+		[KVMNC_REASON_COULD_NOT_TELL] = "could_not_tell",
+		[KVMNC_REASON_KERNEL_LACKS] = "kernel_lacks",
+		[KVMNC_REASON_ARCH] = "arch",
+		[KVMNC_REASON_IGNORES_GUEST_PAT] = "ignores_guest_pat",
+		[KVMNC_REASON_UNKNOWN_VENDOR] = "unknown_vendor",
+		[KVMNC_REASON_NO_TDP] = "no_tdp",
+		[KVMNC_REASON_NO_SELF_SNOOP] = "no_self_snoop",
+		[KVMNC_REASON_NATIVE_ALREADY] = "native_already",
+		[KVMNC_REASON_OTHER_MEANING] = "other_meaning",
+		[KVMNC_REASON_VM_TYPE] = "vm_type",
+	};
+
+	if (reason < 0 || (size_t)reason >= ARRAY_SIZE(names))
+		return NULL;
+	return names[reason];
+}
+
+KVMNC_API const char *kvmnc_mechanism_name(int mechanism)
+{
+	const struct kvmnc_mech_entry *m = kvmnc_mechanism_of(mechanism);
+
+	if (mechanism == KVMNC_MECH_NONE)
+		return "none";
+	return m ? m->name : NULL;
 }

@@ -131,7 +131,7 @@ static int segments(struct kvmnc *h, enum op op, char *dst, const char *src, con
  * for writes. The reference keeps the handle's memory (it is freed with
  * the last one) for what the hint does not answer.
  */
-static int helper(const struct kvmnc *token, enum op op, void *dst, const void *src, size_t len)
+static int copy_op(const struct kvmnc *token, enum op op, void *dst, const void *src, size_t len)
 {
 	const char *guest = op == OP_WRITE ? dst : src;
 	size_t off = 0, n;
@@ -187,7 +187,7 @@ KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src,
 	if (bad_copy(dst, src, len))
 		return -EINVAL;
 	if (!fast(h, src, len, &nc))
-		return helper(h, OP_READ, dst, src, len);
+		return copy_op(h, OP_READ, dst, src, len);
 	run(OP_READ, dst, src, 0, len, nc);
 	return 0;
 }
@@ -199,7 +199,7 @@ KVMNC_API int kvmnc_copy_to_guest(struct kvmnc *h, void *dst, const void *src, s
 	if (bad_copy(dst, src, len))
 		return -EINVAL;
 	if (!fast(h, dst, len, &nc))
-		return helper(h, OP_WRITE, dst, src, len);
+		return copy_op(h, OP_WRITE, dst, src, len);
 	run(OP_WRITE, dst, src, 0, len, nc);
 	return 0;
 }
@@ -211,7 +211,7 @@ KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)
 	if (bad_range(addr, len))
 		return -EINVAL;
 	if (!fast(h, addr, len, &nc))
-		return helper(h, OP_FLUSH, NULL, addr, len);
+		return copy_op(h, OP_FLUSH, NULL, addr, len);
 	run(OP_FLUSH, NULL, addr, 0, len, nc);
 	return 0;
 }

@@ -387,16 +387,16 @@ static void try_device(struct kvmnc_host *hst, int vm_fd, bool callers)
 }
 
 /* What a capability that was not confirmed by trial means on this kernel. */
-static const char *cap_note(int cap236, int cap239, char *note, size_t len)
+static const char *cap_note(int cap_cros_flag, int cap_flag, char *note, size_t len)
 {
 	note[0] = '\0';
-	if (cap239 > 0)
-		snprintf(note, len, "; capability 239 = %d means something else here", cap239);
-	else if (cap236 > 0)
+	if (cap_flag > 0)
+		snprintf(note, len, "; capability 239 = %d means something else here", cap_flag);
+	else if (cap_cros_flag > 0)
 		snprintf(note, len,
 			 "; capability 236 = %d is KVM_CAP_PRE_FAULT_MEMORY here, not "
 			 "ChromeOS's flag capability",
-			 cap236);
+			 cap_cros_flag);
 	return note;
 }
 
@@ -419,9 +419,9 @@ static unsigned int flag_capability(const struct kvmnc_host *hst)
 {
 	bool x86 = hst->cpu.vendor == KVMNC_VENDOR_INTEL || hst->cpu.vendor == KVMNC_VENDOR_AMD;
 
-	if (x86 && hst->cap239 > 0)
+	if (x86 && hst->cap_flag > 0)
 		return KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA;
-	if (hst->cap236 > 0 && hst->um2 == 0)
+	if (hst->cap_cros_flag > 0 && hst->cap_user_memory2 == 0)
 		return KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD;
 	return 0;
 }
@@ -557,7 +557,7 @@ static void try_flag(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool callers
 	} else if (r == -EINVAL && plain == 0) {
 		set_status(&hst->feat, KVMNC_REASON_KERNEL_LACKS, st, 0,
 			   "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
-			   cap_note(hst->cap236, hst->cap239, note, sizeof(note)));
+			   cap_note(hst->cap_cros_flag, hst->cap_flag, note, sizeof(note)));
 	} else if (r == -EINVAL) {
 		set_status(&hst->feat, 0, st, plain,
 			   "the trial memslot %u on the VMM's VM is not free (a plain slot fails "
@@ -573,9 +573,10 @@ static void try_on_vm(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool caller
 		      uint32_t nr_slots)
 {
 	try_device(hst, vm_fd, callers);
-	if (hst->um2 < 0)
-		set_status(&hst->feat, 0, &hst->feat.memslot_flag, hst->um2,
-			   "could not tell which memslot ioctl to try: %s", strerror(-hst->um2));
+	if (hst->cap_user_memory2 < 0)
+		set_status(&hst->feat, 0, &hst->feat.memslot_flag, hst->cap_user_memory2,
+			   "could not tell which memslot ioctl to try: %s",
+			   strerror(-hst->cap_user_memory2));
 	else
 		try_flag(hst, kvm_fd, vm_fd, callers, nr_slots);
 }
@@ -619,10 +620,10 @@ static void common_facts(struct kvmnc_host *hst, int fd, bool read_paths)
 	f->self_snoop = hst->cpu.self_snoop;
 	f->tdp = hst->cpu.tdp;
 
-	hst->um2 = kvmnc_kvm_check(fd, KVM_CAP_USER_MEMORY2);
-	hst->user_memory2 = hst->um2 > 0;
-	hst->cap236 = kvmnc_kvm_check(fd, KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD);
-	hst->cap239 = kvmnc_kvm_check(fd, KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
+	hst->cap_user_memory2 = kvmnc_kvm_check(fd, KVM_CAP_USER_MEMORY2);
+	hst->user_memory2 = hst->cap_user_memory2 > 0;
+	hst->cap_cros_flag = kvmnc_kvm_check(fd, KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD);
+	hst->cap_flag = kvmnc_kvm_check(fd, KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
 	hst->sys_quirks_mask = kvmnc_kvm_check(fd, KVM_CAP_DISABLE_QUIRKS2);
 	r = kvmnc_kvm_check(fd, KVMNC_CAP_VM_TYPES);
 	f->vm_types = r > 0 ? (uint32_t)r : 0;

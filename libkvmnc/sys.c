@@ -161,6 +161,14 @@ static int sys_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 #endif
 }
 
+char *kvmnc_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = SYS(malloc, n);
+
+	return d ? memcpy(d, s, n) : NULL;
+}
+
 const struct kvmnc_sys kvmnc_sys_real = {
 	.open = sys_open,
 	.close = sys_close,

@@ -1049,7 +1049,7 @@ int64_t fake_slot_flags(int vm_fd, uint32_t slot)
 	return -1;
 }
 
-/* The kernels of DESIGN.md §3. */
+/* The kernels a VMM meets: the rows of docs/support-matrix.tsv name them, and more. */
 const struct fake_personality fake_personalities[] = {
 	{
 		.name = "debian-6.1",

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A fake KVM behind the library's system-call seam. A personality describes
- * one kernel a VMM meets (DESIGN.md §3); the fake answers like that kernel
- * and records what the library did to it, so tests can assert both the
- * answers and the side effects, and can fail any one call on purpose.
+ * one kernel a VMM meets (the rows of docs/support-matrix.tsv, and more);
+ * the fake answers like that kernel and records what the library did to
+ * it, so tests can assert both the answers and the side effects, and can
+ * fail any one call (or allocation) on purpose.
  */
 #ifndef KVMNC_FAKE_KERNEL_H
 #define KVMNC_FAKE_KERNEL_H

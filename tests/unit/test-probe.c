@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The probe against every kernel personality of DESIGN.md §3. */
+/* The probe against every kernel personality of the fake kernel (fake-kernel.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
