@@ -223,23 +223,8 @@ static int noop_ioctl(int fd, unsigned long req, unsigned long arg)
 	return 0;
 }
 
-static const struct kvmnc_sys noop = {
-	.open = c_open,
-	.close = c_close,
-	.ioctl = noop_ioctl,
-	.fcntl_getfd = c_fcntl_getfd,
-	.fd_rdev = c_fd_rdev,
-	.same_file = c_same_file,
-	.mmap_anon = c_mmap_anon,
-	.mmap_fd = c_mmap_fd,
-	.munmap = c_munmap,
-	.read_file = c_read_file,
-	.uname = c_uname,
-	.cpuid = c_cpuid,
-	.malloc = malloc,
-	.calloc = calloc,
-	.realloc = realloc,
-};
+/* The counting seam with that ioctl (set up in main()). */
+static struct kvmnc_sys noop;
 
 struct stats {
 	double min, med, max;
@@ -345,6 +330,9 @@ int main(int argc, char **argv)
 	unsigned long cold_calls, cached_calls, lib_calls = 0;
 	double cold_t, cached_t;
 	int reps = argc > 1 ? atoi(argv[1]) : 15;
+
+	noop = counting;
+	noop.ioctl = noop_ioctl;
 
 	if (reps < 1)
 		reps = 1;

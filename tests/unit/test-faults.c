@@ -51,6 +51,37 @@ static void snapshot(struct kvmnc *h, int vm, struct fake_vm_state *vs,
 	}
 }
 
+/* What a failed call must leave as it found it. */
+struct state {
+	struct fake_vm_state vs;
+	struct kvmnc_handle_info info;
+	int nc, fds;
+};
+
+static void take_state(struct kvmnc *h, int vm, struct state *st)
+{
+	snapshot(h, vm, &st->vs, &st->info, &st->nc);
+	st->fds = fake_open_fds();
+}
+
+/* The kernel's and the handle's state are what @before says (counters aside). */
+static void expect_unchanged(struct kvmnc *h, int vm, const struct state *before, const char *what,
+			     int n, const char *err, const struct scenario *s)
+{
+	struct state now;
+
+	take_state(h, vm, &now);
+	if (now.fds != before->fds ||
+	    memcmp(&now.vs, &before->vs, offsetof(struct fake_vm_state, v1_calls)) ||
+	    memcmp(&now.info, &before->info, sizeof(now.info)) || now.nc != before->nc)
+		fail_msg("%s: %s %d failing with %s left state behind (fds %d->%d, slots "
+			 "%d->%d, devices %d->%d, quirks %#llx->%#llx)",
+			 s->name, what, n, err, before->fds, now.fds, before->vs.nslots,
+			 now.vs.nslots, before->vs.devices, now.vs.devices,
+			 (unsigned long long)before->vs.disabled_quirks,
+			 (unsigned long long)now.vs.disabled_quirks);
+}
+
 static struct kvmnc *setup(const struct scenario *s, int *vm, bool with_handle)
 {
 	KVMNC_OPTS(kvmnc_open_opts, o, .scope = s->scope, .mechanism = s->mech,
@@ -73,9 +104,9 @@ static struct kvmnc *setup(const struct scenario *s, int *vm, bool with_handle)
 
 static void run_scenario(const struct scenario *s, bool with_handle)
 {
-	struct fake_vm_state vs0, vs1;
-	struct kvmnc_handle_info i0, i1;
-	int vm, calls, nc0, nc1, fds0;
+	struct fake_vm_state vs1;
+	struct state before;
+	int vm, calls;
 	struct kvmnc *h;
 
 	h = setup(s, &vm, with_handle);
@@ -89,8 +120,7 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 			int r;
 
 			h = setup(s, &vm, with_handle);
-			snapshot(h, vm, &vs0, &i0, &nc0);
-			fds0 = fake_open_fds();
+			take_state(h, vm, &before);
 			fake_fail_nth(n, errs[e]);
 			r = s->op(&h, vm);
 			fake_fail_nth(0, 0);
@@ -103,8 +133,8 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 				 * for the VMM is as the operation says: no trial slot or
 				 * device of the probe stays in the VMM's VM. */
 				fake_vm_state(vm, &vs1);
-				if (!with_handle &&
-				    (vs1.nslots != vs0.nslots || vs1.devices != vs0.devices))
+				if (!with_handle && (vs1.nslots != before.vs.nslots ||
+						     vs1.devices != before.vs.devices))
 					fail_msg("%s: call %d failing with %s: open left %d "
 						 "slots, %d devices in the VM",
 						 s->name, n, strerror(errs[e]), vs1.nslots,
@@ -115,17 +145,7 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 			if (r > 0)
 				fail_msg("%s: call %d (%s): returned %d", s->name, n,
 					 strerror(errs[e]), r);
-			snapshot(h, vm, &vs1, &i1, &nc1);
-			if (fake_open_fds() != fds0 ||
-			    memcmp(&vs0, &vs1, offsetof(struct fake_vm_state, v1_calls)) ||
-			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
-				fail_msg("%s: call %d failing with %s left state behind "
-					 "(fds %d->%d, slots %d->%d, devices %d->%d, quirks "
-					 "%#llx->%#llx)",
-					 s->name, n, strerror(errs[e]), fds0, fake_open_fds(),
-					 vs0.nslots, vs1.nslots, vs0.devices, vs1.devices,
-					 (unsigned long long)vs0.disabled_quirks,
-					 (unsigned long long)vs1.disabled_quirks);
+			expect_unchanged(h, vm, &before, "call", n, strerror(errs[e]), s);
 			kvmnc_close(h);
 		}
 	}
@@ -396,9 +416,8 @@ static void exercise(struct kvmnc *h)
 
 static void run_alloc_scenario(const struct scenario *s, bool with_handle)
 {
-	struct fake_vm_state vs0, vs1;
-	struct kvmnc_handle_info i0, i1;
-	int vm, nc0, nc1, fds0, maps0;
+	struct state before;
+	int vm, maps0;
 	struct kvmnc *h;
 
 	/*
@@ -412,8 +431,7 @@ static void run_alloc_scenario(const struct scenario *s, bool with_handle)
 		cur_name = s->name;
 		cur_n = n;
 		h = setup(s, &vm, with_handle);
-		snapshot(h, vm, &vs0, &i0, &nc0);
-		fds0 = fake_open_fds();
+		take_state(h, vm, &before);
 		maps0 = fake_open_maps();
 		fake_fail_alloc_nth(n);
 		r = s->op(&h, vm);
@@ -434,14 +452,7 @@ static void run_alloc_scenario(const struct scenario *s, bool with_handle)
 			fail_msg("%s: allocation %d failing: %d mappings left", s->name, n,
 				 fake_open_maps() - maps0);
 		if (r < 0) {
-			snapshot(h, vm, &vs1, &i1, &nc1);
-			if (fake_open_fds() != fds0 ||
-			    memcmp(&vs0, &vs1, offsetof(struct fake_vm_state, v1_calls)) ||
-			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
-				fail_msg("%s: allocation %d failing left state behind (fds %d->%d, "
-					 "slots %d->%d, devices %d->%d)",
-					 s->name, n, fds0, fake_open_fds(), vs0.nslots, vs1.nslots,
-					 vs0.devices, vs1.devices);
+			expect_unchanged(h, vm, &before, "allocation", n, "NULL", s);
 		}
 		exercise(h);
 		kvmnc_close(h);
