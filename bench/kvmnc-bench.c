@@ -306,7 +306,7 @@ static void make_noncoherent(struct kvmnc *h, uint32_t slot, void *p, size_t len
 	};
 	const struct kvmnc_sys *was = kvmnc_sys;
 
-	kvmnc_handle_obj(h)->region_mech = KVMNC_MECH_MEMSLOT_FLAG;
+	kvmnc_handle_pretend_mechanism(h, KVMNC_MECH_MEMSLOT_FLAG);
 	kvmnc_sys = &noop;
 	if (kvmnc_set_region(h, &r) < 0) {
 		fprintf(stderr, "kvmnc-bench: the non-coherent memslot could not be set up\n");
@@ -382,10 +382,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warning: %lu kernel calls for %d plain regions\n", own_calls,
 			OWN_CALLS);
 	/* The flag path, whatever this host has: the cost is the library's bookkeeping. */
-	kvmnc_handle_obj(oh)->region_mech = KVMNC_MECH_MEMSLOT_FLAG;
+	kvmnc_handle_pretend_mechanism(oh, KVMNC_MECH_MEMSLOT_FLAG);
 	own_cost(oh, ovm, mem, 1000, true, &own_nc, &bare_nc, &own_calls);
-	kvmnc_handle_obj(oh)->region_mech = KVMNC_MECH_NONE;
-	kvmnc_table_free(&kvmnc_handle_obj(oh)->nc);
 	kvmnc_sys = &counting;
 	kvmnc_close(oh);
 	close(ovm);

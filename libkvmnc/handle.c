@@ -229,6 +229,18 @@ KVMNC_API int kvmnc_close(struct kvmnc *hd)
 	return 0;
 }
 
+int kvmnc_handle_pretend_mechanism(struct kvmnc *hd, int mech)
+{
+	struct kvmnc *h;
+	int r = kvmnc_handle_get(hd, &h);
+
+	if (r < 0)
+		return r;
+	h->region_mech = mech;
+	kvmnc_handle_put(h);
+	return 0;
+}
+
 KVMNC_API int kvmnc_get_info(struct kvmnc *hd, struct kvmnc_handle_info *info)
 {
 	struct kvmnc *h;

@@ -458,6 +458,12 @@ int kvmnc_handle_close_begin(const struct kvmnc *token, struct kvmnc **out);
  * through a hint whose generation matches (kvmnc_rs_hinted()).
  */
 struct kvmnc_ncs *kvmnc_handle_ncs(const struct kvmnc *token);
+/*
+ * Benchmarks and live tests only: make @token's region mechanism @mech, as
+ * a kernel that has it would have made it (this host may have none), under
+ * the handle lock. -EBADF.
+ */
+int kvmnc_handle_pretend_mechanism(struct kvmnc *token, int mech);
 /* Tests and benchmarks only: the open handle @token names (no reference), or NULL. */
 struct kvmnc *kvmnc_handle_obj(const struct kvmnc *token);
 /* Tests only: handles that exist (open, or closed with references left). */
