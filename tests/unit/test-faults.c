@@ -329,7 +329,60 @@ static int op_probe(struct kvmnc **h, int vm)
 	return kvmnc_probe(NULL, &f);
 }
 
+static int op_arm(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_vm_wide_arm(*h);
+}
+
+static int op_abort(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_region_abort(*h, 8);
+}
+
+static int op_resync(struct kvmnc **h, int vm)
+{
+	static const uint32_t keep[] = {1, 2};
+	int r;
+
+	(void)vm;
+	r = kvmnc_region_resync(*h, keep, 2);
+	return r < 0 ? r : 0;
+}
+
+static int op_queries(struct kvmnc **h, int vm)
+{
+	int r = kvmnc_hva_is_noncoherent(*h, (void *)(uintptr_t)0x7f0040000000ULL, 4096);
+
+	(void)vm;
+	if (r >= 0)
+		r = kvmnc_gpa_is_noncoherent(*h, 0, 1ULL << 30, 4096);
+	if (r >= 0)
+		r = kvmnc_is_noncoherent(*h);
+	return r < 0 ? r : 0;
+}
+
 static const struct scenario alloc_handle_scenarios[] = {
+	{.name = "alloc/arm",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE,
+	 .op = op_arm},
+	{.name = "alloc/abort",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE,
+	 .prepare = prep_plans,
+	 .op = op_abort},
+	{.name = "alloc/resync",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_resync},
+	{.name = "alloc/queries",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_queries},
 	{.name = "alloc/prepare",
 	 .personality = "patched-6.12",
 	 .prepare = prep_plans,
