@@ -128,7 +128,7 @@ static struct nch nch_open(void)
 	}
 	die_on(kvmnc_open(n.vm, NULL, &n.h), "kvmnc_open");
 	/* What a kernel with KVM_MEM_NON_COHERENT_DMA gives (see the top of this file). */
-	n.h->region_mech = KVMNC_MECH_MEMSLOT_FLAG;
+	kvmnc_handle_pretend_mechanism(n.h, KVMNC_MECH_MEMSLOT_FLAG);
 	return n;
 }
 

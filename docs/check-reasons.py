@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Every reason kvmnc-probe can print has an entry in the troubleshooting page.
+"""Every reason kvmnc-probe can print has an entry in the troubleshooting page,
+and the reason codes of docs/reasons.tsv are enum kvmnc_reason.
 
 The reasons are the format strings the probe writes into a mechanism's
 reason (set_status() and the snprintf() calls that build its parts in
@@ -98,6 +99,31 @@ def entries(top):
     return out
 
 
+def reason_codes(top):
+    """TAP lines (ok, text): docs/reasons.tsv, enum kvmnc_reason and probe.c agree."""
+    rows = []
+    with open(os.path.join(top, "docs/reasons.tsv"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            value, name = line.rstrip("\n").split("\t")[:2]
+            rows.append((int(value), name))
+    with open(os.path.join(top, "include/kvmnc.h"), encoding="utf-8") as f:
+        header = strip_comments(f.read())
+    body = re.search(r"enum kvmnc_reason \{(.*?)\};", header, re.S).group(1)
+    enum = [(int(v), n.lower()) for n, v in re.findall(r"KVMNC_REASON_(\w+) = (\d+)", body)]
+    with open(os.path.join(top, "libkvmnc/probe.c"), encoding="utf-8") as f:
+        used = set(n.lower() for n in re.findall(r"KVMNC_REASON_(?!MAX\b)(\w+)", strip_comments(f.read())))
+    names = set(n for _, n in rows)
+    out = [(rows == enum, "docs/reasons.tsv lists enum kvmnc_reason of include/kvmnc.h: %s"
+            % ("same names and values" if rows == enum else "%s != %s" % (rows, enum))),
+           (sorted(v for v, _ in rows) == list(range(len(rows))),
+            "docs/reasons.tsv: values 0..%d, none skipped" % (len(rows) - 1)),
+           (used <= names, "libkvmnc/probe.c uses only codes of docs/reasons.tsv%s"
+            % ("" if used <= names else ": not %s" % sorted(used - names)))]
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--top", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -123,6 +149,10 @@ def main():
             n += 1
             bad += 1
             print("not ok %d - %s:%d documents a format no source has: %s" % (n, PAGE, line, fmt))
+    for ok, text in reason_codes(args.top):
+        n += 1
+        bad += not ok
+        print("%s %d - %s" % ("ok" if ok else "not ok", n, text))
     n += 1
     ok = len(found) > 20
     bad += not ok

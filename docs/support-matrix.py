@@ -29,7 +29,8 @@ TITLES = {
 }
 RECOMMENDED = ["none"] + MECHS
 COLUMNS = ["personality", "query", "kernel"] + MECHS + ["recommended", "checked", "readme"]
-ERRNOS = {"EPERM", "EACCES", "EINVAL", "ENOENT", "EPROTO", "EMFILE", "ENOMEM", "EOPNOTSUPP"}
+ERRNOS = {"EPERM", "EACCES", "EINVAL", "ENOENT", "EPROTO", "EMFILE", "ENOMEM", "EOPNOTSUPP",
+          "ENODATA"}
 CHECKED = {
     "unit": "unit",
 }

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define KVMNC_VERSION_MAJOR 1
-#define KVMNC_VERSION_MINOR 1
+#define KVMNC_VERSION_MINOR 2
 #define KVMNC_VERSION_PATCH 0
 
 #define KVMNC_API __attribute__((visibility("default")))
@@ -147,6 +147,72 @@ struct kvmnc_features {
 	uint32_t memslots;
 	/* Where the flag and device trials ran (KVMNC_PROBED_*). */
 	int probed_on;
+	/*
+	 * Since 1.2: what memslot_flag's "yes" rests on (KVMNC_FLAG_EVIDENCE_*).
+	 * Bit 3 of the memslot flags is claimed by more than one series, so a
+	 * kernel that accepts it has not thereby said what it means.
+	 */
+	uint32_t memslot_flag_evidence;
+	/*
+	 * Since 1.2: why each answer is what it is, as a code a VMM can branch
+	 * on (enum kvmnc_reason; the reason strings stay, for people). One
+	 * table, docs/reasons.tsv, lists the codes; kvmnc_reason_name() names
+	 * them.
+	 */
+	uint32_t native_reason;
+	uint32_t memslot_flag_reason;
+	uint32_t virtio_device_reason;
+	uint32_t guest_pat_quirk_reason;
+};
+
+/* kvmnc_features.*_reason (docs/reasons.tsv is the table; the values never change). */
+enum kvmnc_reason {
+	/* Not filled in (a struct from before 1.2). */
+	KVMNC_REASON_UNSET = 0,
+	/* Supported. */
+	KVMNC_REASON_SUPPORTED = 1,
+	/* Could not tell: supported is the negative errno that stopped the probe. */
+	KVMNC_REASON_COULD_NOT_TELL = 2,
+	/* This kernel does not have it (refused, not registered, too old). */
+	KVMNC_REASON_KERNEL_LACKS = 3,
+	/* Not x86: the quirk does not exist, native has not been checked. */
+	KVMNC_REASON_ARCH = 4,
+	/* native on Intel VMX: KVM ignores guest PAT unless a mechanism says otherwise. */
+	KVMNC_REASON_IGNORES_GUEST_PAT = 5,
+	/* An x86 vendor KVM's memory-type handling is not known for. */
+	KVMNC_REASON_UNKNOWN_VENDOR = 6,
+	/* No EPT/NPT in use (disabled, or KVM is not kvm_intel/kvm_amd): shadow paging. */
+	KVMNC_REASON_NO_TDP = 7,
+	/* An Intel CPU without self-snoop: honoring guest PAT would be unsafe. */
+	KVMNC_REASON_NO_SELF_SNOOP = 8,
+	/* Not needed: guest PAT is honored natively (AMD NPT, a TDX VM). */
+	KVMNC_REASON_NATIVE_ALREADY = 9,
+	/* The kernel takes the request, but it means something else here (memslot bit 3). */
+	KVMNC_REASON_OTHER_MEANING = 10,
+	/* The host has it, this VM's type refuses it. */
+	KVMNC_REASON_VM_TYPE = 11,
+};
+
+/* "supported", "could_not_tell", ... as docs/reasons.tsv names them; NULL if unknown (since 1.2).
+ */
+KVMNC_API const char *kvmnc_reason_name(int reason);
+
+/* kvmnc_features.memslot_flag_evidence */
+enum kvmnc_flag_evidence {
+	/* The flag is not supported, or could not be told. */
+	KVMNC_FLAG_EVIDENCE_NONE = 0,
+	/*
+	 * Accepted, and advertised by a capability whose number means the flag
+	 * on this kernel (239 on x86; 236 only where KVM_SET_USER_MEMORY_REGION2
+	 * does not exist, since upstream 236 is KVM_CAP_PRE_FAULT_MEMORY).
+	 */
+	KVMNC_FLAG_EVIDENCE_CAPABILITY = 1,
+	/*
+	 * Accepted without such a capability, and a guest access to the
+	 * flagged trial slot completed on a scratch VM (no KVM_EXIT_MEMORY_FAULT,
+	 * as a KVM Userfault slot would give).
+	 */
+	KVMNC_FLAG_EVIDENCE_ACCESS = 2,
 };
 
 /* kvmnc_features.vm_flags */
@@ -236,6 +302,10 @@ struct kvmnc_open_opts {
  * kvm_fd) is not open, -ENOTTY @vm_fd is not a KVM VM (or kvm_fd not a KVM
  * node), -EOPNOTSUPP the forced mechanism is unavailable, -E2BIG unknown
  * non-zero option bytes or sz > 4096, or what kvmnc_probe() returned.
+ * Since 1.2: -EISCONN the VM already has an open handle in this process
+ * (one VM, one handle: a second kept its own devices and answers), and
+ * -ENOTRECOVERABLE a trial memslot could not be deleted from @vm_fd (it
+ * stays, with its page; discard the VM).
  */
 KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct kvmnc **out);
 
@@ -396,6 +466,24 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result);
 KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot);
 
 /*
+ * The VMM will not issue the ioctl it planned for @slot (since 1.2): the
+ * plan is dropped and its VM-wide step undone, as a failed outcome would.
+ * -ENOENT when no plan waits for @slot.
+ */
+KVMNC_API int kvmnc_region_abort(struct kvmnc *h, uint32_t slot);
+
+/*
+ * The VMM's memslots are exactly the @n slot ids at @slots (address space
+ * << 16 | id), for a VMM that may have missed kvmnc_region_removed() calls
+ * (since 1.2): every memslot the library knows that is not listed and has
+ * no plan waiting is forgotten, as kvmnc_region_removed() would. KVM has
+ * no call that lists memslots without changing one, so the list comes from
+ * the VMM's own table. Returns how many were forgotten; -EINVAL for a NULL
+ * @slots with a non-zero @n.
+ */
+KVMNC_API int kvmnc_region_resync(struct kvmnc *h, const uint32_t *slots, size_t n);
+
+/*
  * Declare that device model @device_id (any number the caller chooses, such
  * as a PCI BDF) does non-coherent DMA to guest memory anywhere. With the
  * VIRTIO device mechanism this creates its KVM device and sets
@@ -409,6 +497,30 @@ KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id);
 
 /* Undo kvmnc_device_enable(); -ENOENT if @device_id is not enabled. */
 KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id);
+
+/*
+ * Keep the VM-wide mechanism for regions in force from now until
+ * kvmnc_vm_wide_disarm() or kvmnc_close(), without declaring any memory
+ * non-coherent (since 1.2). Each time a VM-wide mechanism comes into force
+ * or goes, KVM zaps every stage-2 mapping of the VM; without arming, the
+ * VIRTIO device exists only while a non-coherent region does, so a VMM
+ * that maps and unmaps a blob pays two such zaps per blob. Armed, there is
+ * one when arming and one when disarming, and only the regions declared
+ * non-coherent count as such (kvmnc_is_noncoherent(), the ranges, the copy
+ * helpers), unlike kvmnc_device_enable(), which declares all guest memory.
+ * Arming an armed handle returns 0 and changes nothing. With the memslot
+ * flag or native there is nothing VM-wide to keep, and with the guest-PAT
+ * quirk it is in force from kvmnc_open(): 0 and nothing done.
+ * -EOPNOTSUPP when the handle has no mechanism for regions.
+ */
+KVMNC_API int kvmnc_vm_wide_arm(struct kvmnc *h);
+
+/*
+ * End kvmnc_vm_wide_arm(): the VM-wide mechanism stays while non-coherent
+ * regions or plans for them exist, and goes with the last. 0 also when the
+ * handle is not armed (since 1.2).
+ */
+KVMNC_API int kvmnc_vm_wide_disarm(struct kvmnc *h);
 
 /*
  * Live migration.
@@ -588,6 +700,15 @@ KVMNC_API int kvmnc_snapshot_stale(struct kvmnc *h, const struct kvmnc_snapshot 
 /* NULL is accepted. */
 KVMNC_API void kvmnc_snapshot_free(struct kvmnc_snapshot *snap);
 
+/*
+ * Range @i of @snap (since 1.2): ranges[] is laid out with the stride the
+ * snapshot was taken with (range_sz), which indexing a
+ * const struct kvmnc_range * gets wrong whenever range_sz differs from the
+ * caller's sizeof. NULL for a NULL @snap or @i >= count.
+ */
+KVMNC_API const struct kvmnc_range *kvmnc_snapshot_range(const struct kvmnc_snapshot *snap,
+							 size_t i);
+
 /* How the VMM migrates guest memory. */
 enum kvmnc_migration_mode {
 	/* With its own copies (plain loads and stores, zero-copy sends): no helper. */
@@ -656,7 +777,22 @@ typedef void (*kvmnc_log_fn)(int level, const char *msg, void *ctx);
  */
 KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx);
 
-/* Text for a negative errno returned by this library; never NULL. */
+/*
+ * Install a log callback for handle @h (since 1.2; NULL @fn: back to the
+ * process-wide one): the messages of calls on @h, up to @max_level, go to
+ * it instead of the process-wide callback, so that a VMM can route them
+ * to the VM they concern. What kvmnc_open() says before it returns, and
+ * messages that concern no handle (the probe), go to the process-wide
+ * callback. The callback never runs with a library lock held. -EBADF.
+ */
+KVMNC_API int kvmnc_set_handle_log(struct kvmnc *h, kvmnc_log_fn fn, int max_level, void *ctx);
+
+/*
+ * Text for a negative errno returned by this library; never NULL. Where one
+ * errno has several meanings (-ENOENT, -EBADF), and @err is the last error
+ * the library returned to this thread, the text names the one that
+ * happened (since 1.2).
+ */
 KVMNC_API const char *kvmnc_strerror(int err);
 
 /* "native", "memslot_flag", "virtio_device", "guest_pat_quirk", "none"; NULL if unknown. */

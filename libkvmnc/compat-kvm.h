@@ -58,6 +58,11 @@ struct kvm_userspace_memory_region2 {
 #ifndef KVM_MEM_NON_COHERENT_DMA
 #define KVM_MEM_NON_COHERENT_DMA (1UL << 3)
 #endif
+/* A vCPU exit for a guest access KVM cannot serve itself (6.8+; KVM Userfault uses it). */
+#ifndef KVM_EXIT_MEMORY_FAULT
+#define KVM_EXIT_MEMORY_FAULT 39
+#endif
+
 /* ChromeOS 5.15-6.6 (upstream reuses it for KVM_CAP_PRE_FAULT_MEMORY). */
 #define KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD 236
 /* ChromeOS 6.12 and patches/ (upstream arm64 reuses it from 6.15). */

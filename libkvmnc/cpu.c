@@ -34,7 +34,7 @@ static int cpuinfo_flag(const char *flag)
 	int r = -ENOENT;
 
 	/* A cold path (once per probe), and 16 KiB is too much for a VMM thread's stack. */
-	buf = malloc(CPUINFO_MAX);
+	buf = SYS(malloc, CPUINFO_MAX);
 	if (!buf)
 		return -ENOMEM;
 	n = SYS(read_file, "/proc/cpuinfo", buf, CPUINFO_MAX);
@@ -77,7 +77,7 @@ static int read_bool_param(const char *path)
 	return -EINVAL;
 }
 
-void kvmnc_cpu_probe(struct kvmnc_cpu *c)
+void kvmnc_cpu_probe(struct kvmnc_cpu *c, bool read_paths)
 {
 	uint32_t r[4];
 	int err;
@@ -100,6 +100,17 @@ void kvmnc_cpu_probe(struct kvmnc_cpu *c)
 	c->vendor_str[12] = '\0';
 	c->vendor = vendor_of(c->vendor_str);
 
+	if (!read_paths) {
+		/*
+		 * KVMNC_OPEN_KVM_FD promises that no path is opened: what only
+		 * /proc and /sys say is unknown (CPUID would be a guess that
+		 * clearcpuid=ss makes wrong), unless the quirk mask settles it.
+		 */
+		c->no_paths = true;
+		c->self_snoop_err = -ENODATA;
+		c->tdp = -ENODATA;
+		return;
+	}
 	err = cpuinfo_flag("ss");
 	if (err >= 0) {
 		c->self_snoop = err;
@@ -118,6 +129,17 @@ void kvmnc_cpu_probe(struct kvmnc_cpu *c)
 		c->tdp = read_bool_param("/sys/module/kvm_amd/parameters/npt");
 	else
 		c->tdp = -EOPNOTSUPP;
+	/*
+	 * A missing parameter means "not kvm_intel / kvm_amd" only where sysfs
+	 * shows kvm.ko itself; a jail without /sys (Firecracker's jailer)
+	 * cannot tell, and must not be read as "no".
+	 */
+	if (c->tdp == -ENOENT) {
+		char buf[24];
+
+		if (SYS(read_file, "/sys/module/kvm/parameters/halt_poll_ns", buf, sizeof(buf)) < 0)
+			c->tdp = -ENODATA;
+	}
 }
 
 const char *kvmnc_tdp_name(int vendor)

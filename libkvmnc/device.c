@@ -9,12 +9,13 @@
 
 #include "internal.h"
 
-KVMNC_API int kvmnc_device_enable(struct kvmnc *h, uint32_t device_id)
+KVMNC_API int kvmnc_device_enable(struct kvmnc *hd, uint32_t device_id)
 {
+	struct kvmnc *h;
 	struct kvmnc_dev *d;
 	int r, fd = -1;
 
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	if (kvmnc_table_find(&h->devs, device_id))
@@ -58,17 +59,18 @@ out:
 	return r;
 }
 
-KVMNC_API int kvmnc_device_disable(struct kvmnc *h, uint32_t device_id)
+KVMNC_API int kvmnc_device_disable(struct kvmnc *hd, uint32_t device_id)
 {
+	struct kvmnc *h;
 	struct kvmnc_dev *d;
 	int r;
 
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	d = kvmnc_table_find(&h->devs, device_id);
 	if (!d) {
-		r = -ENOENT;
+		r = kvmnc_err(-ENOENT, "This device model is not enabled on the handle");
 	} else {
 		if (d->fd >= 0)
 			SYS(close, d->fd);

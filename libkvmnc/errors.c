@@ -1,93 +1,20 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Error texts, the log callback and the version getters. */
+/* The texts of the errnos the library returns, and which meaning one had. */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
-#define LOG_MSG_MAX 512
+/* The meaning of the last error the library returned in this thread (kvmnc_err()). */
+static __thread int last_err;
+static __thread const char *last_meaning;
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static kvmnc_log_fn log_fn;
-static void *log_ctx;
-static int log_max = -1;
-
-KVMNC_API void kvmnc_set_log(kvmnc_log_fn fn, int max_level, void *ctx)
+int kvmnc_err(int err, const char *meaning)
 {
-	pthread_mutex_lock(&log_lock);
-	log_fn = fn;
-	log_ctx = ctx;
-	__atomic_store_n(&log_max, fn ? max_level : -1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&log_lock);
-}
-
-static void deliver(int level, const char *msg)
-{
-	kvmnc_log_fn fn;
-	void *ctx;
-
-	pthread_mutex_lock(&log_lock);
-	fn = level <= log_max ? log_fn : NULL;
-	ctx = log_ctx;
-	pthread_mutex_unlock(&log_lock);
-	if (fn)
-		fn(level, msg, ctx);
-}
-
-/* Formatting costs; skip it when nobody listens at this level. */
-static bool listened(int level)
-{
-	return level <= __atomic_load_n(&log_max, __ATOMIC_RELAXED);
-}
-
-void kvmnc_log(int level, const char *fmt, ...)
-{
-	char msg[LOG_MSG_MAX];
-	va_list ap;
-
-	if (!listened(level))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	deliver(level, msg);
-}
-
-void kvmnc_logq_add(struct kvmnc_logq *q, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!listened(level))
-		return;
-	if (q->n == KVMNC_LOGQ) {
-		q->dropped++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(q->m[q->n].msg, sizeof(q->m[0].msg), fmt, ap);
-	va_end(ap);
-	q->m[q->n++].level = level;
-}
-
-void kvmnc_logq_deliver(const struct kvmnc_logq *q)
-{
-	for (uint32_t i = 0; i < q->n; i++)
-		deliver(q->m[i].level, q->m[i].msg);
-	if (q->dropped)
-		kvmnc_log(KVMNC_LOG_WARN, "%u more library messages were dropped", q->dropped);
-}
-
-void kvmnc_log_fork_lock(void)
-{
-	pthread_mutex_lock(&log_lock);
-}
-
-void kvmnc_log_fork_unlock(void)
-{
-	pthread_mutex_unlock(&log_lock);
+	last_err = err;
+	last_meaning = meaning;
+	return err;
 }
 
 /*
@@ -102,6 +29,9 @@ KVMNC_API const char *kvmnc_strerror(int err)
 	/* -INT_MIN does not exist; no errno is that large anyway. */
 	if (err == INT_MIN)
 		return "Unknown error";
+	/* The meaning this thread's last error had, where one errno has several. */
+	if (err < 0 && err == last_err && last_meaning)
+		return last_meaning;
 	e = err < 0 ? -err : err;
 	switch (e) {
 	case 0:
@@ -137,6 +67,12 @@ KVMNC_API const char *kvmnc_strerror(int err)
 		       "covered (declare KVMNC_OPEN_DEVICES in kvmnc_open())";
 	case EALREADY:
 		return "A region plan for this memslot is already waiting for its outcome";
+	case EISCONN:
+		return "This VM already has an open libkvmnc handle in this process (one VM, one "
+		       "handle)";
+	case ENOTRECOVERABLE:
+		return "A trial memslot could not be deleted from the VM: it keeps the slot (and "
+		       "the page behind it); discard the VM";
 	case EIO:
 		return "KVM refused the VM to this process (a child after fork() may only close "
 		       "handles)";
@@ -148,44 +84,4 @@ KVMNC_API const char *kvmnc_strerror(int err)
 #endif
 	s = "Unknown error";
 	return s;
-}
-
-KVMNC_API const char *kvmnc_mechanism_name(int mechanism)
-{
-	switch (mechanism) {
-	case KVMNC_MECH_NONE:
-		return "none";
-	case KVMNC_MECH_NATIVE:
-		return "native";
-	case KVMNC_MECH_MEMSLOT_FLAG:
-		return "memslot_flag";
-	case KVMNC_MECH_VIRTIO_DEVICE:
-		return "virtio_device";
-	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return "guest_pat_quirk";
-	}
-	return NULL;
-}
-
-#define STR_(x) #x
-#define STR(x)	STR_(x)
-
-KVMNC_API const char *kvmnc_version(void)
-{
-	return STR(KVMNC_VERSION_MAJOR) "." STR(KVMNC_VERSION_MINOR) "." STR(KVMNC_VERSION_PATCH);
-}
-
-KVMNC_API unsigned int kvmnc_version_major(void)
-{
-	return KVMNC_VERSION_MAJOR;
-}
-
-KVMNC_API unsigned int kvmnc_version_minor(void)
-{
-	return KVMNC_VERSION_MINOR;
-}
-
-KVMNC_API unsigned int kvmnc_version_patch(void)
-{
-	return KVMNC_VERSION_PATCH;
 }

@@ -20,7 +20,8 @@ static int check_vm_fd(int fd)
 	int r = SYS(fcntl_getfd, fd);
 
 	if (r < 0)
-		return r == -EBADF ? -EBADF : r;
+		return r == -EBADF ? kvmnc_err(-EBADF, "The VM fd is not an open file descriptor")
+				   : r;
 	/* VM and system fds answer this; vCPU, device and other fds do not. */
 	r = kvmnc_kvm_check(fd, KVM_CAP_USER_MEMORY);
 	/* KVM's answer to a process other than the VM's creator, e.g. after fork. */
@@ -32,49 +33,29 @@ static int check_vm_fd(int fd)
 	 * Only the system fd knows the API version; a VM answers ENOTTY (EINVAL
 	 * on some architectures). Any other failure says nothing either way.
 	 */
-	r = SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
+	r = kvmnc_kvm_api_version(fd);
 	if (r >= 0)
 		return -ENOTTY;
 	return r == -ENOTTY || r == -EINVAL ? 0 : r;
 }
 
-static bool mech_ok(const struct kvmnc_features *f, int mech)
-{
-	switch (mech) {
-	case KVMNC_MECH_NATIVE:
-		return f->native.supported == 1;
-	case KVMNC_MECH_MEMSLOT_FLAG:
-		return f->memslot_flag.supported == 1;
-	case KVMNC_MECH_VIRTIO_DEVICE:
-		return f->virtio_device.supported == 1;
-	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return f->guest_pat_quirk.supported == 1;
-	}
-	return false;
-}
-
-static int mech_scope(int mech)
-{
-	switch (mech) {
-	case KVMNC_MECH_VIRTIO_DEVICE:
-		return KVMNC_SCOPE_VM;
-	case KVMNC_MECH_GUEST_PAT_QUIRK:
-		return KVMNC_SCOPE_VM_IRREVERSIBLE;
-	}
-	return KVMNC_SCOPE_SLOT;
-}
-
-/* The narrowest mechanism first; the memslot flag cannot cover a device. */
+/* The narrowest mechanism first (the table's order, mechanism.c). */
 static int choose(const struct kvmnc_features *f, int scope, bool for_regions)
 {
-	static const int order[] = {KVMNC_MECH_NATIVE, KVMNC_MECH_MEMSLOT_FLAG,
-				    KVMNC_MECH_VIRTIO_DEVICE, KVMNC_MECH_GUEST_PAT_QUIRK};
+	for (size_t i = 0; i < KVMNC_NMECH; i++) {
+		const struct kvmnc_mech_entry *m = &kvmnc_mechanisms[i];
+		int supported = kvmnc_mech_answer(f, m)->supported;
 
-	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
-		if (!for_regions && order[i] == KVMNC_MECH_MEMSLOT_FLAG)
+		if ((!for_regions && !m->serves_devices) || m->scope > scope)
 			continue;
-		if (mech_scope(order[i]) <= scope && mech_ok(f, order[i]))
-			return order[i];
+		if (supported == 1)
+			return m->id;
+		/*
+		 * A narrower mechanism that could not be told may be there: a
+		 * wider one (VM-wide, or irreversible) must not stand in for it.
+		 */
+		if (supported < 0)
+			return KVMNC_MECH_NONE;
 	}
 	return KVMNC_MECH_NONE;
 }
@@ -82,18 +63,20 @@ static int choose(const struct kvmnc_features *f, int scope, bool for_regions)
 static int choose_mechanisms(struct kvmnc *h, int forced)
 {
 	const struct kvmnc_features *f = &h->host.feat;
+	const struct kvmnc_mech_entry *m;
 
 	if (forced == KVMNC_MECH_NONE) {
 		h->region_mech = choose(f, h->scope, true);
 		h->device_mech = choose(f, h->scope, false);
 		return 0;
 	}
-	if (mech_scope(forced) > h->scope)
+	m = kvmnc_mechanism_of(forced);
+	if (m->scope > h->scope)
 		return -EINVAL;
-	if (!mech_ok(f, forced))
+	if (kvmnc_mech_answer(f, m)->supported != 1)
 		return -EOPNOTSUPP;
 	h->region_mech = forced;
-	h->device_mech = forced == KVMNC_MECH_MEMSLOT_FLAG ? KVMNC_MECH_NONE : forced;
+	h->device_mech = m->serves_devices ? forced : KVMNC_MECH_NONE;
 	return 0;
 }
 
@@ -120,7 +103,7 @@ static int opts_in(const struct kvmnc_open_opts *opts, struct kvmnc_open_opts *o
 	if (o->dev_path && (!o->dev_path[0] || strnlen(o->dev_path, PATH_MAX) == PATH_MAX))
 		return -EINVAL;
 	if ((o->flags & KVMNC_OPEN_KVM_FD) && o->kvm_fd < 0)
-		return -EBADF;
+		return kvmnc_err(-EBADF, "opts.kvm_fd is not an open file descriptor");
 	return 0;
 }
 
@@ -155,7 +138,7 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	if (r < 0)
 		return r;
 	if (vm_fd < 0)
-		return -EBADF;
+		return kvmnc_err(-EBADF, "The VM fd is not an open file descriptor");
 	r = check_vm_fd(vm_fd);
 	if (r < 0)
 		return r;
@@ -163,6 +146,10 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	h = kvmnc_handle_alloc();
 	if (!h)
 		return -ENOMEM;
+	/* Before any trial on the VM: a second handle would keep its own devices and answers. */
+	r = kvmnc_handle_bind_vm(h, vm_fd);
+	if (r < 0)
+		goto err;
 	h->vm_fd = vm_fd;
 	h->scope = o.scope;
 	h->open_flags = o.flags;
@@ -171,12 +158,26 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	r = host_facts(h, &o, key);
 	if (r < 0)
 		goto err;
-	kvmnc_probe_vm(key, &h->host, vm_fd, &vf);
+	r = kvmnc_probe_vm(key, &h->host, vm_fd, &vf);
+	if (r < 0)
+		goto err;
 	h->vm_quirks_mask =
 		h->host.feat.guest_pat_quirk.supported >= 0 ? h->host.feat.quirks_mask : 0;
 	h->nr_as = vf.address_spaces > 0 ? (uint32_t)vf.address_spaces : KVMNC_MAX_AS;
 	h->nr_slots = vf.memslots > 0 ? (uint32_t)vf.memslots : KVMNC_MAX_SLOT_ID;
 	r = choose_mechanisms(h, o.mechanism);
+	if (r < 0)
+		goto err;
+
+	/*
+	 * Room for the first record of each kind, so that no later call grows
+	 * on failure; before the quirk, which no failure after it can undo.
+	 */
+	r = kvmnc_table_reserve(&h->nc);
+	if (r == 0)
+		r = kvmnc_table_reserve(&h->pending);
+	if (r == 0)
+		r = kvmnc_table_reserve(&h->devs);
 	if (r < 0)
 		goto err;
 
@@ -192,32 +193,25 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 			goto err;
 	}
 
-	/* Room for the first record of each kind, so that no later call grows on failure. */
-	r = kvmnc_table_reserve(&h->nc);
-	if (r == 0)
-		r = kvmnc_table_reserve(&h->pending);
-	if (r == 0)
-		r = kvmnc_table_reserve(&h->devs);
-	if (r < 0)
-		goto err;
-
 	hpr_debug(h, "handle on VM fd %d: regions use %s, devices use %s", vm_fd,
 		  kvmnc_mechanism_name(h->region_mech), kvmnc_mechanism_name(h->device_mech));
 	kvmnc_handle_publish(h);
-	*out = h;
+	/* The caller's name for the handle is a token, never its address (registry.c). */
+	*out = h->token;
 	return 0;
 err:
 	kvmnc_handle_discard(h);
 	return r;
 }
 
-KVMNC_API int kvmnc_close(struct kvmnc *h)
+KVMNC_API int kvmnc_close(struct kvmnc *hd)
 {
+	struct kvmnc *h;
 	int r;
 
-	if (!h)
+	if (!hd)
 		return 0;
-	r = kvmnc_handle_close_begin(h);
+	r = kvmnc_handle_close_begin(hd, &h);
 	if (r < 0)
 		return r;
 	/* Not silent: those regions lose what made guest PAT reach them. */
@@ -230,11 +224,26 @@ KVMNC_API int kvmnc_close(struct kvmnc *h)
 	kvmnc_release_devices(h);
 	h->closed = true;
 	kvmnc_handle_put(h);
+	/* Without the handle lock (the registry lock comes first, as at fork). */
+	kvmnc_handle_unbind_vm(hd);
 	return 0;
 }
 
-KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
+int kvmnc_handle_pretend_mechanism(struct kvmnc *hd, int mech)
 {
+	struct kvmnc *h;
+	int r = kvmnc_handle_get(hd, &h);
+
+	if (r < 0)
+		return r;
+	h->region_mech = mech;
+	kvmnc_handle_put(h);
+	return 0;
+}
+
+KVMNC_API int kvmnc_get_info(struct kvmnc *hd, struct kvmnc_handle_info *info)
+{
+	struct kvmnc *h;
 	struct kvmnc_handle_info i = {.sz = sizeof(i)};
 	int r;
 
@@ -243,7 +252,7 @@ KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
 	r = kvmnc_struct_out_ok(info);
 	if (r < 0)
 		return r;
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	i.region_mechanism = h->region_mech;
@@ -258,8 +267,9 @@ KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info)
 	return 0;
 }
 
-KVMNC_API int kvmnc_get_features(struct kvmnc *h, struct kvmnc_features *out)
+KVMNC_API int kvmnc_get_features(struct kvmnc *hd, struct kvmnc_features *out)
 {
+	struct kvmnc *h;
 	int r;
 
 	if (!out)
@@ -267,7 +277,7 @@ KVMNC_API int kvmnc_get_features(struct kvmnc *h, struct kvmnc_features *out)
 	r = kvmnc_struct_out_ok(out);
 	if (r < 0)
 		return r;
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	kvmnc_struct_out(out, &h->host.feat, sizeof(h->host.feat));

@@ -5,11 +5,15 @@
  * The sources form layers; each calls only into the layers below it:
  *
  *   public calls  handle.c (open, close, queries)   memslot.c   device.c   migration.c
- *   handles       registry.c (lifetime, locks, fork)   ncstate.c (what is non-coherent)
- *   mechanisms    probe.c (host and VM facts, decisions)   quirk.c
+ *                 version.c (version getters)
+ *   handles       registry.c (tokens, lifetime, locks, fork)   ncstate.c (what is non-coherent)
+ *   mechanisms    mechanism.c (the table of mechanisms, names)   probe.c (host and VM facts,
+ *                 decisions)   quirk.c
  *   kernel        kvm.c (KVM ioctls)   cpu.c (what the CPU and KVM's module say)
  *                 cacheops.c (cache maintenance)
- *   base          sys.c (system-call seam)   util.c (structs, tables)   errors.c (log, texts)
+ *   base          sys.c (system-call and allocation seam; check-seam.py keeps it)
+ *                 structs.c (caller structs with sz)   table.c (keyed tables)
+ *                 log.c (log callbacks)   errors.c (errno texts and meanings)
  *                 rangeset.c (lock-free range sets)
  */
 #ifndef KVMNC_INTERNAL_H
@@ -48,13 +52,26 @@ struct kvmnc_sys {
 	int (*close)(int fd);
 	int (*ioctl)(int fd, unsigned long req, unsigned long arg);
 	int (*fcntl_getfd)(int fd);
+	/* 0: @a and @b are the same open file (kcmp KCMP_FILE), 1 not, negative errno. */
+	int (*same_file)(int a, int b);
+	/* The device number of the character device @fd is open on (fstat's st_rdev). */
+	int (*fd_rdev)(int fd, uint64_t *rdev);
 	int (*mmap_anon)(size_t len, void **out);
+	/* A shared read-write mapping of @fd at offset 0 (a vCPU's struct kvm_run). */
+	int (*mmap_fd)(int fd, size_t len, void **out);
 	int (*munmap)(void *addr, size_t len);
 	/* Reads up to len - 1 bytes (until EOF) and NUL-terminates. */
 	ssize_t (*read_file)(const char *path, char *buf, size_t len);
 	int (*uname)(struct utsname *u);
 	/* -EOPNOTSUPP where there is no CPUID. */
 	int (*cpuid)(uint32_t leaf, uint32_t subleaf, uint32_t regs[4]);
+	/*
+	 * The heap too: every allocation the library makes goes through here,
+	 * so the unit tests can fail each one in turn (free() cannot fail).
+	 */
+	void *(*malloc)(size_t size);
+	void *(*calloc)(size_t n, size_t size);
+	void *(*realloc)(void *p, size_t size);
 };
 
 extern const struct kvmnc_sys kvmnc_sys_real;
@@ -62,9 +79,17 @@ extern const struct kvmnc_sys *kvmnc_sys;
 
 #define SYS(name, ...) (kvmnc_sys->name(__VA_ARGS__))
 
-/* ---- errors.c: log callback --------------------------------------------- */
+/* ---- log.c: log callbacks; errors.c: errno meanings ----------------------- */
 
 void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Returns @err after noting, for this thread, which of its meanings it has
+ * (-ENOENT is no KVM node, no memslot, no enabled device or no plan;
+ * -EBADF a closed fd or a closed handle): kvmnc_strerror(@err) names that
+ * one, as long as it is the last error the library returned to the thread.
+ */
+int kvmnc_err(int err, const char *meaning);
 #define pr_warn(...)  kvmnc_log(KVMNC_LOG_WARN, __VA_ARGS__)
 #define pr_info(...)  kvmnc_log(KVMNC_LOG_INFO, __VA_ARGS__)
 #define pr_debug(...) kvmnc_log(KVMNC_LOG_DEBUG, __VA_ARGS__)
@@ -76,6 +101,10 @@ void kvmnc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2,
  */
 #define KVMNC_LOGQ 4
 struct kvmnc_logq {
+	/* The handle's own callback (kvmnc_set_handle_log()), or NULL: the process's. */
+	kvmnc_log_fn fn;
+	void *ctx;
+	int max;
 	uint32_t n, dropped;
 	struct {
 		int level;
@@ -93,7 +122,7 @@ void kvmnc_logq_deliver(const struct kvmnc_logq *q);
 void kvmnc_log_fork_lock(void);
 void kvmnc_log_fork_unlock(void);
 
-/* ---- util.c: caller structs and keyed tables ---------------------------- */
+/* ---- structs.c: caller structs; table.c: keyed tables; sys.c: strdup ------- */
 
 /*
  * A caller's input struct of known size @known: -EINVAL if its sz is below
@@ -105,6 +134,8 @@ int kvmnc_struct_in(void *dst, size_t known, const void *src, size_t min_sz);
 int kvmnc_struct_out_ok(const void *dst);
 /* Copies an out struct to a caller's @dst, honoring the caller's sz. */
 void kvmnc_struct_out(void *dst, const void *src, size_t src_sz);
+/* strdup() through the seam's allocator; NULL without memory. */
+char *kvmnc_strdup(const char *s);
 
 /*
  * Records keyed by a uint32_t (the first member of each record), dense in
@@ -123,14 +154,41 @@ void kvmnc_table_init(struct kvmnc_table *t, size_t rec_size);
 void kvmnc_table_free(struct kvmnc_table *t);
 /* Room for one more record; -ENOMEM. */
 int kvmnc_table_reserve(struct kvmnc_table *t);
+/* Room for @more records beyond those held; -ENOMEM. */
+int kvmnc_table_reserve_n(struct kvmnc_table *t, uint32_t more);
 void *kvmnc_table_find(const struct kvmnc_table *t, uint32_t key);
-/* The key must be absent and room reserved; returns the zeroed record, key set. */
+/*
+ * The key must be absent and room reserved; returns the zeroed record, key
+ * set. NULL when there is no room (a caller's bug, never an overrun).
+ */
 void *kvmnc_table_insert(struct kvmnc_table *t, uint32_t key);
 void kvmnc_table_remove(struct kvmnc_table *t, void *rec);
 static inline void *kvmnc_table_at(const struct kvmnc_table *t, uint32_t i)
 {
 	return t->recs + (size_t)i * t->rec_size;
 }
+
+/* ---- mechanism.c: the table of mechanisms ---------------------------------- */
+
+#define KVMNC_NMECH 4
+
+struct kvmnc_mech_entry {
+	int id;		     /* enum kvmnc_mechanism */
+	const char *name;    /* kvmnc_mechanism_name() */
+	int scope;	     /* the narrowest enum kvmnc_scope that allows it */
+	bool serves_devices; /* kvmnc_device_enable() can use it */
+	size_t status;	     /* offset of its struct kvmnc_mech_status in kvmnc_features */
+	size_t reason;	     /* offset of its reason code in kvmnc_features */
+};
+
+/* In order of preference: the narrowest first. */
+extern const struct kvmnc_mech_entry kvmnc_mechanisms[KVMNC_NMECH];
+/* The entry of mechanism @id, NULL for KVMNC_MECH_NONE or an unknown value. */
+const struct kvmnc_mech_entry *kvmnc_mechanism_of(int id);
+const struct kvmnc_mech_status *kvmnc_mech_answer(const struct kvmnc_features *f,
+						  const struct kvmnc_mech_entry *m);
+/* The first mechanism of the table the answer says yes to. */
+int kvmnc_recommend(const struct kvmnc_features *f);
 
 /* ---- cpu.c: the CPU as KVM sees it --------------------------------------- */
 
@@ -152,11 +210,20 @@ struct kvmnc_cpu {
 	bool self_snoop_kernel;
 	/* /proc/cpuinfo could not be read for another reason than its absence (-errno). */
 	int self_snoop_err;
-	/* EPT/NPT in use by KVM: 1, 0, or negative errno (-ENOENT: not kvm_intel/kvm_amd). */
+	/*
+	 * EPT/NPT in use by KVM: 1, 0, or negative errno: -ENOENT not
+	 * kvm_intel/kvm_amd (sysfs has kvm.ko without it), -ENODATA no sysfs
+	 * to tell, another the read's error.
+	 */
 	int tdp;
+	/* tdp and self_snoop were inferred from the quirk mask (KVM's own word). */
+	bool from_quirk_mask;
+	/* /proc and /sys were not read (KVMNC_OPEN_KVM_FD opens no path). */
+	bool no_paths;
 };
 
-void kvmnc_cpu_probe(struct kvmnc_cpu *c);
+/* What the CPU and KVM's module say; with !@read_paths, no file is opened. */
+void kvmnc_cpu_probe(struct kvmnc_cpu *c, bool read_paths);
 const char *kvmnc_tdp_name(int vendor);
 const char *kvmnc_kvm_module(int vendor);
 
@@ -165,6 +232,10 @@ void kvmnc_cpu_reset(void);
 
 /* ---- kvm.c: KVM ioctls ---------------------------------------------------- */
 
+/* KVM_GET_API_VERSION: the version, or negative errno (a VM fd: -ENOTTY/-EINVAL). */
+int kvmnc_kvm_api_version(int fd);
+/* KVM_CREATE_VM of @type on the node @kvm_fd: a VM fd, or negative errno. */
+int kvmnc_kvm_create_vm(int kvm_fd, unsigned long type);
 int kvmnc_kvm_check(int fd, unsigned long cap);
 /* One memslot call, v2 ioctl when @v2 (with guest_memfd), else v1. */
 int kvmnc_kvm_set_region(int vm_fd, bool v2, const struct kvmnc_region *r, uint32_t flags);
@@ -177,6 +248,13 @@ int kvmnc_kvm_device_has_nc(int dev_fd);
 /* A new VIRTIO device fd with NONCOHERENT_SET done, or negative errno and no fd. */
 int kvmnc_kvm_virtio_device(int vm_fd, uint32_t type);
 int kvmnc_kvm_disable_quirks(int vm_fd, uint64_t quirks);
+/*
+ * x86: one vCPU on @vm_fd runs "mov al, [@data_gpa]; hlt" from @code_gpa in
+ * real mode (the code and data already in memslots below 64 KiB) and is
+ * closed again. The exit reason (KVM_EXIT_HLT when the access completed),
+ * or negative errno.
+ */
+int kvmnc_kvm_access_run(int kvm_fd, int vm_fd, uint64_t code_gpa, uint64_t data_gpa);
 
 /* ---- probe.c: host and VM facts, and what they mean ---------------------- */
 
@@ -197,14 +275,24 @@ struct kvmnc_host {
 	struct kvmnc_features feat;
 	struct kvmnc_cpu cpu;
 	bool user_memory2;
-	int um2; /* KVM_CAP_USER_MEMORY2's answer, or -errno */
-	int cap236, cap239;
+	/* KVM_CAP_USER_MEMORY2's answer, or -errno. */
+	int cap_user_memory2;
+	/*
+	 * What capability 236 (the flag's on ChromeOS 5.15-6.6, upstream's
+	 * KVM_CAP_PRE_FAULT_MEMORY) and 239 (the flag's on ChromeOS 6.12 and
+	 * patches/, an arm64 capability upstream) answer: hints only.
+	 */
+	int cap_cros_flag, cap_flag;
 	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
 	int64_t sys_quirks_mask;
+	/* The node's device number, 0 unknown: aliases of a node share one answer. */
+	uint64_t rdev;
 	/* 0: the trials ran; otherwise why not (negative errno). */
 	int trial_err;
 	/* The failure is one that will not go away (a filter, a VM type). */
 	bool trial_err_final;
+	/* A trial memslot on the caller's VM could not be deleted (never cached). */
+	bool trial_slot_left;
 };
 
 /*
@@ -221,11 +309,12 @@ void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct k
  * Narrows @host to what VM @vm_fd says about itself, trying on that VM what
  * the host probe could not (a free slot id, a device created and closed).
  * Publishes the result as the host's answer when it is definitive and the
- * VM is of the default type.
+ * VM is of the default type. -ENOTRECOVERABLE: a trial memslot could not be
+ * deleted from the VM (its page stays mapped for it); otherwise 0.
  */
-void kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
-int kvmnc_recommend(const struct kvmnc_features *f);
-void kvmnc_probe_reset(void); /* unit tests only */
+int kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
+void kvmnc_probe_reset(void);		      /* unit tests only */
+unsigned int kvmnc_probe_cache_entries(void); /* unit tests only */
 
 /* ---- registry.c: handles --------------------------------------------------- */
 
@@ -282,17 +371,23 @@ struct kvmnc_ncs {
 	struct kvmnc_ncs_entry old;
 };
 
+/*
+ * A handle. Callers never see its address: they hold a token (registry.c)
+ * that names its registry slot and generation; every public call turns the
+ * token into the handle with a reference (kvmnc_handle_ref/get).
+ */
 struct kvmnc {
-	/* Lifetime word, atomic: OPEN bit, LIVE bit, references (registry.c). */
-	uint32_t state;
-	/* Type-stable: initialized once with the slab, never destroyed. */
+	/* Registry slot, and the token the caller was given for it. */
+	uint32_t slot_idx;
+	struct kvmnc *token;
 	pthread_mutex_t lock;
 	/*
-	 * Read by the copy helpers without a reference, so never cleared by a
-	 * plain memset (the handle's reuse skips it; ncstate.c sets it up and
-	 * tears it down field by field, atomically where read so).
+	 * Read by the copy helpers without the lock, and without a reference
+	 * while their thread's hint answers: it lives in the registry slot,
+	 * which is never freed (ncstate.c sets it up and tears it down field
+	 * by field, atomically where read so; registry.c).
 	 */
-	struct kvmnc_ncs ncs;
+	struct kvmnc_ncs *ncs;
 	/* The rest is protected by the lock. */
 	bool closed;
 
@@ -320,35 +415,59 @@ struct kvmnc {
 	struct kvmnc_table pending;
 	uint32_t pending_nc;
 	struct kvmnc_table devs;
-	/* Device the VIRTIO mechanism holds while non-coherent regions exist. */
+	/* Device the VIRTIO mechanism holds while non-coherent regions exist, or while armed. */
 	int region_dev_fd;
+	/* kvmnc_vm_wide_arm(): the VM-wide mechanism stays until disarm or close. */
+	bool armed;
 	/* What the handle's calls said while holding the lock: delivered after it. */
 	struct kvmnc_logq logq;
 };
 
 /* A new handle, LIVE but not yet open; NULL without memory. */
 struct kvmnc *kvmnc_handle_alloc(void);
-/* Makes an allocated handle reachable; delivers what its opening logged. */
+/*
+ * One VM, one handle: records that @h is the handle of @vm_fd, or
+ * -EISCONN when another handle of the process is open on that VM (the
+ * same fd number, or another fd of the same file where kcmp() can tell).
+ * Undone by kvmnc_handle_unbind_vm() at close.
+ */
+int kvmnc_handle_bind_vm(struct kvmnc *h, int vm_fd);
+void kvmnc_handle_unbind_vm(const struct kvmnc *token);
+/* Makes an allocated handle reachable through its token; delivers what its opening logged. */
 void kvmnc_handle_publish(struct kvmnc *h);
 /* Frees an allocated handle that was never published, after delivering its log. */
 void kvmnc_handle_discard(struct kvmnc *h);
-/* Takes a reference and the handle lock; -EBADF if @h is not an open handle. */
-int kvmnc_handle_get(struct kvmnc *h);
+/*
+ * The handle a caller's @token names, with a reference and its lock, in
+ * *out; -EBADF if @token names no open handle (NULL, closed, stale, or
+ * no token at all).
+ */
+int kvmnc_handle_get(const struct kvmnc *token, struct kvmnc **out);
 void kvmnc_handle_put(struct kvmnc *h);
 /*
  * A reference without the lock, for paths that read only what is published
  * atomically (the copy helpers, once their range set is lock-free).
  */
-int kvmnc_handle_ref(struct kvmnc *h);
+int kvmnc_handle_ref(const struct kvmnc *token, struct kvmnc **out);
 void kvmnc_handle_unref(struct kvmnc *h);
-/*
- * -EBADF unless @h is an open handle, and no reference: for reads that stay
- * safe however the handle changes meanwhile (handle memory is never freed,
- * and what is read is checked against a generation no other state repeats).
- */
-int kvmnc_handle_check(const struct kvmnc *h);
 /* Ends an open handle: afterwards get/ref fail; -EBADF if not open. The lock is taken. */
-int kvmnc_handle_close_begin(struct kvmnc *h);
+int kvmnc_handle_close_begin(const struct kvmnc *token, struct kvmnc **out);
+/*
+ * The range sets of the open handle @token names, without a reference, or
+ * NULL: safe to read at any time (they never go away), to be trusted only
+ * through a hint whose generation matches (kvmnc_rs_hinted()).
+ */
+struct kvmnc_ncs *kvmnc_handle_ncs(const struct kvmnc *token);
+/*
+ * Benchmarks and live tests only: make @token's region mechanism @mech, as
+ * a kernel that has it would have made it (this host may have none), under
+ * the handle lock. -EBADF.
+ */
+int kvmnc_handle_pretend_mechanism(struct kvmnc *token, int mech);
+/* Tests and benchmarks only: the open handle @token names (no reference), or NULL. */
+struct kvmnc *kvmnc_handle_obj(const struct kvmnc *token);
+/* Tests only: handles that exist (open, or closed with references left). */
+uint32_t kvmnc_handle_count(void);
 
 /* ---- quirk.c --------------------------------------------------------------- */
 
@@ -366,7 +485,7 @@ bool kvmnc_ncs_entry(const struct kvmnc *h, uint32_t slot, struct kvmnc_ncs_entr
 /* The sets can be read (acquire): otherwise take the lock and ask the tables. */
 static inline bool kvmnc_ncs_ok(const struct kvmnc *h)
 {
-	return __atomic_load_n(&h->ncs.ok, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&h->ncs->ok, __ATOMIC_ACQUIRE);
 }
 /* Nothing non-coherent can come of the tables: no region, no plan, no device. */
 static inline bool kvmnc_ncs_nothing(const struct kvmnc *h)
@@ -384,11 +503,11 @@ static inline bool kvmnc_ncs_nothing(const struct kvmnc *h)
 void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot);
 static inline void kvmnc_ncs_begin(struct kvmnc *h, uint32_t slot)
 {
-	h->ncs.had = !kvmnc_ncs_nothing(h) && kvmnc_ncs_entry(h, slot, &h->ncs.old);
+	h->ncs->had = !kvmnc_ncs_nothing(h) && kvmnc_ncs_entry(h, slot, &h->ncs->old);
 }
 static inline void kvmnc_ncs_end(struct kvmnc *h, uint32_t slot)
 {
-	if (h->ncs.had || !kvmnc_ncs_nothing(h) || !kvmnc_ncs_ok(h))
+	if (h->ncs->had || !kvmnc_ncs_nothing(h) || !kvmnc_ncs_ok(h))
 		kvmnc_ncs_end_slow(h, slot);
 }
 /* After a device was enabled or disabled; @before is devs.n before the change. */

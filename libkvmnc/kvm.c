@@ -14,6 +14,16 @@ _Static_assert(KVMNC_MEM_READONLY == KVM_MEM_READONLY, "READONLY");
 _Static_assert(KVMNC_MEM_GUEST_MEMFD == KVM_MEM_GUEST_MEMFD, "GUEST_MEMFD");
 _Static_assert(KVMNC_MEM_NON_COHERENT_DMA == KVM_MEM_NON_COHERENT_DMA, "NON_COHERENT_DMA");
 
+int kvmnc_kvm_api_version(int fd)
+{
+	return SYS(ioctl, fd, KVM_GET_API_VERSION, 0);
+}
+
+int kvmnc_kvm_create_vm(int kvm_fd, unsigned long type)
+{
+	return SYS(ioctl, kvm_fd, KVM_CREATE_VM, type);
+}
+
 int kvmnc_kvm_check(int fd, unsigned long cap)
 {
 	return SYS(ioctl, fd, KVM_CHECK_EXTENSION, cap);
@@ -100,4 +110,57 @@ int kvmnc_kvm_disable_quirks(int vm_fd, uint64_t quirks)
 	};
 
 	return SYS(ioctl, vm_fd, KVM_ENABLE_CAP, (unsigned long)&cap);
+}
+
+int kvmnc_kvm_access_run(int kvm_fd, int vm_fd, uint64_t code_gpa, uint64_t data_gpa)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rip = code_gpa & 0xf, .rflags = 2};
+	struct kvm_run *run;
+	void *map;
+	int vcpu, size, r;
+
+	if (code_gpa >= 0x10000 || data_gpa >= 0x10000)
+		return -EINVAL;
+	size = SYS(ioctl, kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (size < 0)
+		return size;
+	if ((size_t)size < sizeof(*run))
+		return -EPROTO;
+	vcpu = SYS(ioctl, vm_fd, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		return vcpu;
+	r = SYS(mmap_fd, vcpu, (size_t)size, &map);
+	if (r < 0)
+		goto out;
+	run = map;
+	r = SYS(ioctl, vcpu, KVM_GET_SREGS, (unsigned long)&sregs);
+	if (r < 0)
+		goto unmap;
+	/* Real mode, CS at the code's 16-byte paragraph, DS at 0. */
+	sregs.cs.base = code_gpa & ~0xfull;
+	sregs.cs.selector = (uint16_t)(code_gpa >> 4);
+	sregs.ds.base = 0;
+	sregs.ds.selector = 0;
+	r = SYS(ioctl, vcpu, KVM_SET_SREGS, (unsigned long)&sregs);
+	if (r == 0)
+		r = SYS(ioctl, vcpu, KVM_SET_REGS, (unsigned long)&regs);
+	if (r == 0)
+		r = SYS(ioctl, vcpu, KVM_RUN, 0);
+	/* KVM_EXIT_MEMORY_FAULT comes with -EFAULT from KVM_RUN; the exit says why. */
+	if (r == 0 || (r == -EFAULT && run->exit_reason == KVM_EXIT_MEMORY_FAULT))
+		r = (int)run->exit_reason;
+unmap:
+	SYS(munmap, map, (size_t)size);
+out:
+	SYS(close, vcpu);
+	return r;
+#else
+	(void)kvm_fd;
+	(void)vm_fd;
+	(void)code_gpa;
+	(void)data_gpa;
+	return -EOPNOTSUPP;
+#endif
 }

@@ -95,10 +95,14 @@ static int cover_region(struct kvmnc *h, bool *took)
 	return -EOPNOTSUPP;
 }
 
-/* The region device stays while any non-coherent region exists or is planned. */
+/*
+ * The region device stays while any non-coherent region exists or is
+ * planned, or while the handle is armed: each time it comes or goes, KVM
+ * zaps every stage-2 mapping of the VM.
+ */
 static void drop_unused_device(struct kvmnc *h)
 {
-	if (h->nc.n == 0 && h->pending_nc == 0 && h->region_dev_fd >= 0) {
+	if (!h->armed && h->nc.n == 0 && h->pending_nc == 0 && h->region_dev_fd >= 0) {
 		SYS(close, h->region_dev_fd);
 		h->region_dev_fd = -1;
 	}
@@ -127,8 +131,12 @@ static int plan_change(struct kvmnc *h, const struct kvmnc_region *reg, struct p
 	if (h->region_mech == KVMNC_MECH_NONE)
 		return -EOPNOTSUPP;
 	if (!rec) {
-		/* Room first, so that a kernel success is always recorded. */
-		r = kvmnc_table_reserve(&h->nc);
+		/*
+		 * Room first, so that a kernel success is always recorded: for
+		 * this slot and for every plan still waiting for its outcome,
+		 * each of which inserts when it completes.
+		 */
+		r = kvmnc_table_reserve_n(&h->nc, h->pending_nc + 1);
 		if (r < 0)
 			return r;
 		r = cover_region(h, &p->took_device);
@@ -158,14 +166,18 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 		if (pl)
 			kvmnc_table_remove(&h->plain, pl);
 	} else if (p->nc) {
+		/* plan_change() reserved this record's room. */
 		if (!rec)
 			rec = kvmnc_table_insert(&h->nc, p->reg.slot);
-		rec->flags = p->flags;
-		rec->gpa = p->reg.guest_phys_addr;
-		rec->size = p->reg.memory_size;
-		rec->hva = p->reg.userspace_addr;
-		/* Room for the next one; if that fails, the next call fails first. */
-		kvmnc_table_reserve(&h->nc);
+		if (rec) {
+			rec->flags = p->flags;
+			rec->gpa = p->reg.guest_phys_addr;
+			rec->size = p->reg.memory_size;
+			rec->hva = p->reg.userspace_addr;
+		} else {
+			hpr_warn(h, "slot %#x: no room reserved for its record (a library bug)",
+				 p->reg.slot);
+		}
 		if (pl)
 			kvmnc_table_remove(&h->plain, pl);
 	} else if (h->device_mech == KVMNC_MECH_NONE) {
@@ -196,14 +208,15 @@ static void commit(struct kvmnc *h, const struct plan *p, int result)
 			  p->flags);
 }
 
-KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
+KVMNC_API int kvmnc_set_region(struct kvmnc *hd, const struct kvmnc_region *r)
 {
+	struct kvmnc *h;
 	struct kvmnc_region reg;
 	struct plan p;
 	int err;
 
 	/* The handle before the region: nothing of @r is read for a bad handle. */
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	err = region_in(r, &reg);
@@ -224,16 +237,17 @@ KVMNC_API int kvmnc_set_region(struct kvmnc *h, const struct kvmnc_region *r)
 	return err;
 }
 
-KVMNC_API int kvmnc_region_prepare(struct kvmnc *h, const struct kvmnc_region *r,
+KVMNC_API int kvmnc_region_prepare(struct kvmnc *hd, const struct kvmnc_region *r,
 				   struct kvmnc_region_plan *plan)
 {
+	struct kvmnc *h;
 	struct kvmnc_region_plan out = {.sz = sizeof(out)};
 	struct kvmnc_pending *pend;
 	struct kvmnc_region reg;
 	struct plan p;
 	int err;
 
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	err = plan ? kvmnc_struct_out_ok(plan) : -EINVAL;
@@ -273,20 +287,21 @@ out:
 	return err;
 }
 
-KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
+KVMNC_API int kvmnc_region_complete(struct kvmnc *hd, uint32_t slot, int result)
 {
+	struct kvmnc *h;
 	struct kvmnc_pending *pend;
 	struct plan p;
 	int err;
 
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	pend = kvmnc_table_find(&h->pending, slot);
 	if (result > 0) {
 		err = -EINVAL;
 	} else if (!pend) {
-		err = -ENOENT;
+		err = kvmnc_err(-ENOENT, "No region plan waits for an outcome on this memslot");
 	} else {
 		p = (struct plan){
 			.reg = pend->r,
@@ -304,12 +319,67 @@ KVMNC_API int kvmnc_region_complete(struct kvmnc *h, uint32_t slot, int result)
 	return err;
 }
 
-KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot)
+KVMNC_API int kvmnc_region_abort(struct kvmnc *hd, uint32_t slot)
 {
+	/* What a failed outcome does: the plan goes, its VM-wide step with it. */
+	return kvmnc_region_complete(hd, slot, -ECANCELED);
+}
+
+static bool listed(const uint32_t *slots, size_t n, uint32_t slot)
+{
+	for (size_t i = 0; i < n; i++)
+		if (slots[i] == slot)
+			return true;
+	return false;
+}
+
+/* Forgets every record of @t not in @slots and without a plan; how many. */
+static int forget_unlisted(struct kvmnc *h, struct kvmnc_table *t, const uint32_t *slots, size_t n)
+{
+	int dropped = 0;
+
+	for (uint32_t i = 0; i < t->n;) {
+		struct kvmnc_slot *rec = kvmnc_table_at(t, i);
+		uint32_t slot = rec->slot;
+
+		if (listed(slots, n, slot) || kvmnc_table_find(&h->pending, slot)) {
+			i++;
+			continue;
+		}
+		/* The last record moves into this place: look at i again. */
+		kvmnc_ncs_begin(h, slot);
+		kvmnc_table_remove(t, rec);
+		kvmnc_ncs_end(h, slot);
+		dropped++;
+	}
+	return dropped;
+}
+
+KVMNC_API int kvmnc_region_resync(struct kvmnc *hd, const uint32_t *slots, size_t n)
+{
+	struct kvmnc *h;
+	int err;
+
+	if (!slots && n)
+		return -EINVAL;
+	err = kvmnc_handle_get(hd, &h);
+	if (err < 0)
+		return err;
+	err = forget_unlisted(h, &h->nc, slots, n) + forget_unlisted(h, &h->plain, slots, n);
+	drop_unused_device(h);
+	if (err)
+		hpr_info(h, "resync: forgot %d memslots the VMM no longer has", err);
+	kvmnc_handle_put(h);
+	return err;
+}
+
+KVMNC_API int kvmnc_region_removed(struct kvmnc *hd, uint32_t slot)
+{
+	struct kvmnc *h;
 	struct kvmnc_slot *rec, *pl;
 	int err;
 
-	err = kvmnc_handle_get(h);
+	err = kvmnc_handle_get(hd, &h);
 	if (err < 0)
 		return err;
 	rec = kvmnc_table_find(&h->nc, slot);
@@ -317,7 +387,7 @@ KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot)
 	if (kvmnc_table_find(&h->pending, slot)) {
 		err = -EALREADY;
 	} else if (!rec && !pl) {
-		err = -ENOENT;
+		err = kvmnc_err(-ENOENT, "The library knows no memslot at this slot");
 	} else {
 		kvmnc_ncs_begin(h, slot);
 		if (rec)
@@ -329,4 +399,41 @@ KVMNC_API int kvmnc_region_removed(struct kvmnc *h, uint32_t slot)
 	}
 	kvmnc_handle_put(h);
 	return err;
+}
+
+KVMNC_API int kvmnc_vm_wide_arm(struct kvmnc *hd)
+{
+	struct kvmnc *h;
+	bool took;
+	int err;
+
+	err = kvmnc_handle_get(hd, &h);
+	if (err < 0)
+		return err;
+	if (!h->armed) {
+		/* The step a non-coherent region would take, taken now and kept. */
+		err = cover_region(h, &took);
+		if (err == 0) {
+			h->armed = true;
+			hpr_debug(h, "VM-wide mechanism %s armed%s",
+				  kvmnc_mechanism_name(h->region_mech),
+				  took ? " (VIRTIO device created)" : "");
+		}
+	}
+	kvmnc_handle_put(h);
+	return err;
+}
+
+KVMNC_API int kvmnc_vm_wide_disarm(struct kvmnc *hd)
+{
+	struct kvmnc *h;
+	int err;
+
+	err = kvmnc_handle_get(hd, &h);
+	if (err < 0)
+		return err;
+	h->armed = false;
+	drop_unused_device(h);
+	kvmnc_handle_put(h);
+	return 0;
 }

@@ -77,7 +77,8 @@ static inline void run(enum op op, char *dst, const char *src, size_t off, size_
 static int slow(struct kvmnc *h, enum op op, char *dst, const char *src, const void *guest,
 		size_t len)
 {
-	int r = kvmnc_handle_get(h);
+	struct kvmnc *locked;
+	int r = kvmnc_handle_get(h->token, &locked);
 	bool nc;
 
 	if (r < 0)
@@ -96,17 +97,15 @@ static int slow(struct kvmnc *h, enum op op, char *dst, const char *src, const v
 }
 
 /*
- * [off, len) with a reference on the handle: what the hint could not
+ * [off, len), the caller holding a reference: what the hint could not
  * answer, the stale-set path, and CPUs without cache maintenance.
  */
-static int referenced(struct kvmnc *h, enum op op, char *dst, const char *src, const char *guest,
-		      size_t off, size_t len)
+static int segments(struct kvmnc *h, enum op op, char *dst, const char *src, const char *guest,
+		    size_t off, size_t len)
 {
-	struct kvmnc_rs *set = &h->ncs.hva;
-	int r = kvmnc_handle_ref(h);
+	struct kvmnc_rs *set = &h->ncs->hva;
+	int r = 0;
 
-	if (r < 0)
-		return r;
 	if (!kvmnc_ncs_ok(h)) {
 		r = slow(h, op, dst + (dst ? off : 0), src + off, guest + off, len - off);
 	} else if ((r = kvmnc_cache_ready()) < 0) {
@@ -124,46 +123,56 @@ static int referenced(struct kvmnc *h, enum op op, char *dst, const char *src, c
 			run(op, dst, src, off, n, nc);
 		}
 	}
-	kvmnc_handle_unref(h);
 	return r;
 }
 
 /*
  * @guest is the side that is guest memory: src for reads and flushes, dst
- * for writes. While this thread's hint answers, no reference is taken:
- * the hint names a set generation, which a change, a close or a reuse of
- * the handle's memory never brings back.
+ * for writes. The reference keeps the handle's memory (it is freed with
+ * the last one) for what the hint does not answer.
  */
-static int helper(struct kvmnc *h, enum op op, void *dst, const void *src, size_t len)
+static int copy_op(const struct kvmnc *token, enum op op, void *dst, const void *src, size_t len)
 {
 	const char *guest = op == OP_WRITE ? dst : src;
 	size_t off = 0, n;
-	int r = kvmnc_handle_check(h);
+	struct kvmnc *h;
+	int r;
 
-	if (r < 0 || !len)
+	/* Nothing to copy: only whether the handle is open, as a plain check says. */
+	if (!len)
+		return kvmnc_handle_ncs(token) ? 0 : -EBADF;
+	r = kvmnc_handle_ref(token, &h);
+	if (r < 0)
 		return r;
-	if (kvmnc_ncs_ok(h) && kvmnc_cache_ready() == 0) {
+	if (len && kvmnc_ncs_ok(h) && kvmnc_cache_usable()) {
 		for (bool nc; off < len; off += n) {
-			n = (size_t)kvmnc_rs_hinted(&h->ncs.hva, &hva_hint, (uintptr_t)guest + off,
+			n = (size_t)kvmnc_rs_hinted(&h->ncs->hva, &hva_hint, (uintptr_t)guest + off,
 						    len - off, &nc);
 			if (!n)
 				break;
 			run(op, dst, src, off, n, nc);
 		}
-		if (off == len)
-			return 0;
 	}
-	return referenced(h, op, dst, src, guest, off, len);
+	if (off < len)
+		r = segments(h, op, dst, src, guest, off, len);
+	kvmnc_handle_unref(h);
+	return r;
 }
 
 /*
  * The common case, inline in each entry point: the thread's hint answers
- * for the whole range, with nothing but loads. False: the general path.
+ * for the whole range, with nothing but loads and no reference. The range
+ * sets live in the handle's registry slot, which is never freed, and a
+ * hint names a set generation that no change, close or reuse of the slot
+ * brings back: a close racing with this answers as if the call came first.
  */
-static inline bool fast(struct kvmnc *h, const void *guest, size_t len, bool *nc)
+static inline bool fast(const struct kvmnc *token, const void *guest, size_t len, bool *nc)
 {
-	return len && kvmnc_handle_check(h) == 0 && kvmnc_ncs_ok(h) && kvmnc_cache_usable() &&
-	       kvmnc_rs_hinted(&h->ncs.hva, &hva_hint, (uintptr_t)guest, len, nc) == len;
+	struct kvmnc_ncs *ncs;
+
+	return len && (ncs = kvmnc_handle_ncs(token)) &&
+	       __atomic_load_n(&ncs->ok, __ATOMIC_ACQUIRE) && kvmnc_cache_usable() &&
+	       kvmnc_rs_hinted(&ncs->hva, &hva_hint, (uintptr_t)guest, len, nc) == len;
 }
 
 static bool bad_copy(const void *dst, const void *src, size_t len)
@@ -178,7 +187,7 @@ KVMNC_API int kvmnc_copy_from_guest(struct kvmnc *h, void *dst, const void *src,
 	if (bad_copy(dst, src, len))
 		return -EINVAL;
 	if (!fast(h, src, len, &nc))
-		return helper(h, OP_READ, dst, src, len);
+		return copy_op(h, OP_READ, dst, src, len);
 	run(OP_READ, dst, src, 0, len, nc);
 	return 0;
 }
@@ -190,7 +199,7 @@ KVMNC_API int kvmnc_copy_to_guest(struct kvmnc *h, void *dst, const void *src, s
 	if (bad_copy(dst, src, len))
 		return -EINVAL;
 	if (!fast(h, dst, len, &nc))
-		return helper(h, OP_WRITE, dst, src, len);
+		return copy_op(h, OP_WRITE, dst, src, len);
 	run(OP_WRITE, dst, src, 0, len, nc);
 	return 0;
 }
@@ -202,14 +211,15 @@ KVMNC_API int kvmnc_flush(struct kvmnc *h, const void *addr, size_t len)
 	if (bad_range(addr, len))
 		return -EINVAL;
 	if (!fast(h, addr, len, &nc))
-		return helper(h, OP_FLUSH, NULL, addr, len);
+		return copy_op(h, OP_FLUSH, NULL, addr, len);
 	run(OP_FLUSH, NULL, addr, 0, len, nc);
 	return 0;
 }
 
-KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h)
+KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *hd)
 {
-	int r = kvmnc_handle_get(h);
+	struct kvmnc *h;
+	int r = kvmnc_handle_get(hd, &h);
 
 	if (r < 0)
 		return r;
@@ -219,22 +229,23 @@ KVMNC_API int kvmnc_is_noncoherent(struct kvmnc *h)
 }
 
 /* A range query on one set: as < 0 by host address. */
-static int query(struct kvmnc *h, int as, uint64_t start, uint64_t len)
+static int query(const struct kvmnc *token, int as, uint64_t start, uint64_t len)
 {
-	int r = kvmnc_handle_ref(h);
+	struct kvmnc *h, *locked;
+	int r = kvmnc_handle_ref(token, &h);
 
 	if (r < 0)
 		return r;
 	if (as >= (int)h->nr_as) {
 		r = -EINVAL;
 	} else if (kvmnc_ncs_ok(h)) {
-		r = kvmnc_rs_overlaps(as < 0 ? &h->ncs.hva : &h->ncs.gpa[as % KVMNC_MAX_AS], start,
-				      len);
+		r = kvmnc_rs_overlaps(as < 0 ? &h->ncs->hva : &h->ncs->gpa[as % KVMNC_MAX_AS],
+				      start, len);
 	} else {
-		r = kvmnc_handle_get(h);
+		r = kvmnc_handle_get(token, &locked);
 		if (r == 0) {
 			r = kvmnc_ncs_overlaps(h, as, start, len);
-			kvmnc_handle_put(h);
+			kvmnc_handle_put(locked);
 		}
 	}
 	kvmnc_handle_unref(h);
@@ -278,7 +289,7 @@ static int gather_fn(const struct kvmnc_ncs_entry *e, void *arg)
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? g->cap * 2 : 16;
 
-		r = realloc(g->r, cap * sizeof(*r));
+		r = SYS(realloc, g->r, cap * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		g->r = r;
@@ -323,8 +334,9 @@ static int gather(const struct kvmnc *h, struct gather *g)
 	return r;
 }
 
-KVMNC_API int kvmnc_snapshot_take(struct kvmnc *h, size_t range_sz, struct kvmnc_snapshot **out)
+KVMNC_API int kvmnc_snapshot_take(struct kvmnc *hd, size_t range_sz, struct kvmnc_snapshot **out)
 {
+	struct kvmnc *h;
 	struct kvmnc_cache_info ci;
 	struct gather g = {0};
 	struct snapshot *s = NULL;
@@ -334,20 +346,20 @@ KVMNC_API int kvmnc_snapshot_take(struct kvmnc *h, size_t range_sz, struct kvmnc
 
 	if (!out || range_sz < RANGE_MIN_SZ || range_sz > KVMNC_STRUCT_MAX)
 		return -EINVAL;
-	r = kvmnc_handle_get(h);
+	r = kvmnc_handle_get(hd, &h);
 	if (r < 0)
 		return r;
 	r = gather(h, &g);
 	if (r == 0 && g.n > (SIZE_MAX - sizeof(*s)) / range_sz)
 		r = -ENOMEM;
 	if (r == 0) {
-		s = calloc(1, sizeof(*s) + g.n * range_sz);
+		s = SYS(calloc, 1, sizeof(*s) + g.n * range_sz);
 		if (!s)
 			r = -ENOMEM;
 	}
 	if (r == 0) {
 		s->pub.sz = sizeof(s->pub);
-		s->pub.generation = __atomic_load_n(&h->ncs.gen, __ATOMIC_ACQUIRE);
+		s->pub.generation = __atomic_load_n(&h->ncs->gen, __ATOMIC_ACQUIRE);
 		s->pub.count = g.n;
 		s->pub.range_sz = range_sz;
 		s->pub.ranges = (const struct kvmnc_range *)s->ranges;
@@ -370,16 +382,17 @@ KVMNC_API int kvmnc_snapshot_take(struct kvmnc *h, size_t range_sz, struct kvmnc
 	return 0;
 }
 
-KVMNC_API int kvmnc_snapshot_stale(struct kvmnc *h, const struct kvmnc_snapshot *snap)
+KVMNC_API int kvmnc_snapshot_stale(struct kvmnc *hd, const struct kvmnc_snapshot *snap)
 {
+	struct kvmnc *h;
 	int r;
 
 	if (!snap)
 		return -EINVAL;
-	r = kvmnc_handle_ref(h);
+	r = kvmnc_handle_ref(hd, &h);
 	if (r < 0)
 		return r;
-	r = __atomic_load_n(&h->ncs.gen, __ATOMIC_ACQUIRE) != snap->generation;
+	r = __atomic_load_n(&h->ncs->gen, __ATOMIC_ACQUIRE) != snap->generation;
 	kvmnc_handle_unref(h);
 	return r;
 }
@@ -388,6 +401,14 @@ KVMNC_API void kvmnc_snapshot_free(struct kvmnc_snapshot *snap)
 {
 	/* pub is the first member. */
 	free(snap);
+}
+
+KVMNC_API const struct kvmnc_range *kvmnc_snapshot_range(const struct kvmnc_snapshot *snap,
+							 size_t i)
+{
+	if (!snap || i >= snap->count)
+		return NULL;
+	return (const void *)((const char *)snap->ranges + i * snap->range_sz);
 }
 
 /* ---- the policy ---------------------------------------------------------------- */
@@ -402,8 +423,7 @@ static void advice(struct kvmnc_migration_advice *a, int action, uint32_t flags,
 static bool any_device(const struct kvmnc_snapshot *s)
 {
 	for (size_t i = 0; i < s->count; i++) {
-		const struct kvmnc_range *r =
-			(const void *)((const char *)s->ranges + i * s->range_sz);
+		const struct kvmnc_range *r = kvmnc_snapshot_range(s, i);
 
 		if (r->why & KVMNC_RANGE_DEVICE)
 			return true;

@@ -25,26 +25,26 @@ static uint64_t gen_source;
 
 static void bump(struct kvmnc *h)
 {
-	__atomic_store_n(&h->ncs.gen, __atomic_add_fetch(&gen_source, 1, __ATOMIC_RELAXED),
+	__atomic_store_n(&h->ncs->gen, __atomic_add_fetch(&gen_source, 1, __ATOMIC_RELAXED),
 			 __ATOMIC_RELEASE);
 }
 
 void kvmnc_ncs_init(struct kvmnc *h)
 {
-	kvmnc_rs_init(&h->ncs.hva);
-	for (size_t i = 0; i < ARRAY_SIZE(h->ncs.gpa); i++)
-		kvmnc_rs_init(&h->ncs.gpa[i]);
-	h->ncs.any = false;
-	h->ncs.had = false;
-	__atomic_store_n(&h->ncs.ok, true, __ATOMIC_RELEASE);
+	kvmnc_rs_init(&h->ncs->hva);
+	for (size_t i = 0; i < ARRAY_SIZE(h->ncs->gpa); i++)
+		kvmnc_rs_init(&h->ncs->gpa[i]);
+	h->ncs->any = false;
+	h->ncs->had = false;
+	__atomic_store_n(&h->ncs->ok, true, __ATOMIC_RELEASE);
 	bump(h);
 }
 
 void kvmnc_ncs_destroy(struct kvmnc *h)
 {
-	kvmnc_rs_destroy(&h->ncs.hva);
-	for (size_t i = 0; i < ARRAY_SIZE(h->ncs.gpa); i++)
-		kvmnc_rs_destroy(&h->ncs.gpa[i]);
+	kvmnc_rs_destroy(&h->ncs->hva);
+	for (size_t i = 0; i < ARRAY_SIZE(h->ncs->gpa); i++)
+		kvmnc_rs_destroy(&h->ncs->gpa[i]);
 }
 
 bool kvmnc_ncs_any(const struct kvmnc *h)
@@ -177,13 +177,13 @@ static struct kvmnc_rs_range rs_range(const struct kvmnc_ncs_entry *e, bool by_g
 
 static void stale(struct kvmnc *h)
 {
-	__atomic_store_n(&h->ncs.ok, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&h->ncs->ok, false, __ATOMIC_RELEASE);
 }
 
 /* The GPA set of @slot's address space (slots are checked against nr_as on the way in). */
 static struct kvmnc_rs *gpa_set(struct kvmnc *h, uint32_t slot)
 {
-	return &h->ncs.gpa[(slot >> 16) % KVMNC_MAX_AS];
+	return &h->ncs->gpa[(slot >> 16) % KVMNC_MAX_AS];
 }
 
 void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot)
@@ -192,26 +192,26 @@ void kvmnc_ncs_end_slow(struct kvmnc *h, uint32_t slot)
 	struct kvmnc_rs_range r;
 	bool has = kvmnc_ncs_entry(h, slot, &e);
 
-	if (has == h->ncs.had && (!has || !memcmp(&e, &h->ncs.old, sizeof(e))))
+	if (has == h->ncs->had && (!has || !memcmp(&e, &h->ncs->old, sizeof(e))))
 		return;
 	bump(h);
 	/* The first plain memslot under a device, or the last, turns "any" off or on. */
-	if (!kvmnc_ncs_ok(h) || h->ncs.any != kvmnc_ncs_any(h)) {
+	if (!kvmnc_ncs_ok(h) || h->ncs->any != kvmnc_ncs_any(h)) {
 		kvmnc_ncs_rebuild(h);
 		return;
 	}
-	if (h->ncs.any)
+	if (h->ncs->any)
 		return;
-	if (h->ncs.had &&
-	    (kvmnc_rs_remove(&h->ncs.hva, h->ncs.old.hva, h->ncs.old.size, slot) ||
-	     kvmnc_rs_remove(gpa_set(h, slot), h->ncs.old.gpa, h->ncs.old.size, slot))) {
+	if (h->ncs->had &&
+	    (kvmnc_rs_remove(&h->ncs->hva, h->ncs->old.hva, h->ncs->old.size, slot) ||
+	     kvmnc_rs_remove(gpa_set(h, slot), h->ncs->old.gpa, h->ncs->old.size, slot))) {
 		stale(h);
 		return;
 	}
 	if (!has)
 		return;
 	r = rs_range(&e, false);
-	if (kvmnc_rs_add(&h->ncs.hva, &r)) {
+	if (kvmnc_rs_add(&h->ncs->hva, &r)) {
 		stale(h);
 		return;
 	}
@@ -241,7 +241,7 @@ static int collect_fn(const struct kvmnc_ncs_entry *e, void *arg)
 		return 0;
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct kvmnc_rs_range *r = realloc(c->r, cap * sizeof(*r));
+		struct kvmnc_rs_range *r = SYS(realloc, c->r, cap * sizeof(*r));
 
 		if (!r)
 			return -ENOMEM;
@@ -279,12 +279,12 @@ bool kvmnc_ncs_rebuild(struct kvmnc *h)
 	uint32_t nas = h->nr_as < KVMNC_MAX_AS ? h->nr_as : KVMNC_MAX_AS;
 
 	stale(h);
-	if (rebuild_one(h, &h->ncs.hva, -1, any))
+	if (rebuild_one(h, &h->ncs->hva, -1, any))
 		return false;
 	for (uint32_t as = 0; as < nas; as++)
-		if (rebuild_one(h, &h->ncs.gpa[as], (int)as, any))
+		if (rebuild_one(h, &h->ncs->gpa[as], (int)as, any))
 			return false;
-	h->ncs.any = any;
-	__atomic_store_n(&h->ncs.ok, true, __ATOMIC_RELEASE);
+	h->ncs->any = any;
+	__atomic_store_n(&h->ncs->ok, true, __ATOMIC_RELEASE);
 	return true;
 }

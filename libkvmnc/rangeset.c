@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "rangeset.h"
 
 #define RS_BLOCK 64
@@ -56,7 +57,13 @@ struct kvmnc_rs_retired {
 	void *mem[];
 };
 
-void *(*kvmnc_rs_alloc)(size_t size) = malloc;
+/* Through the seam by default, so the library-wide injection reaches the sets too. */
+void *kvmnc_rs_default_alloc(size_t size)
+{
+	return SYS(malloc, size);
+}
+
+void *(*kvmnc_rs_alloc)(size_t size) = kvmnc_rs_default_alloc;
 
 /* Source of view generations, shared by all sets so that none repeats. */
 static uint64_t gen_source;

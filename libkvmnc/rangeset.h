@@ -176,7 +176,11 @@ uint64_t kvmnc_rs_view_gen(const struct kvmnc_rs_view *v);
 int kvmnc_rs_snapshot(struct kvmnc_rs *s, struct kvmnc_rs_view **out);
 void kvmnc_rs_view_free(struct kvmnc_rs_view *v);
 
-/* Tests only: the allocator behind every allocation here (malloc). */
+/*
+ * The allocator behind every allocation here: kvmnc_rs_default_alloc(),
+ * the seam's malloc. Tests may point it elsewhere and put the default back.
+ */
 extern void *(*kvmnc_rs_alloc)(size_t size);
+void *kvmnc_rs_default_alloc(size_t size);
 
 #endif /* KVMNC_RANGESET_H */

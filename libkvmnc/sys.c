@@ -2,9 +2,12 @@
 /* The real system calls behind the seam in internal.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -49,10 +52,48 @@ static int sys_fcntl_getfd(int fd)
 	return r < 0 ? -errno : r;
 }
 
+static int sys_same_file(int a, int b)
+{
+#ifdef SYS_kcmp
+	long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0 /* KCMP_FILE */, (long)a,
+			 (long)b);
+
+	if (r < 0)
+		return -errno;
+	return r == 0 ? 0 : 1;
+#else
+	(void)a;
+	(void)b;
+	return -ENOSYS;
+#endif
+}
+
+static int sys_fd_rdev(int fd, uint64_t *rdev)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return -ENOTTY;
+	*rdev = st.st_rdev;
+	return 0;
+}
+
 static int sys_mmap_anon(size_t len, void **out)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	*out = p;
+	return 0;
+}
+
+static int sys_mmap_fd(int fd, size_t len, void **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
@@ -120,16 +161,30 @@ static int sys_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 #endif
 }
 
+char *kvmnc_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = SYS(malloc, n);
+
+	return d ? memcpy(d, s, n) : NULL;
+}
+
 const struct kvmnc_sys kvmnc_sys_real = {
 	.open = sys_open,
 	.close = sys_close,
 	.ioctl = sys_ioctl,
 	.fcntl_getfd = sys_fcntl_getfd,
+	.fd_rdev = sys_fd_rdev,
+	.same_file = sys_same_file,
 	.mmap_anon = sys_mmap_anon,
+	.mmap_fd = sys_mmap_fd,
 	.munmap = sys_munmap,
 	.read_file = sys_read_file,
 	.uname = sys_uname,
 	.cpuid = sys_cpuid,
+	.malloc = malloc,
+	.calloc = calloc,
+	.realloc = realloc,
 };
 
 const struct kvmnc_sys *kvmnc_sys = &kvmnc_sys_real;

@@ -17,6 +17,7 @@ struct row {
 	const char *name;
 	const char *title;
 	const struct kvmnc_mech_status *st;
+	uint32_t code; /* enum kvmnc_reason */
 };
 
 static void usage(FILE *f)
@@ -84,6 +85,7 @@ static void print_json(const struct kvmnc_features *f, long vm_type, const struc
 	printf(", \"tdp\": %s", f->tdp < 0 ? "null" : f->tdp ? "true" : "false");
 	printf(", \"quirks_mask\": %llu", (unsigned long long)f->quirks_mask);
 	printf(", \"memslot_flag_cap\": %u", f->memslot_flag_cap);
+	printf(", \"memslot_flag_evidence\": %u", f->memslot_flag_evidence);
 	printf(", \"virtio_device_type\": %u", f->virtio_device_type);
 	printf(", \"vm_types\": %u", f->vm_types);
 	if (vm_type >= 0)
@@ -106,6 +108,9 @@ static void print_json(const struct kvmnc_features *f, long vm_type, const struc
 		       rows[i].st->supported == 1 ? "true" : "false",
 		       rows[i].st->supported >= 0 ? "true" : "false");
 		json_string(rows[i].st->reason);
+		/* Since 1.2: the reason as a code to branch on (docs/reasons.tsv). */
+		printf(", \"code\": ");
+		json_string(kvmnc_reason_name((int)rows[i].code));
 		printf("}");
 	}
 	printf("}, \"recommended\": ");
@@ -230,10 +235,11 @@ int main(int argc, char **argv)
 	}
 
 	const struct row rows[] = {
-		{"virtio_device", "VIRTIO device", &f.virtio_device},
-		{"memslot_flag", "Memslot flag", &f.memslot_flag},
-		{"guest_pat_quirk", "Guest-PAT quirk", &f.guest_pat_quirk},
-		{"native", "Native", &f.native},
+		{"virtio_device", "VIRTIO device", &f.virtio_device, f.virtio_device_reason},
+		{"memslot_flag", "Memslot flag", &f.memslot_flag, f.memslot_flag_reason},
+		{"guest_pat_quirk", "Guest-PAT quirk", &f.guest_pat_quirk,
+		 f.guest_pat_quirk_reason},
+		{"native", "Native", &f.native, f.native_reason},
 	};
 	if (json)
 		print_json(&f, vm_type, rows, sizeof(rows) / sizeof(rows[0]));

@@ -38,7 +38,7 @@ def main():
             bad += not ok
             print(f"{'ok' if ok else 'not ok'} {n} - {what}: {k} = {j.get(k)!r}")
         n += 1
-        ok = all(m in j["mechanisms"] and {"supported", "known", "reason"} <= set(j["mechanisms"][m])
+        ok = all(m in j["mechanisms"] and {"supported", "known", "reason", "code"} <= set(j["mechanisms"][m])
                  for m in MECHS)
         bad += not ok
         print(f"{'ok' if ok else 'not ok'} {n} - {what}: every mechanism with its reason")

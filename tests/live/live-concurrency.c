@@ -11,7 +11,7 @@
 #define THREADS 4
 #define ITERS	200
 
-static int vm;
+static int vm, vms[THREADS];
 static struct kvmnc *shared;
 static char *mem;
 static int errors;
@@ -41,7 +41,10 @@ static void *worker(void *arg)
 		r.memory_size = 0;
 		if (kvmnc_set_region(shared, &r) != 0)
 			__atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
-		if (kvmnc_open(vm, &o, &h) != 0 || kvmnc_close(h) != 0)
+		/* One VM, one handle (1.2): the shared VM refuses a second. */
+		if (kvmnc_open(vm, &o, &h) != -EISCONN)
+			__atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
+		if (kvmnc_open(vms[tid], &o, &h) != 0 || kvmnc_close(h) != 0)
 			__atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
@@ -58,6 +61,8 @@ int main(void)
 		   -1, 0);
 	fds = t_count_fds();
 	T_EQ(kvmnc_open(vm, &o, &shared), 0, "shared handle");
+	for (int i = 0; i < THREADS; i++)
+		vms[i] = t_create_vm(kvm);
 	for (uintptr_t i = 0; i < THREADS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)i);
 	for (int i = 0; i < THREADS; i++)
@@ -65,6 +70,8 @@ int main(void)
 	T_EQ(errors, 0, "no call failed under concurrency");
 	T_EQ(kvmnc_is_noncoherent(shared), 0, "nothing left non-coherent");
 	T_EQ(kvmnc_close(shared), 0, "close");
+	for (int i = 0; i < THREADS; i++)
+		close(vms[i]);
 	T_EQ(t_count_fds(), fds, "no fd left behind");
 	close(vm);
 	close(kvm);

@@ -10,9 +10,10 @@ int main(void)
 	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
 	struct kvmnc_handle_info info = {.sz = sizeof(info)};
 	struct kvmnc *h = NULL, *h2 = NULL;
-	int kvm = t_kvm_fd(), vm, vcpu, closed, pipefd[2], devnull, fds;
+	int kvm = t_kvm_fd(), vm, vm2, dupvm, vcpu, closed, pipefd[2], devnull, fds;
 
 	vm = t_create_vm(kvm);
+	vm2 = t_create_vm(kvm);
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	t_check(vcpu >= 0, "a vCPU for the bad-fd checks");
 	if (pipe2(pipefd, O_CLOEXEC) < 0 || (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
@@ -31,7 +32,11 @@ int main(void)
 	T_EQ(t_count_fds(), fds, "failed opens leave no fd");
 
 	T_EQ(kvmnc_open(vm, &o, &h), 0, "open on the VM fd");
-	T_EQ(kvmnc_open(vm, &o, &h2), 0, "a second handle on the same VM");
+	T_EQ(kvmnc_open(vm, &o, &h2), -EISCONN, "a second handle on the same VM is refused");
+	dupvm = fcntl(vm, F_DUPFD_CLOEXEC, 0);
+	T_EQ(kvmnc_open(dupvm, &o, &h2), -EISCONN, "and through another fd of the same VM (kcmp)");
+	close(dupvm);
+	T_EQ(kvmnc_open(vm2, &o, &h2), 0, "a handle on another VM");
 	T_EQ(kvmnc_get_info(h, &info), 0, "get_info");
 	printf("# regions use %s, devices use %s\n", kvmnc_mechanism_name(info.region_mechanism),
 	       kvmnc_mechanism_name(info.device_mechanism));

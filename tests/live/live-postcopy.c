@@ -236,7 +236,7 @@ static void postcopy_order(int kvm)
 	kvmnc_get_info(hd.h, &info);
 	if (info.region_mechanism == KVMNC_MECH_NONE) {
 		printf("# no mechanism here: the library's view is set to the memslot flag's\n");
-		hd.h->region_mech = KVMNC_MECH_MEMSLOT_FLAG;
+		kvmnc_handle_pretend_mechanism(hd.h, KVMNC_MECH_MEMSLOT_FLAG);
 	}
 	T_EQ(ioctl(hd.uffd, UFFDIO_REGISTER, &reg), 0,
 	     "UFFDIO_REGISTER before KVM sees the memory");

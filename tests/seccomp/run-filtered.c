@@ -97,6 +97,13 @@ static const struct {
 	/* Device fd. */
 	{KVM_HAS_DEVICE_ATTR, "KVM_HAS_DEVICE_ATTR"},
 	{KVM_SET_DEVICE_ATTR, "KVM_SET_DEVICE_ATTR"},
+	/* The access trial (bit 3 without a capability that means the flag). */
+	{KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE"},
+	{KVM_CREATE_VCPU, "KVM_CREATE_VCPU"},
+	{KVM_GET_SREGS, "KVM_GET_SREGS"},
+	{KVM_SET_SREGS, "KVM_SET_SREGS"},
+	{KVM_SET_REGS, "KVM_SET_REGS"},
+	{KVM_RUN, "KVM_RUN"},
 	/* libc: isatty() on stdout, to choose stdio buffering. */
 	{TCGETS, "TCGETS"},
 };

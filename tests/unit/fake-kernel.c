@@ -40,13 +40,23 @@ struct obj {
 	bool virtio;	      /* device: the VIRTIO device */
 	struct slot slots[MAX_SLOTS];
 	int ncount;
+	/* VM-wide changes: ncount leaving or reaching 0 (KVM zaps every SPTE then). */
+	int transitions;
 	uint64_t disabled_quirks;
 	int v1_calls, v2_calls;
+	/* K_SYS: the node's device number (major 10, minor 232 for /dev/kvm). */
+	uint64_t rdev;
+	/* K_VCPU: its struct kvm_run, once mapped. */
+	struct kvm_run *run;
 };
+
+#define FAKE_KVM_RDEV ((10ull << 8) | 232)
 
 static const struct fake_personality *pers;
 static struct obj objs[MAX_FDS];
 static int calls, fail_nth, fail_err, maps;
+/* Paths the library opened or read, and VMs of type 0 it created, since the reset. */
+static int paths_opened, vms_created;
 static bool fail_hit;
 
 static bool is_x86(void)
@@ -163,6 +173,7 @@ static int f_open_locked(const char *path, int flags)
 	(void)flags;
 	if (r)
 		return r;
+	paths_opened++;
 	if (len >= 4096)
 		return -ENAMETOOLONG;
 	for (const char *c = path; *c;) {
@@ -180,11 +191,17 @@ static int f_open_locked(const char *path, int flags)
 		return new_obj(K_TUN, -1);
 	if (!strcmp(path, "/dev/null"))
 		return new_obj(K_OTHER, -1);
-	if (strcmp(path, KVMNC_DEFAULT_DEV) && strcmp(path, "/dev/kvm-alt"))
+	/* Aliases of one node: the same device number. */
+	if (strcmp(path, KVMNC_DEFAULT_DEV) && strcmp(path, "/dev/./kvm") &&
+	    strcmp(path, "//dev/kvm") && strcmp(path, "/dev/kvm-alt"))
 		return -ENOENT;
 	if (pers->open_err)
 		return -pers->open_err;
-	return new_obj(K_SYS, -1);
+	r = new_obj(K_SYS, -1);
+	if (r >= 0)
+		objs[r - FD_BASE].rdev =
+			strcmp(path, "/dev/kvm-alt") ? FAKE_KVM_RDEV : FAKE_KVM_RDEV + 1;
+	return r;
 }
 
 static int f_close_locked(int fd)
@@ -198,8 +215,8 @@ static int f_close_locked(int fd)
 		return -EBADF;
 	o->open = false;
 	if (o->kind == K_DEV) {
-		if (o->nc)
-			objs[o->vm].ncount--;
+		if (o->nc && --objs[o->vm].ncount == 0)
+			objs[o->vm].transitions++;
 		o->kind = K_FREE;
 		put_vm(o->vm);
 	} else if (o->kind == K_VCPU) {
@@ -250,6 +267,11 @@ static int cap_value(const struct obj *o, unsigned long cap)
 	return 0;
 }
 
+/* The next @delete_fail_times deletes of an existing slot fail (fake_fail_deletes()). */
+static int delete_fail_times, delete_fail_err;
+/* Every memslot that asks for KVM_MEM_NON_COHERENT_DMA fails (fake_fail_flag_trials()). */
+static int flag_trial_err;
+
 static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		      uint64_t hva, bool v2)
 {
@@ -277,9 +299,15 @@ static int set_region(struct obj *vm, uint32_t slot, uint32_t flags, uint64_t gp
 		else if (!vm->slots[i].used && !free_s)
 			free_s = &vm->slots[i];
 	}
+	if (flag_trial_err && size && (flags & KVM_MEM_NON_COHERENT_DMA))
+		return -flag_trial_err;
 	if (size == 0) {
 		if (!s)
 			return -EINVAL;
+		if (delete_fail_times) {
+			delete_fail_times--;
+			return -delete_fail_err;
+		}
 		s->used = false;
 		return 0;
 	}
@@ -388,11 +416,48 @@ static int dev_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 			return -ENXIO;
 		if (!o->nc) {
 			o->nc = true;
-			objs[o->vm].ncount++;
+			if (objs[o->vm].ncount++ == 0)
+				objs[o->vm].transitions++;
 		}
 		return 0;
 	}
 	return -ENOTTY;
+}
+
+/*
+ * A vCPU runs the access trial's two instructions: it reaches the HLT when
+ * the memory at GPA 0 and the data slot are there, unless bit 3 is
+ * KVM Userfault's, whose flagged slot exits with KVM_EXIT_MEMORY_FAULT.
+ */
+static int vcpu_ioctl(struct obj *o, unsigned long req)
+{
+	const struct obj *vm = &objs[o->vm];
+	bool code = false, userfault = false;
+
+	switch (req) {
+	case KVM_GET_SREGS:
+	case KVM_SET_SREGS:
+	case KVM_SET_REGS:
+		return 0;
+	case KVM_RUN:
+		if (!o->run)
+			return -EINVAL;
+		for (int i = 0; i < MAX_SLOTS; i++) {
+			const struct slot *sl = &vm->slots[i];
+
+			if (!sl->used)
+				continue;
+			code |= sl->gpa == 0;
+			userfault |= pers->bit3_userfault && (sl->flags & KVM_MEM_NON_COHERENT_DMA);
+		}
+		if (userfault) {
+			o->run->exit_reason = KVM_EXIT_MEMORY_FAULT;
+			return -EFAULT;
+		}
+		o->run->exit_reason = code ? KVM_EXIT_HLT : KVM_EXIT_INTERNAL_ERROR;
+		return 0;
+	}
+	return -EINVAL; /* x86's kvm_arch_vcpu_ioctl default */
 }
 
 static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
@@ -409,6 +474,8 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 	case K_SYS:
 		if (req == KVM_GET_API_VERSION)
 			return pers->api_version;
+		if (req == KVM_GET_VCPU_MMAP_SIZE)
+			return 3 * 4096;
 		if (req == KVM_CHECK_EXTENSION)
 			return cap_value(o, arg);
 		if (req == KVM_CREATE_VM) {
@@ -416,6 +483,7 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 				return -pers->create_vm_err;
 			if (arg != 0 && (arg >= 32 || !(pers->vm_types & (1u << arg))))
 				return -EINVAL;
+			vms_created += arg == 0;
 			return new_vm(arg);
 		}
 		return -ENOTTY;
@@ -424,12 +492,40 @@ static int f_ioctl_locked(int fd, unsigned long req, unsigned long arg)
 	case K_DEV:
 		return dev_ioctl(o, req, arg);
 	case K_VCPU:
-		return -EINVAL; /* x86's kvm_arch_vcpu_ioctl default */
+		return vcpu_ioctl(o, req);
 	case K_TUN:
 		return -EBADFD; /* tun before TUNSETIFF */
 	default:
 		return -ENOTTY;
 	}
+}
+
+/* The fake has no dup(): one file per fd number. */
+static int f_same_file_locked(int a, int b)
+{
+	int r = enter();
+
+	if (r)
+		return r;
+	if (!obj_of(a) || !obj_of(b))
+		return -EBADF;
+	return a == b ? 0 : 1;
+}
+
+static int f_fd_rdev_locked(int fd, uint64_t *rdev)
+{
+	struct obj *o;
+	int r = enter();
+
+	if (r)
+		return r;
+	o = obj_of(fd);
+	if (!o)
+		return -EBADF;
+	if (o->kind != K_SYS)
+		return -ENOTTY;
+	*rdev = o->rdev;
+	return 0;
 }
 
 static int f_fcntl_getfd_locked(int fd)
@@ -441,15 +537,130 @@ static int f_fcntl_getfd_locked(int fd)
 	return obj_of(fd) ? 0 : -EBADF;
 }
 
+/*
+ * Allocations are counted apart from system calls (the syscall fault tests
+ * keep their call numbers), atomically: the library allocates on any thread
+ * and outside the fake's lock.
+ */
+static int alloc_calls, alloc_fail_nth;
+static bool alloc_fail_hit;
+
+static bool alloc_enter(void)
+{
+	int n = __atomic_add_fetch(&alloc_calls, 1, __ATOMIC_RELAXED);
+
+	if (n == __atomic_load_n(&alloc_fail_nth, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&alloc_fail_hit, true, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
+static void *f_malloc(size_t size)
+{
+	return alloc_enter() ? malloc(size) : NULL;
+}
+
+static void *f_calloc(size_t n, size_t size)
+{
+	return alloc_enter() ? calloc(n, size) : NULL;
+}
+
+static void *f_realloc(void *p, size_t size)
+{
+	return alloc_enter() ? realloc(p, size) : NULL;
+}
+
+void fake_fail_flag_trials(int err)
+{
+	flag_trial_err = err;
+}
+
+/* Set from the test's thread while no library call runs. */
+void fake_fail_deletes(int times, int err)
+{
+	delete_fail_times = times;
+	delete_fail_err = err;
+}
+
+void fake_fail_alloc_nth(int nth)
+{
+	int base = __atomic_load_n(&alloc_calls, __ATOMIC_RELAXED);
+
+	if (nth)
+		__atomic_store_n(&alloc_fail_hit, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&alloc_fail_nth, nth ? base + nth : 0, __ATOMIC_RELAXED);
+}
+
+int fake_allocs(void)
+{
+	return __atomic_load_n(&alloc_calls, __ATOMIC_RELAXED);
+}
+
+bool fake_alloc_fail_hit(void)
+{
+	return __atomic_load_n(&alloc_fail_hit, __ATOMIC_RELAXED);
+}
+
+/*
+ * The mappings outstanding, so that fake_reset() can drop what the library
+ * left mapped on purpose (a process's exit would), and leak checkers see
+ * only real leaks.
+ */
+static void *live_maps[64];
+
+static void map_note(void *p, bool add)
+{
+	for (size_t i = 0; i < sizeof(live_maps) / sizeof(live_maps[0]); i++) {
+		if (add ? !live_maps[i] : live_maps[i] == p) {
+			live_maps[i] = add ? p : NULL;
+			return;
+		}
+	}
+}
+
+static void drop_maps(void)
+{
+	for (size_t i = 0; i < sizeof(live_maps) / sizeof(live_maps[0]); i++) {
+		free(live_maps[i]);
+		live_maps[i] = NULL;
+	}
+}
+
 static int f_mmap_anon_locked(size_t len, void **out)
 {
 	int r = enter();
 
 	if (r)
 		return r;
+	/* A mapping is an allocation too: the allocation faults fail it as well. */
+	if (!alloc_enter())
+		return -ENOMEM;
 	*out = aligned_alloc(4096, len);
 	if (!*out)
 		return -ENOMEM;
+	map_note(*out, true);
+	maps++;
+	return 0;
+}
+
+static int f_mmap_fd_locked(int fd, size_t len, void **out)
+{
+	struct obj *o;
+	int r = enter();
+
+	if (r)
+		return r;
+	o = obj_of(fd);
+	if (!o || o->kind != K_VCPU)
+		return -ENODEV;
+	if (!alloc_enter())
+		return -ENOMEM;
+	*out = calloc(1, len);
+	if (!*out)
+		return -ENOMEM;
+	o->run = *out;
+	map_note(*out, true);
 	maps++;
 	return 0;
 }
@@ -459,6 +670,10 @@ static int f_munmap_locked(void *addr, size_t len)
 	int r = enter();
 
 	(void)len;
+	for (int i = 0; i < MAX_FDS; i++)
+		if (objs[i].kind == K_VCPU && objs[i].run == addr)
+			objs[i].run = NULL;
+	map_note(addr, false);
 	free(addr);
 	maps--;
 	return r;
@@ -488,6 +703,9 @@ static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 
 	if (r)
 		return r;
+	paths_opened++;
+	if (pers->jail && (!strncmp(path, "/sys/", 5) || !strncmp(path, "/proc/", 6)))
+		return -ENOENT;
 	if (!strcmp(path, "/proc/cpuinfo")) {
 		cpuinfo(buf, len);
 		return (ssize_t)strlen(buf);
@@ -496,6 +714,8 @@ static ssize_t f_read_file_locked(const char *path, char *buf, size_t len)
 		val = pers->ept;
 	else if (!strcmp(path, "/sys/module/kvm_amd/parameters/npt"))
 		val = pers->npt;
+	else if (!strcmp(path, "/sys/module/kvm/parameters/halt_poll_ns"))
+		val = "200000"; /* kvm.ko's own parameter: sysfs is there */
 	if (!val)
 		return -ENOENT;
 	snprintf(buf, len, "%s\n", val);
@@ -585,8 +805,11 @@ static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 LOCKED(int, close, (int fd), (fd))
 LOCKED(int, ioctl, (int fd, unsigned long req, unsigned long arg), (fd, req, arg))
 LOCKED(int, fcntl_getfd, (int fd), (fd))
+LOCKED(int, fd_rdev, (int fd, uint64_t *rdev), (fd, rdev))
+LOCKED(int, same_file, (int a, int b), (a, b))
 LOCKED(int, mmap_anon, (size_t len, void **out), (len, out))
 LOCKED(int, munmap, (void *addr, size_t len), (addr, len))
+LOCKED(int, mmap_fd, (int fd, size_t len, void **out), (fd, len, out))
 LOCKED(ssize_t, read_file, (const char *path, char *buf, size_t len), (path, buf, len))
 LOCKED(int, uname, (struct utsname * u), (u))
 LOCKED(int, cpuid, (uint32_t leaf, uint32_t subleaf, uint32_t regs[4]), (leaf, subleaf, regs))
@@ -646,11 +869,17 @@ static const struct kvmnc_sys fake_sys = {
 	.close = f_close,
 	.ioctl = f_ioctl,
 	.fcntl_getfd = f_fcntl_getfd,
+	.fd_rdev = f_fd_rdev,
+	.same_file = f_same_file,
 	.mmap_anon = f_mmap_anon,
+	.mmap_fd = f_mmap_fd,
 	.munmap = f_munmap,
 	.read_file = f_read_file,
 	.uname = f_uname,
 	.cpuid = f_cpuid,
+	.malloc = f_malloc,
+	.calloc = f_calloc,
+	.realloc = f_realloc,
 };
 
 /* A child of fork() must find the fake's locks free, as the kernel's are. */
@@ -679,7 +908,11 @@ void fake_reset(const struct fake_personality *p)
 	pthread_once(&once, register_atfork);
 	pers = p;
 	memset(objs, 0, sizeof(objs));
+	drop_maps();
 	fail_nth = fail_err = maps = 0;
+	paths_opened = vms_created = 0;
+	delete_fail_times = delete_fail_err = flag_trial_err = 0;
+	fake_fail_alloc_nth(0);
 	cache_edx1 = CPUID_1_EDX_CLFLUSH;
 	cache_ebx7 = CPUID_7_EBX_CLFLUSHOPT | CPUID_7_EBX_CLWB;
 	kvmnc_sys = &fake_sys;
@@ -693,6 +926,7 @@ void fake_reset(const struct fake_personality *p)
 void fake_uninstall(void)
 {
 	kvmnc_sys = &kvmnc_sys_real;
+	drop_maps();
 	kvmnc_probe_reset();
 }
 
@@ -702,6 +936,16 @@ void fake_fail_nth(int nth, int err)
 	fail_err = err;
 	if (nth)
 		fail_hit = false;
+}
+
+int fake_paths_opened(void)
+{
+	return paths_opened;
+}
+
+int fake_vms_created(void)
+{
+	return vms_created;
 }
 
 int fake_calls(void)
@@ -791,6 +1035,7 @@ void fake_vm_state(int vm_fd, struct fake_vm_state *st)
 			objs[i].kind == K_DEV && objs[i].open && objs[i].vm == vm_fd - FD_BASE;
 	st->disabled_quirks = vm->disabled_quirks;
 	st->v1_calls = vm->v1_calls;
+	st->vm_wide_transitions = vm->transitions;
 	st->v2_calls = vm->v2_calls;
 }
 
@@ -804,7 +1049,7 @@ int64_t fake_slot_flags(int vm_fd, uint32_t slot)
 	return -1;
 }
 
-/* The kernels of DESIGN.md §3. */
+/* The kernels a VMM meets: the rows of docs/support-matrix.tsv name them, and more. */
 const struct fake_personality fake_personalities[] = {
 	{
 		.name = "debian-6.1",
@@ -908,6 +1153,76 @@ const struct fake_personality fake_personalities[] = {
 		.flag_v1 = true,
 		.flag_v2 = true,
 		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	/*
+	 * Issue 19, bug 4: upstream 6.18 with KVM Userfault v3 applied. Bit 3
+	 * is KVM_MEM_USERFAULT and accepted; capability 236 is
+	 * KVM_CAP_PRE_FAULT_MEMORY.
+	 */
+	{
+		.name = "userfault-6.18",
+		.release = "6.18.3-userfault",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x7ff,
+		.quirks_vm = 0x7ff,
+		.cap236 = 1,
+		.flag_v2 = true,
+		.bit3_userfault = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	/* A kernel that takes bit 3 without any capability for it, and a guest access works. */
+	{
+		.name = "bit3-uncapped",
+		.release = "6.18.3-bit3",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x7ff,
+		.quirks_vm = 0x7ff,
+		.cap236 = 1,
+		.flag_v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	/* Issue 19, bug 3: the same kernels seen from a chroot jail without /sys and /proc. */
+	{
+		.name = "jailed-patched-6.12",
+		.release = "6.12.117-kvmnc",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.ept = "Y",
+		.jail = true,
+		.vm_flag_cap = -1,
+	},
+	{
+		.name = "jailed-chromeos-6.6",
+		.release = "6.6.50-chromeos",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = false,
+		.quirks_sys = 0x1ff,
+		.quirks_vm = 0x1ff,
+		.cap236 = 1,
+		.flag_v1 = true,
+		.ept = "Y",
+		.jail = true,
 		.vm_flag_cap = -1,
 	},
 	{

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A fake KVM behind the library's system-call seam. A personality describes
- * one kernel a VMM meets (DESIGN.md §3); the fake answers like that kernel
- * and records what the library did to it, so tests can assert both the
- * answers and the side effects, and can fail any one call on purpose.
+ * one kernel a VMM meets (the rows of docs/support-matrix.tsv, and more);
+ * the fake answers like that kernel and records what the library did to
+ * it, so tests can assert both the answers and the side effects, and can
+ * fail any one call (or allocation) on purpose.
  */
 #ifndef KVMNC_FAKE_KERNEL_H
 #define KVMNC_FAKE_KERNEL_H
@@ -47,6 +48,14 @@ struct fake_personality {
 	/* Contents of kvm_intel's ept / kvm_amd's npt parameters; NULL: no file. */
 	const char *ept;
 	const char *npt;
+	/* A chroot jail (Firecracker's jailer): no /sys and no /proc at all. */
+	bool jail;
+	/*
+	 * Bit 3 of the memslot flags is KVM Userfault's (posted upstream, June
+	 * 2025), not KVM_MEM_NON_COHERENT_DMA: a vCPU access to such a slot
+	 * exits with KVM_EXIT_MEMORY_FAULT.
+	 */
+	bool bit3_userfault;
 	/* What the VM (not the node) answers for the flag capability; -1: same. */
 	int vm_flag_cap;
 	/* KVM_CAP_VM_TYPES; VM types other than 0 that KVM_CREATE_VM accepts. */
@@ -76,10 +85,30 @@ void fake_cpuid_cache(bool clflush, bool clflushopt, bool clwb);
 
 /* Fail the @nth seam call from now (1-based) with -@err; 0 disables. */
 void fake_fail_nth(int nth, int err);
+/* Paths opened or read through the seam since the last reset. */
+int fake_paths_opened(void);
+/* Scratch VMs (KVM_CREATE_VM on a node fd through the seam) since the last reset. */
+int fake_vms_created(void);
 /* Seam calls made since the last reset. */
 int fake_calls(void);
 /* Whether the injected failure was hit. */
 bool fake_fail_hit(void);
+
+/* Every memslot asking for KVM_MEM_NON_COHERENT_DMA fails with -@err (0: no more). */
+void fake_fail_flag_trials(int err);
+/* The next @times deletes of an existing memslot (any VM) fail with -@err. */
+void fake_fail_deletes(int times, int err);
+
+/*
+ * Fail the @nth allocation from now (1-based: malloc, calloc, realloc and
+ * anonymous mappings through the seam) by returning NULL / -ENOMEM; 0
+ * disables. Counted apart from the system calls above.
+ */
+void fake_fail_alloc_nth(int nth);
+/* Allocations made through the seam since the process started. */
+int fake_allocs(void);
+/* Whether the injected allocation failure was hit. */
+bool fake_alloc_fail_hit(void);
 
 /* Open fds and mappings the fake currently has outstanding. */
 int fake_open_fds(void);
@@ -110,7 +139,10 @@ struct fake_vm_state {
 	int noncoherent_devices; /* devices with NONCOHERENT_SET */
 	int devices;		 /* device fds open */
 	uint64_t disabled_quirks;
+	/* From here on: counters, not state (a failed call may move them). */
 	int v1_calls, v2_calls;
+	/* Non-coherent device count leaving or reaching 0: KVM zaps all SPTEs each time. */
+	int vm_wide_transitions;
 };
 void fake_vm_state(int vm_fd, struct fake_vm_state *st);
 /* Flags of @slot in @vm_fd, or -1 if absent. */

@@ -6,6 +6,12 @@
 #include "fake-kernel.h"
 #include "internal.h"
 
+/*
+ * The handle behind a caller's token, for tests that look inside it (no
+ * reference: only while the test itself keeps the handle open).
+ */
+#define OBJ(h) kvmnc_handle_obj(h)
+
 static inline int teardown_fake(void **state)
 {
 	(void)state;

@@ -2,7 +2,10 @@
 /*
  * Every system call an operation makes, failing in turn with each plausible
  * errno: the operation reports an error and leaves no fd and no state
- * behind, in the kernel or in the handle.
+ * behind, in the kernel or in the handle. And every allocation, failing in
+ * turn: -ENOMEM and no state change, or success; either way the handle
+ * then works and its tables are sound (an overrun shows under ASan, a leak
+ * under LeakSanitizer and memcheck).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -48,6 +51,37 @@ static void snapshot(struct kvmnc *h, int vm, struct fake_vm_state *vs,
 	}
 }
 
+/* What a failed call must leave as it found it. */
+struct state {
+	struct fake_vm_state vs;
+	struct kvmnc_handle_info info;
+	int nc, fds;
+};
+
+static void take_state(struct kvmnc *h, int vm, struct state *st)
+{
+	snapshot(h, vm, &st->vs, &st->info, &st->nc);
+	st->fds = fake_open_fds();
+}
+
+/* The kernel's and the handle's state are what @before says (counters aside). */
+static void expect_unchanged(struct kvmnc *h, int vm, const struct state *before, const char *what,
+			     int n, const char *err, const struct scenario *s)
+{
+	struct state now;
+
+	take_state(h, vm, &now);
+	if (now.fds != before->fds ||
+	    memcmp(&now.vs, &before->vs, offsetof(struct fake_vm_state, v1_calls)) ||
+	    memcmp(&now.info, &before->info, sizeof(now.info)) || now.nc != before->nc)
+		fail_msg("%s: %s %d failing with %s left state behind (fds %d->%d, slots "
+			 "%d->%d, devices %d->%d, quirks %#llx->%#llx)",
+			 s->name, what, n, err, before->fds, now.fds, before->vs.nslots,
+			 now.vs.nslots, before->vs.devices, now.vs.devices,
+			 (unsigned long long)before->vs.disabled_quirks,
+			 (unsigned long long)now.vs.disabled_quirks);
+}
+
 static struct kvmnc *setup(const struct scenario *s, int *vm, bool with_handle)
 {
 	KVMNC_OPTS(kvmnc_open_opts, o, .scope = s->scope, .mechanism = s->mech,
@@ -70,9 +104,9 @@ static struct kvmnc *setup(const struct scenario *s, int *vm, bool with_handle)
 
 static void run_scenario(const struct scenario *s, bool with_handle)
 {
-	struct fake_vm_state vs0, vs1;
-	struct kvmnc_handle_info i0, i1;
-	int vm, calls, nc0, nc1, fds0;
+	struct fake_vm_state vs1;
+	struct state before;
+	int vm, calls;
 	struct kvmnc *h;
 
 	h = setup(s, &vm, with_handle);
@@ -86,8 +120,7 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 			int r;
 
 			h = setup(s, &vm, with_handle);
-			snapshot(h, vm, &vs0, &i0, &nc0);
-			fds0 = fake_open_fds();
+			take_state(h, vm, &before);
 			fake_fail_nth(n, errs[e]);
 			r = s->op(&h, vm);
 			fake_fail_nth(0, 0);
@@ -100,8 +133,8 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 				 * for the VMM is as the operation says: no trial slot or
 				 * device of the probe stays in the VMM's VM. */
 				fake_vm_state(vm, &vs1);
-				if (!with_handle &&
-				    (vs1.nslots != vs0.nslots || vs1.devices != vs0.devices))
+				if (!with_handle && (vs1.nslots != before.vs.nslots ||
+						     vs1.devices != before.vs.devices))
 					fail_msg("%s: call %d failing with %s: open left %d "
 						 "slots, %d devices in the VM",
 						 s->name, n, strerror(errs[e]), vs1.nslots,
@@ -112,17 +145,7 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 			if (r > 0)
 				fail_msg("%s: call %d (%s): returned %d", s->name, n,
 					 strerror(errs[e]), r);
-			snapshot(h, vm, &vs1, &i1, &nc1);
-			if (fake_open_fds() != fds0 ||
-			    memcmp(&vs0, &vs1, sizeof(vs0) - 2 * sizeof(int)) ||
-			    vs0.nslots != vs1.nslots || memcmp(&i0, &i1, sizeof(i0)) || nc0 != nc1)
-				fail_msg("%s: call %d failing with %s left state behind "
-					 "(fds %d->%d, slots %d->%d, devices %d->%d, quirks "
-					 "%#llx->%#llx)",
-					 s->name, n, strerror(errs[e]), fds0, fake_open_fds(),
-					 vs0.nslots, vs1.nslots, vs0.devices, vs1.devices,
-					 (unsigned long long)vs0.disabled_quirks,
-					 (unsigned long long)vs1.disabled_quirks);
+			expect_unchanged(h, vm, &before, "call", n, strerror(errs[e]), s);
 			kvmnc_close(h);
 		}
 	}
@@ -224,6 +247,286 @@ static const struct scenario handle_scenarios[] = {
 	 .open_flags = KVMNC_OPEN_DEVICES},
 };
 
+/* ---- allocation failures -------------------------------------------------- */
+
+static void prep_plans(struct kvmnc *h)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+
+	/* Seven non-coherent slots (the table holds eight) and two plans waiting. */
+	for (uint32_t s = 1; s <= 9; s++) {
+		struct kvmnc_region r = region(s, (uint64_t)s << 30, 4096, true);
+
+		if (s <= 7)
+			assert_int_equal(kvmnc_set_region(h, &r), 0);
+		else
+			assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	}
+}
+
+static int op_prepare(struct kvmnc **h, int vm)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct kvmnc_region r = region(10, 10ULL << 30, 4096, true);
+
+	(void)vm;
+	return kvmnc_region_prepare(*h, &r, &plan);
+}
+
+static int op_complete(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_region_complete(*h, 8, 0);
+}
+
+static int op_removed(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_region_removed(*h, 3);
+}
+
+static void prep_device(struct kvmnc *h)
+{
+	prep_nc_region(h);
+	assert_int_equal(kvmnc_device_enable(h, 7), 0);
+}
+
+static int op_device_disable(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_device_disable(*h, 7);
+}
+
+static int op_snapshot(struct kvmnc **h, int vm)
+{
+	struct kvmnc_snapshot *snap = NULL;
+	int r;
+
+	(void)vm;
+	r = kvmnc_snapshot_take(*h, sizeof(struct kvmnc_range), &snap);
+	if (r == 0) {
+		assert_non_null(snap);
+		kvmnc_snapshot_free(snap);
+	}
+	return r;
+}
+
+static int op_copy(struct kvmnc **h, int vm)
+{
+	static unsigned char guest[8192] __attribute__((aligned(4096))), buf[8192];
+
+	(void)vm;
+	return kvmnc_copy_from_guest(*h, buf, guest, sizeof(buf));
+}
+
+static int op_probe(struct kvmnc **h, int vm)
+{
+	struct kvmnc_features f = {.sz = sizeof(f)};
+
+	(void)h;
+	(void)vm;
+	kvmnc_probe_reset();
+	return kvmnc_probe(NULL, &f);
+}
+
+static int op_arm(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_vm_wide_arm(*h);
+}
+
+static int op_abort(struct kvmnc **h, int vm)
+{
+	(void)vm;
+	return kvmnc_region_abort(*h, 8);
+}
+
+static int op_resync(struct kvmnc **h, int vm)
+{
+	static const uint32_t keep[] = {1, 2};
+	int r;
+
+	(void)vm;
+	r = kvmnc_region_resync(*h, keep, 2);
+	return r < 0 ? r : 0;
+}
+
+static int op_queries(struct kvmnc **h, int vm)
+{
+	int r = kvmnc_hva_is_noncoherent(*h, (void *)(uintptr_t)0x7f0040000000ULL, 4096);
+
+	(void)vm;
+	if (r >= 0)
+		r = kvmnc_gpa_is_noncoherent(*h, 0, 1ULL << 30, 4096);
+	if (r >= 0)
+		r = kvmnc_is_noncoherent(*h);
+	return r < 0 ? r : 0;
+}
+
+static const struct scenario alloc_handle_scenarios[] = {
+	{.name = "alloc/arm",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE,
+	 .op = op_arm},
+	{.name = "alloc/abort",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE,
+	 .prepare = prep_plans,
+	 .op = op_abort},
+	{.name = "alloc/resync",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_resync},
+	{.name = "alloc/queries",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_queries},
+	{.name = "alloc/prepare",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_prepare},
+	{.name = "alloc/complete",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_complete},
+	{.name = "alloc/removed",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_removed},
+	{.name = "alloc/prepare-device",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .mech = KVMNC_MECH_VIRTIO_DEVICE,
+	 .prepare = prep_plans,
+	 .op = op_prepare},
+	{.name = "alloc/device-disable",
+	 .personality = "patched-6.12",
+	 .scope = KVMNC_SCOPE_VM,
+	 .prepare = prep_device,
+	 .op = op_device_disable},
+	{.name = "alloc/snapshot",
+	 .personality = "patched-6.12",
+	 .prepare = prep_plans,
+	 .op = op_snapshot},
+	{.name = "alloc/copy", .personality = "patched-6.12", .prepare = prep_plans, .op = op_copy},
+	{.name = "alloc/probe", .personality = "patched-6.12", .op = op_probe},
+};
+
+/* The case running, for the messages of exercise(). */
+static const char *cur_name;
+static int cur_n;
+
+/*
+ * After a failure, the handle must still work and its tables hold what
+ * they say: a workload of every kind of change, each checked, runs on it
+ * (under ASan any overrun the failure prepared shows here).
+ */
+static void exercise(struct kvmnc *h)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct kvmnc_snapshot *snap;
+	struct kvmnc_region r;
+	int want_nc;
+
+	if (!h)
+		return;
+	/* The outcomes of the plans prep_plans() left waiting, if any. */
+	for (uint32_t s = 8; s <= 10; s++) {
+		int c = kvmnc_region_complete(h, s, 0);
+
+		assert_true(c == 0 || c == -ENOENT);
+		if (OBJ(h)->nc.n > OBJ(h)->nc.cap)
+			fail_msg("%s, allocation %d: %u records in a table of %u", cur_name, cur_n,
+				 OBJ(h)->nc.n, OBJ(h)->nc.cap);
+	}
+	for (uint32_t s = 20; s < 30; s++) {
+		r = region(s, (uint64_t)s << 30, 4096, s & 1);
+		want_nc = OBJ(h)->region_mech == KVMNC_MECH_NONE && (s & 1) ? -EOPNOTSUPP : 0;
+		assert_int_equal(kvmnc_region_prepare(h, &r, &plan), want_nc);
+	}
+	for (uint32_t s = 20; s < 30; s++) {
+		int c = kvmnc_region_complete(h, s, 0);
+
+		assert_true(c == 0 || c == -ENOENT);
+		assert_true(OBJ(h)->nc.n <= OBJ(h)->nc.cap &&
+			    OBJ(h)->pending.n <= OBJ(h)->pending.cap);
+	}
+	for (uint32_t s = 30; s < 40; s++) {
+		r = region(s, (uint64_t)s << 30, 4096, s & 1);
+		want_nc = OBJ(h)->region_mech == KVMNC_MECH_NONE && (s & 1) ? -EOPNOTSUPP : 0;
+		assert_int_equal(kvmnc_set_region(h, &r), want_nc);
+		assert_true(OBJ(h)->nc.n <= OBJ(h)->nc.cap);
+	}
+	if (kvmnc_snapshot_take(h, sizeof(struct kvmnc_range), &snap) == 0)
+		kvmnc_snapshot_free(snap);
+	for (uint32_t s = 20; s < 40; s++) {
+		r = region(s, (uint64_t)s << 30, 0, false);
+		kvmnc_set_region(h, &r);
+	}
+}
+
+static void run_alloc_scenario(const struct scenario *s, bool with_handle)
+{
+	struct state before;
+	int vm, maps0;
+	struct kvmnc *h;
+
+	/*
+	 * Until a run allocates fewer times than the failure's number: how many
+	 * allocations a call makes depends on what earlier calls left (handle
+	 * slabs are made once per process).
+	 */
+	for (int n = 1;; n++) {
+		int r;
+
+		cur_name = s->name;
+		cur_n = n;
+		h = setup(s, &vm, with_handle);
+		take_state(h, vm, &before);
+		maps0 = fake_open_maps();
+		fake_fail_alloc_nth(n);
+		r = s->op(&h, vm);
+		fake_fail_alloc_nth(0);
+		if (!fake_alloc_fail_hit()) {
+			/* Every allocation the call makes has failed once. */
+			assert_int_equal(r, 0);
+			kvmnc_close(h);
+			return;
+		}
+		total_cases++;
+		if (n > 500)
+			fail_msg("%s: more than 500 allocations", s->name);
+		if (r > 0 || (r < 0 && r != -ENOMEM))
+			fail_msg("%s: allocation %d failing: returned %d, not -ENOMEM", s->name, n,
+				 r);
+		if (fake_open_maps() != maps0)
+			fail_msg("%s: allocation %d failing: %d mappings left", s->name, n,
+				 fake_open_maps() - maps0);
+		if (r < 0) {
+			expect_unchanged(h, vm, &before, "allocation", n, "NULL", s);
+		}
+		exercise(h);
+		kvmnc_close(h);
+	}
+}
+
+/* Issue 19, bug 1: every allocation of every call fails in turn. */
+static void test_alloc_faults(void **state)
+{
+	int before = total_cases;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(open_scenarios); i++)
+		run_alloc_scenario(&open_scenarios[i], false);
+	for (size_t i = 0; i < ARRAY_SIZE(handle_scenarios); i++)
+		run_alloc_scenario(&handle_scenarios[i], true);
+	for (size_t i = 0; i < ARRAY_SIZE(alloc_handle_scenarios); i++)
+		run_alloc_scenario(&alloc_handle_scenarios[i], true);
+	print_message("%d allocation-failure cases\n", total_cases - before);
+}
+
 static void test_open_faults(void **state)
 {
 	(void)state;
@@ -244,6 +547,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_open_faults, teardown_fake),
 		cmocka_unit_test_teardown(test_handle_faults, teardown_fake),
+		cmocka_unit_test_teardown(test_alloc_faults, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

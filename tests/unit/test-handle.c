@@ -210,6 +210,169 @@ static void test_sandboxed(void **state)
 	check_from_callers_vm("unprivileged", 0);
 }
 
+/*
+ * Issue 19, bug 2: the trials run on the VMM's own VM and the trial slot
+ * cannot be deleted. The open must fail, and the page behind the slot must
+ * stay mapped: a freed page would let the guest reach whatever the VMM maps
+ * there next. Two failed deletes are retried away.
+ */
+static void test_trial_slot_stuck(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
+	struct fake_vm_state vs;
+	struct kvmnc *h = NULL;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("sandboxed"));
+	vm = fake_create_vm();
+	fake_fail_deletes(3, EIO);
+	assert_int_equal(kvmnc_open(vm, &o, &h), -ENOTRECOVERABLE);
+	assert_null(h);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 1);
+	/* The slot's memory is still the library's, kept for the VM. */
+	assert_int_equal(fake_open_maps(), 1);
+	assert_int_equal(fake_open_fds(), 1);
+	/* Nothing was cached from the failed open: a fresh VM asks again. */
+	fake_close(vm);
+
+	vm = fake_create_vm();
+	fake_fail_deletes(2, EIO);
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 0);
+	kvmnc_close(h);
+}
+
+/*
+ * Issue 19, bug 3: in a jail the handle takes the memslot flag the kernel
+ * has, not the irreversible quirk; and where the flag could not be tried
+ * (a passing EMFILE), no wider mechanism stands in for it.
+ */
+static void test_unknown_never_widens(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE);
+	KVMNC_OPTS(kvmnc_handle_info, info);
+	struct kvmnc *h = NULL;
+	int vm;
+
+	(void)state;
+	fake_reset(fake_personality("jailed-patched-6.12"));
+	vm = fake_create_vm();
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	assert_int_equal(kvmnc_get_info(h, &info), 0);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_MEMSLOT_FLAG);
+	assert_false(info.quirk_disabled);
+	kvmnc_close(h);
+
+	fake_reset(fake_personality("patched-6.12"));
+	vm = fake_create_vm();
+	fake_fail_flag_trials(EMFILE);
+	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
+	fake_fail_flag_trials(0);
+	assert_int_equal(kvmnc_get_info(h, &info), 0);
+	assert_int_equal(info.region_mechanism, KVMNC_MECH_NONE);
+	assert_false(info.quirk_disabled);
+	kvmnc_close(h);
+}
+
+/*
+ * Issue 19, bug 6: a closed handle never acts, whatever reused its slot.
+ * 1.1 reused handle memory: after 16 open/close cycles a stale pointer
+ * named a new handle on another VM, and kvmnc_set_region() succeeded there.
+ */
+static void test_stale_handle_never_acts(void **state)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	struct kvmnc_region r = {
+		.sz = sizeof(r),
+		.slot = 3,
+		.guest_phys_addr = 1ULL << 30,
+		.memory_size = 4096,
+		.userspace_addr = (uintptr_t)page,
+	};
+	struct fake_vm_state vs;
+	struct kvmnc *stale, *h;
+	int vm1, vm2;
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	vm1 = fake_create_vm();
+	vm2 = fake_create_vm();
+	stale = open_ok(vm1, KVMNC_SCOPE_SLOT, 0);
+	assert_int_equal(kvmnc_close(stale), 0);
+	for (int i = 0; i < 200; i++) {
+		h = open_ok(vm2, KVMNC_SCOPE_SLOT, 0);
+		assert_int_equal(kvmnc_set_region(stale, &r), -EBADF);
+		assert_int_equal(kvmnc_is_noncoherent(stale), -EBADF);
+		assert_int_equal(kvmnc_device_enable(stale, 1), -EBADF);
+		assert_int_equal(kvmnc_copy_from_guest(stale, &vs, &vs + 1, 0), -EBADF);
+		assert_int_equal(kvmnc_close(stale), -EBADF);
+		fake_vm_state(vm2, &vs);
+		assert_int_equal(vs.nslots, 0);
+		assert_int_equal(kvmnc_close(h), 0);
+	}
+	/* Closed handles are freed; only open ones exist (and fork() locks only those). */
+	assert_int_equal(kvmnc_handle_count(), 0);
+	{
+		/* One handle per VM: 40 VMs (the fake's fd table holds 64). */
+		struct kvmnc *many[40];
+		int vms[40];
+
+		for (int i = 0; i < 40; i++) {
+			vms[i] = fake_create_vm();
+			many[i] = open_ok(vms[i], KVMNC_SCOPE_SLOT, 0);
+		}
+		assert_int_equal(kvmnc_handle_count(), 40);
+		for (int i = 0; i < 40; i++)
+			assert_int_equal(kvmnc_close(many[i]), 0);
+		for (int i = 0; i < 40; i++) {
+			assert_int_equal(kvmnc_close(many[i]), -EBADF);
+			fake_close(vms[i]);
+		}
+		assert_int_equal(kvmnc_handle_count(), 0);
+	}
+	/* Not a token at all: an address, a misaligned value. */
+	assert_int_equal(kvmnc_close((struct kvmnc *)&vs), -EBADF);
+	assert_int_equal(kvmnc_is_noncoherent((struct kvmnc *)(uintptr_t)0x12345), -EBADF);
+}
+
+/*
+ * Issue 19, API: one VM, one handle. A second handle kept its own devices
+ * and its own kvmnc_is_noncoherent() answer; now it is refused, before it
+ * touches the VM, until the first is closed.
+ */
+static void test_one_handle_per_vm(void **state)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
+	struct fake_vm_state vs;
+	struct kvmnc *h, *h2 = NULL;
+	int vm, other, calls;
+
+	(void)state;
+	fake_reset(fake_personality("sandboxed")); /* trials run on the VMM's VM */
+	vm = fake_create_vm();
+	other = fake_create_vm();
+	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	calls = fake_calls();
+	assert_int_equal(kvmnc_open(vm, &o, &h2), -EISCONN);
+	assert_null(h2);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.nslots, 0);
+	assert_int_equal(vs.devices, 0);
+	/* Refused before any trial: a few checks of the fd, nothing on the VM. */
+	assert_true(fake_calls() - calls < 8);
+	assert_int_equal(kvmnc_handle_count(), 1);
+	/* Another VM is another handle. */
+	assert_int_equal(kvmnc_open(other, &o, &h2), 0);
+	assert_int_equal(kvmnc_close(h2), 0);
+	assert_int_equal(kvmnc_close(h), 0);
+	assert_int_equal(kvmnc_open(vm, &o, &h2), 0);
+	assert_int_equal(kvmnc_close(h2), 0);
+	assert_int_equal(kvmnc_handle_count(), 0);
+}
+
 /* A VMM that holds the node's fd: the library opens no path. */
 static void test_kvm_fd(void **state)
 {
@@ -236,6 +399,8 @@ static void test_kvm_fd(void **state)
 	calls = fake_calls();
 	assert_int_equal(kvmnc_open(vm, &o, &h), 0);
 	assert_true(fake_calls() > calls);
+	/* Issue 19, bug 7: "opens no path at all" (1.1 read /proc and /sys). */
+	assert_int_equal(fake_paths_opened(), 0);
 	assert_int_equal(kvmnc_get_features(h, &f), 0);
 	assert_int_equal(f.probed_on, KVMNC_PROBED_SCRATCH_VM);
 	assert_int_equal(f.memslot_flag.supported, 1);
@@ -435,13 +600,14 @@ static void test_lifetime(void **state)
 	struct kvmnc_handle_info info = {.sz = sizeof(info)};
 	struct kvmnc_region r = {.sz = sizeof(r)};
 	struct kvmnc *h, *h2;
-	int vm;
+	int vm, vm2;
 
 	(void)state;
 	fake_reset(fake_personality("patched-6.12"));
 	vm = fake_create_vm();
+	vm2 = fake_create_vm();
 	h = open_ok(vm, KVMNC_SCOPE_VM, 0);
-	h2 = open_ok(vm, KVMNC_SCOPE_VM, 0);
+	h2 = open_ok(vm2, KVMNC_SCOPE_VM, 0);
 	assert_int_equal(kvmnc_close(h), 0);
 	/* Use after close and double close are refused, not crashes. */
 	assert_int_equal(kvmnc_close(h), -EBADF);
@@ -451,12 +617,12 @@ static void test_lifetime(void **state)
 	assert_int_equal(kvmnc_is_noncoherent(h), -EBADF);
 	assert_int_equal(kvmnc_close(NULL), 0);
 	assert_int_equal(kvmnc_get_info(NULL, &info), -EBADF);
-	/* The other handle on the same VM is unaffected. */
+	/* The other handle is unaffected. */
 	assert_int_equal(kvmnc_get_info(h2, &info), 0);
 	assert_int_equal(kvmnc_close(h2), 0);
 	assert_int_equal(kvmnc_get_info(h2, NULL), -EINVAL);
-	/* The caller's VM fd is still open. */
-	assert_int_equal(fake_open_fds(), 1);
+	/* The caller's VM fds are still open. */
+	assert_int_equal(fake_open_fds(), 2);
 }
 
 static void test_info_sizes(void **state)
@@ -495,6 +661,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_private_vm_features, teardown),
 		cmocka_unit_test_teardown(test_tdx_vm, teardown),
 		cmocka_unit_test_teardown(test_sandboxed, teardown),
+		cmocka_unit_test_teardown(test_stale_handle_never_acts, teardown),
+		cmocka_unit_test_teardown(test_one_handle_per_vm, teardown),
+		cmocka_unit_test_teardown(test_trial_slot_stuck, teardown),
+		cmocka_unit_test_teardown(test_unknown_never_widens, teardown),
 		cmocka_unit_test_teardown(test_kvm_fd, teardown),
 		cmocka_unit_test_teardown(test_needs_vm_type, teardown),
 		cmocka_unit_test_teardown(test_private_vm_v2, teardown),

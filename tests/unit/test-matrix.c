@@ -28,8 +28,9 @@ static const struct {
 	const char *name;
 	int value;
 } errnos[] = {
-	{"EPERM", EPERM},   {"EACCES", EACCES}, {"EINVAL", EINVAL}, {"ENOENT", ENOENT},
-	{"EPROTO", EPROTO}, {"EMFILE", EMFILE}, {"ENOMEM", ENOMEM}, {"EOPNOTSUPP", EOPNOTSUPP},
+	{"EPERM", EPERM},   {"EACCES", EACCES},		{"EINVAL", EINVAL},
+	{"ENOENT", ENOENT}, {"EPROTO", EPROTO},		{"EMFILE", EMFILE},
+	{"ENOMEM", ENOMEM}, {"EOPNOTSUPP", EOPNOTSUPP}, {"ENODATA", ENODATA},
 };
 
 static int errno_value(const char *name, const char *where)

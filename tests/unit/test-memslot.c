@@ -313,7 +313,7 @@ static void test_vmm_owned_flag(void **state)
 	assert_int_equal(p.vm_wide_step, 0);
 	/* Planned counts: the VMM may be mapping it already. */
 	assert_int_equal(kvmnc_is_noncoherent(h), 1);
-	assert_true(kvmnc_range_noncoherent(h, nc.userspace_addr, 1));
+	assert_true(kvmnc_range_noncoherent(OBJ(h), nc.userspace_addr, 1));
 	/* One plan per slot at a time, and no change of the library's own meanwhile. */
 	plan_of(h, &nc, -EALREADY);
 	assert_int_equal(kvmnc_region_removed(h, nc.slot), -EALREADY);
@@ -469,6 +469,64 @@ static void test_resync(void **state)
 	kvmnc_close(h);
 }
 
+/*
+ * Issue 19, API: a plan the VMM will not carry out is aborted (its VM-wide
+ * step undone), and a VMM that forgot kvmnc_region_removed() tells the
+ * library which slots it has, rather than holding kvmnc_is_noncoherent() at
+ * 1 for ever.
+ */
+static void test_abort_and_resync(void **state)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct fake_vm_state vs;
+	struct kvmnc_region r;
+	uint32_t keep[] = {1, 3, 77};
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, &vm);
+	r = region(5, 1ULL << 32, 1 * MB, true);
+	assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	assert_true(plan.vm_wide_step);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 1);
+	assert_int_equal(kvmnc_is_noncoherent(h), 1);
+	assert_int_equal(kvmnc_region_abort(h, 5), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 0);
+	assert_int_equal(vs.devices, 0);
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	assert_int_equal(kvmnc_region_abort(h, 5), -ENOENT);
+	assert_int_equal(kvmnc_region_complete(h, 5, 0), -ENOENT);
+
+	for (uint32_t s = 1; s <= 3; s++) {
+		r = region(s, (uint64_t)s << 30, 1 * MB, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+	}
+	/* The VMM deletes slot 2 itself and forgets to say so. */
+	r = region(2, 2ULL << 30, 0, true);
+	assert_int_equal(vmm_ioctl(vm, &r, 0), 0);
+	assert_int_equal(kvmnc_region_resync(h, keep, 3), 1);
+	assert_int_equal(kvmnc_region_removed(h, 2), -ENOENT);
+	assert_int_equal(kvmnc_is_noncoherent(h), 1);
+	assert_int_equal(kvmnc_region_resync(h, keep, 3), 0);
+	/* Nothing left: the VM-wide mechanism goes with the last region. */
+	assert_int_equal(kvmnc_region_resync(h, NULL, 0), 2);
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 0);
+	assert_int_equal(kvmnc_region_resync(h, NULL, 1), -EINVAL);
+	/* A slot whose plan waits is the VMM's to complete first. */
+	r = region(4, 4ULL << 30, 1 * MB, true);
+	assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	assert_int_equal(kvmnc_region_resync(h, NULL, 0), 0);
+	assert_int_equal(kvmnc_region_abort(h, 4), 0);
+	kvmnc_close(h);
+	assert_int_equal(kvmnc_region_abort(h, 4), -EBADF);
+	assert_int_equal(kvmnc_region_resync(h, NULL, 0), -EBADF);
+}
+
 static size_t heap_in_use(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -487,7 +545,7 @@ static void test_failures_grow_nothing(void **state)
 
 	(void)state;
 	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
-	cap = h->nc.cap;
+	cap = OBJ(h)->nc.cap;
 	/* After the one call that succeeds: its region takes memory, the failures none. */
 	r = region((1u << 16) | 32763, 0, 4096, true);
 	assert_int_equal(kvmnc_set_region(h, &r), 0);
@@ -506,7 +564,7 @@ static void test_failures_grow_nothing(void **state)
 		r = region((1u << 16) | id, 0, 4096, true);
 		assert_int_equal(kvmnc_set_region(h, &r), -EEXIST);
 	}
-	assert_int_equal(h->nc.cap, cap);
+	assert_int_equal(OBJ(h)->nc.cap, cap);
 	assert_true(heap_in_use() < heap + 4096);
 	kvmnc_close(h);
 
@@ -551,6 +609,123 @@ static void test_sz_bounds(void **state)
 	set_region_on_guard(h, 1u << 20, -EBADF);
 }
 
+/*
+ * Issue 19, bug 1: two VMM-owned plans for new non-coherent slots wait
+ * while the table has room for exactly one more record. Each plan must
+ * hold its own room: when the allocation after the first outcome fails,
+ * the second outcome still has a place to go (1.1 wrote it past the end).
+ */
+static void test_plans_hold_their_room(void **state)
+{
+	struct kvmnc_region_plan plan = KVMNC_OPTS_INIT(kvmnc_region_plan);
+	struct kvmnc_region r;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	for (uint32_t s = 1; s <= 7; s++) {
+		r = region(s, (uint64_t)s << 30, 4096, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+	}
+	assert_int_equal(OBJ(h)->nc.n, 7);
+	for (uint32_t s = 8; s <= 9; s++) {
+		r = region(s, (uint64_t)s << 30, 4096, true);
+		assert_int_equal(kvmnc_region_prepare(h, &r, &plan), 0);
+	}
+	for (uint32_t s = 8; s <= 9; s++) {
+		/* Whatever the outcome call allocates fails; it needs nothing new. */
+		fake_fail_alloc_nth(1);
+		assert_int_equal(kvmnc_region_complete(h, s, 0), 0);
+		fake_fail_alloc_nth(0);
+		assert_true(OBJ(h)->nc.n <= OBJ(h)->nc.cap);
+	}
+	assert_int_equal(OBJ(h)->nc.n, 9);
+	assert_int_equal(kvmnc_region_removed(h, 8), 0);
+	assert_int_equal(kvmnc_region_removed(h, 9), 0);
+	kvmnc_close(h);
+}
+
+/*
+ * Issue 19, bug 5: with the VIRTIO device as the VM-wide mechanism, each
+ * transition of the VM's non-coherent count zaps every stage-2 mapping of
+ * the VM. Mapping and unmapping one blob 100 times made 200 of them;
+ * armed, the mechanism stays in force and there is one transition at the
+ * arm and one at the disarm, while only the blob is non-coherent.
+ */
+static void test_vm_wide_armed(void **state)
+{
+	struct kvmnc_snapshot *snap;
+	struct fake_vm_state vs;
+	struct kvmnc_region r;
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, KVMNC_MECH_VIRTIO_DEVICE, &vm);
+	for (int i = 0; i < 100; i++) {
+		r = region(4, 1ULL << 32, 1 * MB, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+		r.memory_size = 0;
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+	}
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.vm_wide_transitions, 200);
+
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0);
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0); /* armed already: nothing */
+	assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	for (int i = 0; i < 100; i++) {
+		r = region(4, 1ULL << 32, 1 * MB, true);
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+		assert_int_equal(kvmnc_is_noncoherent(h), 1);
+		r.memory_size = 0;
+		assert_int_equal(kvmnc_set_region(h, &r), 0);
+		assert_int_equal(kvmnc_is_noncoherent(h), 0);
+	}
+	/* Only what is declared is non-coherent: a plain slot stays plain. */
+	r = region(5, 2ULL << 32, 1 * MB, false);
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	r = region(4, 1ULL << 32, 1 * MB, true);
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	assert_int_equal(kvmnc_snapshot_take(h, sizeof(struct kvmnc_range), &snap), 0);
+	assert_int_equal(snap->count, 1);
+	assert_int_equal(kvmnc_snapshot_range(snap, 0)->slot, 4);
+	kvmnc_snapshot_free(snap);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.vm_wide_transitions, 201);
+	assert_int_equal(vs.noncoherent_devices, 1);
+
+	/* Disarmed with a region left: the device stays for it, until it goes. */
+	assert_int_equal(kvmnc_vm_wide_disarm(h), 0);
+	assert_int_equal(kvmnc_vm_wide_disarm(h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 1);
+	r.memory_size = 0;
+	assert_int_equal(kvmnc_set_region(h, &r), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.noncoherent_devices, 0);
+	assert_int_equal(vs.vm_wide_transitions, 202);
+
+	/* Armed until close: one transition each way. */
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0);
+	kvmnc_close(h);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.vm_wide_transitions, 204);
+	assert_int_equal(vs.devices, 0);
+
+	/* Nothing to arm where the mechanism is per slot; nothing at all without one. */
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	assert_int_equal(kvmnc_vm_wide_arm(h), 0);
+	fake_vm_state(vm, &vs);
+	assert_int_equal(vs.devices, 0);
+	kvmnc_close(h);
+	h = fake_handle("debian-6.1", KVMNC_SCOPE_VM, 0, &vm);
+	assert_int_equal(kvmnc_vm_wide_arm(h), -EOPNOTSUPP);
+	kvmnc_close(h);
+	assert_int_equal(kvmnc_vm_wide_arm(h), -EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +742,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_resync, teardown_fake),
 		cmocka_unit_test_teardown(test_failures_grow_nothing, teardown_fake),
 		cmocka_unit_test_teardown(test_sz_bounds, teardown_fake),
+		cmocka_unit_test_teardown(test_plans_hold_their_room, teardown_fake),
+		cmocka_unit_test_teardown(test_vm_wide_armed, teardown_fake),
+		cmocka_unit_test_teardown(test_abort_and_resync, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -296,7 +296,7 @@ static void test_semantics(void **state)
 
 	(void)state;
 	h = fake_handle("stable-6.12-intel", KVMNC_SCOPE_VM_IRREVERSIBLE, 0, &vm);
-	assert_true(h->quirk_disabled);
+	assert_true(OBJ(h)->quirk_disabled);
 	assert_int_equal(kvmnc_is_noncoherent(h), 0);
 	set_mem(h, 0, 0, guest + 8192, 8192, false);
 	assert_int_equal(hva_nc(h, guest, 1 << 20), 0);
@@ -317,11 +317,11 @@ static void test_semantics(void **state)
 	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
 	r = region_at(2, 1ULL << 30, guest, 1 << 20, true);
 	assert_int_equal(kvmnc_region_prepare(h, &r, &p), 0);
-	assert_true(kvmnc_range_noncoherent(h, (uintptr_t)guest + 4096, 64));
+	assert_true(kvmnc_range_noncoherent(OBJ(h), (uintptr_t)guest + 4096, 64));
 	assert_int_equal(kvmnc_region_complete(h, r.slot, 0), 0);
-	assert_true(kvmnc_range_noncoherent(h, (uintptr_t)guest + 4096, 64));
+	assert_true(kvmnc_range_noncoherent(OBJ(h), (uintptr_t)guest + 4096, 64));
 	assert_int_equal(kvmnc_region_removed(h, r.slot), 0);
-	assert_false(kvmnc_range_noncoherent(h, (uintptr_t)guest + 4096, 64));
+	assert_false(kvmnc_range_noncoherent(OBJ(h), (uintptr_t)guest + 4096, 64));
 	kvmnc_close(h);
 	munmap(guest, 1 << 20);
 }
@@ -362,9 +362,9 @@ static bool tables_nc(struct kvmnc *h, uintptr_t a, size_t len)
 {
 	bool nc;
 
-	pthread_mutex_lock(&h->lock);
-	nc = kvmnc_range_noncoherent(h, a, len);
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_lock(&OBJ(h)->lock);
+	nc = kvmnc_range_noncoherent(OBJ(h), a, len);
+	pthread_mutex_unlock(&OBJ(h)->lock);
 	return nc;
 }
 
@@ -400,7 +400,7 @@ static void check_flush_parts(struct kvmnc *h, unsigned char *p, size_t len)
 
 static void check_against_tables(struct kvmnc *h, unsigned char *mem)
 {
-	assert_true(kvmnc_ncs_ok(h));
+	assert_true(kvmnc_ncs_ok(OBJ(h)));
 	for (int q = 0; q < 64; q++) {
 		size_t off = (size_t)(rnd() % (PAGES * 4096)), len = (size_t)(rnd() % 20000);
 		uint64_t gpa = rnd() % ((uint64_t)PAGES << 12), glen = rnd() % 20000;
@@ -409,14 +409,14 @@ static void check_against_tables(struct kvmnc *h, unsigned char *mem)
 
 		if (off + len > PAGES * 4096)
 			len = PAGES * 4096 - off;
-		pthread_mutex_lock(&h->lock);
-		want = kvmnc_range_noncoherent(h, (uintptr_t)mem + off, len);
-		pthread_mutex_unlock(&h->lock);
+		pthread_mutex_lock(&OBJ(h)->lock);
+		want = kvmnc_range_noncoherent(OBJ(h), (uintptr_t)mem + off, len);
+		pthread_mutex_unlock(&OBJ(h)->lock);
 		assert_int_equal(hva_nc(h, mem + off, len), want);
 		check_flush_parts(h, mem + off, len);
-		pthread_mutex_lock(&h->lock);
-		want = kvmnc_ncs_overlaps(h, (int)as, gpa, glen);
-		pthread_mutex_unlock(&h->lock);
+		pthread_mutex_lock(&OBJ(h)->lock);
+		want = kvmnc_ncs_overlaps(OBJ(h), (int)as, gpa, glen);
+		pthread_mutex_unlock(&OBJ(h)->lock);
 		assert_int_equal(kvmnc_gpa_is_noncoherent(h, as, gpa, glen), want);
 	}
 }
@@ -720,6 +720,17 @@ static void test_snapshot_layout(void **state)
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < 3; k++)
 			assert_int_equal(br[i].future[k], 0);
+	/*
+	 * The accessor strides by range_sz: indexing ranges[] as the header
+	 * types it would read range 1 inside range 0's zeroed tail.
+	 */
+	assert_ptr_equal(kvmnc_snapshot_range(s, 0), &br[0].r);
+	assert_ptr_equal(kvmnc_snapshot_range(s, 1), &br[1].r);
+	assert_int_equal(kvmnc_snapshot_range(s, 1)->slot, 2);
+	assert_int_not_equal(s->ranges[1].slot, 2);
+	assert_null(kvmnc_snapshot_range(s, 2));
+	assert_null(kvmnc_snapshot_range(s, SIZE_MAX));
+	assert_null(kvmnc_snapshot_range(NULL, 0));
 	/* Current until the state changes; a change elsewhere does not count. */
 	assert_int_equal(kvmnc_snapshot_stale(h, s), 0);
 	assert_int_equal(kvmnc_hva_is_noncoherent(h, g, 1), 1);
@@ -842,10 +853,10 @@ static void test_sets_out_of_memory(void **state)
 		assert_int_equal(kvmnc_copy_to_guest(h, g, b, 1 << 20), 0);
 		assert_memory_equal(g, b, 1 << 20);
 		/* Memory again: the first copy rebuilds the sets. */
-		kvmnc_rs_alloc = malloc;
+		kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 		alloc_budget = -1;
 		assert_int_equal(kvmnc_copy_from_guest(h, b, g + 1, 4096), 0);
-		assert_true(kvmnc_ncs_ok(h));
+		assert_true(kvmnc_ncs_ok(OBJ(h)));
 		assert_int_equal(hva_nc(h, g, 1), 1);
 		del_mem(h, 1, 1ULL << 30, g);
 		assert_int_equal(hva_nc(h, g, 1), 0);
@@ -924,7 +935,7 @@ static void test_copies_while_changing(void **state)
 static int teardown(void **state)
 {
 	kvmnc_migration_trace = NULL;
-	kvmnc_rs_alloc = malloc;
+	kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 	return teardown_fake(state);
 }
 

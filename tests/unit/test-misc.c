@@ -2,6 +2,7 @@
 /* Error texts, names, versions and the log callback. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,9 +109,9 @@ static void collect(int level, const char *msg, void *ctx)
 		snprintf(w->msg[w->n], sizeof(w->msg[0]), "%s", msg);
 		/* The callback must never run under the handle's lock. */
 		if (w->h) {
-			w->locked[w->n] = pthread_mutex_trylock(&w->h->lock) != 0;
+			w->locked[w->n] = pthread_mutex_trylock(&OBJ(w->h)->lock) != 0;
 			if (!w->locked[w->n])
-				pthread_mutex_unlock(&w->h->lock);
+				pthread_mutex_unlock(&OBJ(w->h)->lock);
 		}
 	}
 	w->n++;
@@ -158,18 +159,18 @@ static void test_log_queue_limit(void **state)
 static void test_log_queue_handle(void **state)
 {
 	struct heard w = {0};
-	struct kvmnc *h;
+	struct kvmnc *h, *obj;
 	int vm;
 
 	(void)state;
 	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
 	w.h = h;
 	kvmnc_set_log(collect, KVMNC_LOG_DEBUG, &w);
-	assert_int_equal(kvmnc_handle_get(h), 0);
+	assert_int_equal(kvmnc_handle_get(h, &obj), 0);
 	for (int i = 0; i < 6; i++)
-		hpr_debug(h, "under the lock %d", i);
+		hpr_debug(obj, "under the lock %d", i);
 	assert_int_equal(w.n, 0);
-	kvmnc_handle_put(h);
+	kvmnc_handle_put(obj);
 	assert_int_equal(w.n, 5);
 	for (int i = 0; i < 5; i++)
 		assert_false(w.locked[i]);
@@ -213,8 +214,139 @@ static void test_close_warns(void **state)
 	assert_int_equal(close_warnings, 1);
 }
 
-int main(void)
+/*
+ * Issue 19, API: a handle's messages go to its own callback, so a VMM can
+ * route them to the VM they concern; other handles and the probe stay on
+ * the process-wide one.
+ */
+static void test_handle_log(void **state)
 {
+	struct kvmnc_region r = {.sz = sizeof(r),
+				 .slot = 1,
+				 .memory_size = 4096,
+				 .userspace_addr = 0x7f0000000000ULL,
+				 .kvmnc_flags = KVMNC_REGION_NONCOHERENT};
+	struct heard all = {0}, one = {0}, two = {0};
+	struct kvmnc *a, *b;
+	int va, vb;
+
+	(void)state;
+	a = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &va);
+	vb = fake_create_vm();
+	KVMNC_OPTS(kvmnc_open_opts, o);
+	assert_int_equal(kvmnc_open(vb, &o, &b), 0);
+	kvmnc_set_log(collect, KVMNC_LOG_DEBUG, &all);
+	one.h = a;
+	two.h = b;
+	assert_int_equal(kvmnc_set_handle_log(a, collect, KVMNC_LOG_DEBUG, &one), 0);
+	assert_int_equal(kvmnc_set_handle_log(b, collect, KVMNC_LOG_DEBUG, &two), 0);
+	assert_int_equal(kvmnc_set_region(a, &r), 0);
+	assert_int_equal(one.n, 1);
+	assert_non_null(strstr(one.msg[0], "slot 0x1"));
+	assert_false(one.locked[0]);
+	assert_int_equal(two.n, 0);
+	assert_int_equal(all.n, 0);
+	r.guest_phys_addr = 1ULL << 30;
+	assert_int_equal(kvmnc_set_region(b, &r), 0);
+	assert_int_equal(two.n, 1);
+	assert_int_equal(one.n, 1);
+	/* Its own level: nothing below it is formatted or delivered. */
+	assert_int_equal(kvmnc_set_handle_log(b, collect, KVMNC_LOG_WARN, &two), 0);
+	r.memory_size = 0;
+	assert_int_equal(kvmnc_set_region(b, &r), 0);
+	assert_int_equal(two.n, 1);
+	/* Back to the process-wide callback. */
+	assert_int_equal(kvmnc_set_handle_log(a, NULL, 0, NULL), 0);
+	r.guest_phys_addr = 0;
+	assert_int_equal(kvmnc_set_region(a, &r), 0);
+	assert_int_equal(one.n, 1);
+	assert_int_equal(all.n, 1);
+	kvmnc_set_log(NULL, 0, NULL);
+	kvmnc_close(a);
+	kvmnc_close(b);
+	assert_int_equal(kvmnc_set_handle_log(a, collect, KVMNC_LOG_DEBUG, &one), -EBADF);
+}
+
+static void *other_thread_error(void *arg)
+{
+	(void)arg;
+	/* Another thread's error: the main thread's last meaning stays. */
+	assert_int_equal(kvmnc_probe("/dev/nonexistent", &(struct kvmnc_features){.sz = 8}),
+			 -ENOENT);
+	return NULL;
+}
+
+/*
+ * Issue 19, API: one errno, several meanings. -ENOENT was "No such KVM
+ * node, memslot, enabled device or pending region plan" whatever happened
+ * (kvmnc-probe -d /nonexist printed that); -EBADF a bad fd or a bad handle.
+ * kvmnc_strerror() names the meaning of the error the thread last got.
+ */
+static void test_strerror_meaning(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, f);
+	struct kvmnc *h;
+	pthread_t t;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_VM, 0, &vm);
+	assert_int_equal(kvmnc_device_disable(h, 9), -ENOENT);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "device model is not enabled"));
+	assert_int_equal(kvmnc_region_removed(h, 9), -ENOENT);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "knows no memslot"));
+	assert_int_equal(kvmnc_region_complete(h, 9, 0), -ENOENT);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "No region plan"));
+	pthread_create(&t, NULL, other_thread_error, NULL);
+	pthread_join(t, NULL);
+	assert_non_null(strstr(kvmnc_strerror(-ENOENT), "No region plan"));
+	assert_int_equal(kvmnc_probe("/dev/nonexistent", &f), -ENOENT);
+	assert_string_equal(kvmnc_strerror(-ENOENT),
+			    "No such KVM node (or a node without its driver)");
+	/* Another errno than the last one: its general text. */
+	assert_non_null(strstr(kvmnc_strerror(-EALREADY), "plan"));
+	kvmnc_close(h);
+	assert_int_equal(kvmnc_is_noncoherent(h), -EBADF);
+	assert_non_null(strstr(kvmnc_strerror(-EBADF), "libkvmnc handle"));
+	assert_int_equal(kvmnc_open(-1, NULL, &h), -EBADF);
+	assert_non_null(strstr(kvmnc_strerror(-EBADF), "VM fd"));
+}
+
+/* docs/reasons.tsv, given on the command line (meson.build). */
+static const char *reasons_tsv;
+
+/* The one table of reason codes is what the library names them. */
+static void test_reason_table(void **state)
+{
+	char line[512], name[64];
+	int rows = 0, value;
+	FILE *f;
+
+	(void)state;
+	if (!reasons_tsv)
+		skip();
+	f = fopen(reasons_tsv, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		assert_int_equal(sscanf(line, "%d\t%63[^\t]", &value, name), 2);
+		assert_int_equal(value, rows);
+		assert_non_null(kvmnc_reason_name(value));
+		assert_string_equal(kvmnc_reason_name(value), name);
+		rows++;
+	}
+	fclose(f);
+	assert_int_equal(rows, KVMNC_REASON_VM_TYPE + 1);
+	assert_null(kvmnc_reason_name(rows));
+	assert_null(kvmnc_reason_name(-1));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		reasons_tsv = argv[1];
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_names),
@@ -223,6 +355,9 @@ int main(void)
 		cmocka_unit_test(test_log_queue_limit),
 		cmocka_unit_test_teardown(test_log_queue_handle, teardown_fake),
 		cmocka_unit_test_teardown(test_close_warns, teardown_fake),
+		cmocka_unit_test_teardown(test_handle_log, teardown_fake),
+		cmocka_unit_test(test_reason_table),
+		cmocka_unit_test_teardown(test_strerror_meaning, teardown_fake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

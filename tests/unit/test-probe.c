@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The probe against every kernel personality of DESIGN.md §3. */
+/* The probe against every kernel personality of the fake kernel (fake-kernel.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,6 +79,24 @@ static const struct expect expectations[] = {
 	 "EPT is disabled", 0, 0},
 	{"patched-v2", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
 	 "NONCOHERENT_SET", NULL, 239, 32},
+	/*
+	 * Issue 19, bug 3: no /sys, no /proc (a chroot jail). The quirk mask's
+	 * bit 9 is KVM's own word that it uses EPT on a self-snooping CPU; with
+	 * no such word, EPT is unknown, and unknown is not "no".
+	 */
+	/*
+	 * Issue 19, bug 4: bit 3 accepted proves nothing by itself. Capability
+	 * 236 is PRE_FAULT_MEMORY on kernels with KVM_SET_USER_MEMORY_REGION2
+	 * and is never named; a guest access to the flagged trial slot tells.
+	 */
+	{"userfault-6.18", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, "KVM_EXIT_MEMORY_FAULT",
+	 NULL, NULL, 0, 0},
+	{"bit3-uncapped", 0, 1, 0, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "a guest access", NULL, NULL,
+	 0, 0},
+	{"jailed-patched-6.12", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL, "capability 239",
+	 "NONCOHERENT_SET", "KVM's word", 239, 32},
+	{"jailed-chromeos-6.6", 0, -ENODATA, 0, 0, KVMNC_MECH_NONE, NULL,
+	 "could not tell whether KVM uses EPT", NULL, NULL, 236, 0},
 };
 
 static int teardown(void **state)
@@ -116,6 +134,11 @@ static void test_personalities(void **state)
 		assert_int_equal(f.memslot_flag_cap, e->flag_cap);
 		check_reason(&f.native, e->native_why, "native");
 		check_reason(&f.memslot_flag, e->flag_why, "memslot_flag");
+		/* 236 is KVM_CAP_PRE_FAULT_MEMORY wherever KVM_SET_USER_MEMORY_REGION2 exists. */
+		if (p->user_memory2 && (f.memslot_flag_cap == 236 ||
+					strstr(f.memslot_flag.reason, "by capability 236")))
+			fail_msg("%s: credits capability 236: %s", e->personality,
+				 f.memslot_flag.reason);
 		check_reason(&f.virtio_device, e->device_why, "virtio_device");
 		check_reason(&f.guest_pat_quirk, e->quirk_why, "guest_pat_quirk");
 		assert_string_equal(f.kernel_release, p->release);
@@ -149,6 +172,91 @@ static void test_cached(void **state)
 	/* Another node is probed on its own. */
 	assert_int_equal(kvmnc_probe("/dev/kvm-alt", &b), 0);
 	assert_true(fake_calls() > before);
+}
+
+/*
+ * Issue 19, API: a VMM branches on codes, not on sentences. Each kernel's
+ * answer carries the code of docs/reasons.tsv for each mechanism.
+ */
+static void test_reason_codes(void **state)
+{
+	static const struct {
+		const char *personality;
+		uint32_t native, flag, device, quirk;
+	} want[] = {
+		{"debian-6.1", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_KERNEL_LACKS,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_KERNEL_LACKS},
+		{"stable-6.12-intel-nosnoop", KVMNC_REASON_IGNORES_GUEST_PAT,
+		 KVMNC_REASON_NO_SELF_SNOOP, KVMNC_REASON_NO_SELF_SNOOP,
+		 KVMNC_REASON_NO_SELF_SNOOP},
+		{"patched-v2-ept0", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_NO_TDP,
+		 KVMNC_REASON_NO_TDP, KVMNC_REASON_NO_TDP},
+		{"patched-6.12", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_SUPPORTED,
+		 KVMNC_REASON_SUPPORTED, KVMNC_REASON_SUPPORTED},
+		{"amd-npt", KVMNC_REASON_SUPPORTED, KVMNC_REASON_KERNEL_LACKS,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_NATIVE_ALREADY},
+		{"arm64", KVMNC_REASON_ARCH, KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_KERNEL_LACKS,
+		 KVMNC_REASON_ARCH},
+		{"userfault-6.18", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_OTHER_MEANING,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_SUPPORTED},
+		{"jailed-chromeos-6.6", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_COULD_NOT_TELL,
+		 KVMNC_REASON_KERNEL_LACKS, KVMNC_REASON_KERNEL_LACKS},
+		{"no-scratch-vm", KVMNC_REASON_IGNORES_GUEST_PAT, KVMNC_REASON_COULD_NOT_TELL,
+		 KVMNC_REASON_COULD_NOT_TELL, KVMNC_REASON_SUPPORTED},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		KVMNC_OPTS(kvmnc_features, f);
+
+		fake_reset(fake_personality(want[i].personality));
+		assert_int_equal(kvmnc_probe(NULL, &f), 0);
+		print_message("%s: %s %s %s %s\n", want[i].personality,
+			      kvmnc_reason_name((int)f.native_reason),
+			      kvmnc_reason_name((int)f.memslot_flag_reason),
+			      kvmnc_reason_name((int)f.virtio_device_reason),
+			      kvmnc_reason_name((int)f.guest_pat_quirk_reason));
+		assert_int_equal(f.native_reason, want[i].native);
+		assert_int_equal(f.memslot_flag_reason, want[i].flag);
+		assert_int_equal(f.virtio_device_reason, want[i].device);
+		assert_int_equal(f.guest_pat_quirk_reason, want[i].quirk);
+	}
+	/* An older caller's struct: its fields only, the codes are not written. */
+	{
+		struct kvmnc_features old;
+
+		memset(&old, 0x55, sizeof(old));
+		old.sz = offsetof(struct kvmnc_features, native_reason);
+		assert_int_equal(kvmnc_probe(NULL, &old), 0);
+		assert_int_equal(old.native_reason, 0x55555555);
+	}
+}
+
+/*
+ * Issue 19, bug 7: one node, one scratch VM and one cache entry, whatever
+ * path names it (1.1 keyed the cache by the path string: every alias got
+ * its own scratch VM and an entry for the process's lifetime).
+ */
+static void test_node_aliases(void **state)
+{
+	KVMNC_OPTS(kvmnc_features, a, .recommended = 0);
+	KVMNC_OPTS(kvmnc_features, b, .recommended = 0);
+
+	(void)state;
+	fake_reset(fake_personality("patched-6.12"));
+	assert_int_equal(kvmnc_probe(NULL, &a), 0);
+	assert_int_equal(fake_vms_created(), 1);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(kvmnc_probe("/dev/./kvm", &b), 0);
+		assert_int_equal(kvmnc_probe("//dev/kvm", &b), 0);
+	}
+	assert_int_equal(fake_vms_created(), 1);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(kvmnc_probe_cache_entries(), 1);
+	/* Another node is another answer. */
+	assert_int_equal(kvmnc_probe("/dev/kvm-alt", &b), 0);
+	assert_int_equal(fake_vms_created(), 2);
+	assert_int_equal(kvmnc_probe_cache_entries(), 2);
 }
 
 /* A scratch VM that cannot be made is "could not tell", and is not cached. */
@@ -321,6 +429,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_personalities, teardown),
 		cmocka_unit_test_teardown(test_cached, teardown),
+		cmocka_unit_test_teardown(test_node_aliases, teardown),
+		cmocka_unit_test_teardown(test_reason_codes, teardown),
 		cmocka_unit_test_teardown(test_could_not_tell, teardown),
 		cmocka_unit_test_teardown(test_node_errors, teardown),
 		cmocka_unit_test_teardown(test_node_paths, teardown),

@@ -437,7 +437,7 @@ static void *failing_alloc(size_t sz)
 static int restore_alloc(void **state)
 {
 	(void)state;
-	kvmnc_rs_alloc = malloc;
+	kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 	return 0;
 }
 
@@ -454,7 +454,7 @@ static void each_failure(struct kvmnc_rs *s, struct model *m, int (*op)(struct k
 		uint64_t gen = kvmnc_rs_gen(s);
 
 		r = op(s, arg);
-		kvmnc_rs_alloc = malloc;
+		kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 		if (alloc_calls < n)
 			break; /* no allocation failed: the op ran through */
 		assert_int_equal(r, -ENOMEM);

@@ -1,51 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Caller structs that carry their own size, and the keyed tables the
- * handles keep their memslots, plans and devices in.
+ * The keyed tables the handles keep their memslots, plans and devices in:
+ * dense records and an open-addressing index (internal.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
-
-int kvmnc_struct_in(void *dst, size_t known, const void *src, size_t min_sz)
-{
-	size_t sz = *(const size_t *)src;
-
-	if (sz < min_sz || sz < sizeof(size_t))
-		return -EINVAL;
-	/* Bounded before anything past sz is read, as openat2() bounds usize. */
-	if (sz > KVMNC_STRUCT_MAX)
-		return -E2BIG;
-	for (size_t i = known; i < sz; i++)
-		if (((const unsigned char *)src)[i])
-			return -E2BIG;
-	memset(dst, 0, known);
-	memcpy(dst, src, sz < known ? sz : known);
-	return 0;
-}
-
-int kvmnc_struct_out_ok(const void *dst)
-{
-	size_t sz = *(const size_t *)dst;
-
-	if (sz < sizeof(size_t))
-		return -EINVAL;
-	return sz > KVMNC_STRUCT_MAX ? -E2BIG : 0;
-}
-
-void kvmnc_struct_out(void *dst, const void *src, size_t src_sz)
-{
-	size_t dst_sz = *(size_t *)dst;
-	size_t n = dst_sz < src_sz ? dst_sz : src_sz;
-
-	/* A newer caller's fields we do not know read as zero. */
-	memcpy(dst, src, n);
-	if (dst_sz > n)
-		memset((char *)dst + n, 0, dst_sz - n);
-	*(size_t *)dst = dst_sz;
-}
 
 /* Slot ids and device ids are small and dense: Fibonacci hashing spreads them. */
 static uint32_t hash(uint32_t key, uint32_t mask)
@@ -83,20 +45,29 @@ static uint32_t probe_slot(const struct kvmnc_table *t, uint32_t key)
 
 int kvmnc_table_reserve(struct kvmnc_table *t)
 {
+	return kvmnc_table_reserve_n(t, 1);
+}
+
+int kvmnc_table_reserve_n(struct kvmnc_table *t, uint32_t more)
+{
 	uint32_t ncap, nmask;
 	uint32_t *index;
 	void *recs;
 
-	if (t->n < t->cap)
+	if (more <= t->cap - t->n)
 		return 0;
-	ncap = t->cap ? t->cap * 2 : 8;
+	if (more > UINT32_MAX / 4 - t->n)
+		return -ENOMEM;
+	/* Doubling, as far as needed: one allocation per growth, amortised. */
+	for (ncap = t->cap ? t->cap * 2 : 8; ncap < t->n + more; ncap *= 2)
+		;
 	/* At most half full, so that chains stay short. */
 	nmask = ncap * 2 - 1;
-	recs = realloc(t->recs, (size_t)ncap * t->rec_size);
+	recs = SYS(realloc, t->recs, (size_t)ncap * t->rec_size);
 	if (!recs)
 		return -ENOMEM;
 	t->recs = recs;
-	index = calloc((size_t)nmask + 1, sizeof(*index));
+	index = SYS(calloc, (size_t)nmask + 1, sizeof(*index));
 	if (!index)
 		return -ENOMEM; /* the larger record array is kept; cap is not */
 	free(t->index);
@@ -120,8 +91,12 @@ void *kvmnc_table_find(const struct kvmnc_table *t, uint32_t key)
 
 void *kvmnc_table_insert(struct kvmnc_table *t, uint32_t key)
 {
-	void *rec = kvmnc_table_at(t, t->n);
+	void *rec;
 
+	/* A caller that did not reserve gets NULL, never a record past the end. */
+	if (t->n >= t->cap)
+		return NULL;
+	rec = kvmnc_table_at(t, t->n);
 	memset(rec, 0, t->rec_size);
 	*(uint32_t *)rec = key;
 	t->index[probe_slot(t, key)] = ++t->n;
