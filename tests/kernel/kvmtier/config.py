@@ -16,8 +16,11 @@ QEMU_E2E = os.path.join(TIER_DIR, "..", "..", "integrations", "qemu", "e2e")
 
 LIBRARY_TESTS = ["live-probe", "live-handle", "live-memslot", "live-device"]
 PROBE = "kvmnc-probe"
+# The Rust example VMM (bindings/rust/kvmnc-vmm-example): crosvm's blob flow
+# on the Rust crates, given to the tier when cargo built it statically.
+RUST_VMM = "kvmnc-vmm-example"
 # Library programs whose own TAP lines become the run's (each SPTE check).
-EXPANDED = ("live-memtype",)
+EXPANDED = ("live-memtype", RUST_VMM)
 SERIES_SELFTESTS = ["virtio_device_test", "noncoherent_dma_memslot_test",
                     "noncoherent_dma_memtype_test"]
 KUNIT_SUITE = "kvm_x86_memtype"
@@ -70,10 +73,11 @@ RUNS = {
                            expect="debian-7.2-npt", library=True),
     # Intel VMX with EPT under Bochs; live-memtype reads the SPTEs' memory type.
     "stock-vmx": dict(kernel=STOCK, backend="bochs", cpu=VMX_CPU, expect="stock-vmx",
-                      cmdline=BOCHS_DISTRO_CMDLINE, library=True, must_pass=["live-memtype"]),
+                      cmdline=BOCHS_DISTRO_CMDLINE, library=True,
+                      must_pass=["live-memtype", RUST_VMM]),
     "patched-vmx": dict(flavour="patched", backend="bochs", cpu=VMX_CPU, expect="patched-vmx",
                         library=True, series=True, kunit=True,
-                        must_pass=["live-memtype", "noncoherent_dma_memtype_test"]),
+                        must_pass=["live-memtype", RUST_VMM, "noncoherent_dma_memtype_test"]),
     "patched-vmx-nosnoop": dict(flavour="patched", backend="bochs", cpu=VMX_CPU,
                                 cmdline="clearcpuid=ss", expect="patched-vmx-nosnoop",
                                 library=True, series=True, must_pass=["live-memtype"]),
@@ -85,7 +89,7 @@ RUNS = {
                            must_pass=["live-memtype"]),
     "debian-7.2-vmx": dict(kernel="debian-7.2", backend="bochs", cpu=VMX_CPU,
                            cmdline=BOCHS_DISTRO_CMDLINE, expect="debian-7.2-vmx", library=True,
-                           must_pass=["live-memtype"]),
+                           must_pass=["live-memtype", RUST_VMM]),
     "stock-vmx-selftests": dict(kernel=STOCK, flavour="stock", backend="bochs", cpu=VMX_CPU,
                                 cmdline=BOCHS_DISTRO_CMDLINE, upstream="selftests-vmx.list"),
     "patched-vmx-selftests": dict(flavour="patched", backend="bochs", cpu=VMX_CPU,

@@ -9,8 +9,8 @@ where the guest's /init runs each command from /kvmnc."""
 import os
 from dataclasses import dataclass, field
 
-from .config import (LIBRARY_TESTS, PROBE, QEMU_E2E, SERIES_SELFTESTS, TIER_DIR, read_e2e_runs,
-                     read_list)
+from .config import (LIBRARY_TESTS, PROBE, QEMU_E2E, RUST_VMM, SERIES_SELFTESTS, TIER_DIR,
+                     read_e2e_runs, read_list)
 from .initramfs import is_dynamic_elf
 
 
@@ -71,10 +71,10 @@ def library_executables(guest_execs, tap):
 
 def library_names(library, must_pass):
     """The required live tests, any further live-* the library adds (among
-    them live-memtype), then the probe."""
+    them live-memtype), the Rust example VMM, then the probe."""
     required = LIBRARY_TESTS + sorted(n for n in must_pass if n.startswith("live-"))
     names = required + sorted(n for n in library if n.startswith("live-") and n not in required)
-    names.append(PROBE)
+    names += [RUST_VMM, PROBE]
     return names
 
 
