@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-//! Raw FFI declarations of libkvmnc 1.1, written by hand from
+//! Raw FFI declarations of libkvmnc 1.2, written by hand from
 //! `include/kvmnc.h`: the same names, types and values, nothing added.
 //!
 //! Use the safe `kvmnc` crate unless you need the C API itself. The
@@ -35,7 +35,7 @@ pub use std::os::raw::{c_char, c_int, c_uint, c_void};
 /// Library version this crate declares (`KVMNC_VERSION_MAJOR`).
 pub const KVMNC_VERSION_MAJOR: u32 = 1;
 /// `KVMNC_VERSION_MINOR`.
-pub const KVMNC_VERSION_MINOR: u32 = 1;
+pub const KVMNC_VERSION_MINOR: u32 = 2;
 /// `KVMNC_VERSION_PATCH`.
 pub const KVMNC_VERSION_PATCH: u32 = 0;
 
@@ -122,7 +122,54 @@ pub struct kvmnc_features {
     pub memslots: u32,
     /// Where the flag and device trials ran (KVMNC_PROBED_*).
     pub probed_on: c_int,
+    /// Since 1.2: what memslot_flag's "yes" rests on (KVMNC_FLAG_EVIDENCE_*). Bit 3 of the memslot flags is claimed by more than one series, so a kernel that accepts it has not thereby said what it means.
+    pub memslot_flag_evidence: u32,
+    /// Since 1.2: why `native` is what it is (enum kvmnc_reason); 0 from a library before 1.2.
+    pub native_reason: u32,
+    /// Since 1.2: why `memslot_flag` is what it is (enum kvmnc_reason).
+    pub memslot_flag_reason: u32,
+    /// Since 1.2: why `virtio_device` is what it is (enum kvmnc_reason).
+    pub virtio_device_reason: u32,
+    /// Since 1.2: why `guest_pat_quirk` is what it is (enum kvmnc_reason).
+    pub guest_pat_quirk_reason: u32,
 }
+
+/// `enum kvmnc_reason`, as the `uint32_t` `kvmnc_features::*_reason` fields
+/// carry it (docs/reasons.tsv is the table; the values never change).
+pub type kvmnc_reason = u32;
+/// `KVMNC_REASON_UNSET`: not filled in (a library before 1.2).
+pub const KVMNC_REASON_UNSET: u32 = 0;
+/// `KVMNC_REASON_SUPPORTED`.
+pub const KVMNC_REASON_SUPPORTED: u32 = 1;
+/// `KVMNC_REASON_COULD_NOT_TELL`: `supported` is the errno that stopped the probe.
+pub const KVMNC_REASON_COULD_NOT_TELL: u32 = 2;
+/// `KVMNC_REASON_KERNEL_LACKS`.
+pub const KVMNC_REASON_KERNEL_LACKS: u32 = 3;
+/// `KVMNC_REASON_ARCH`: not x86.
+pub const KVMNC_REASON_ARCH: u32 = 4;
+/// `KVMNC_REASON_IGNORES_GUEST_PAT`: native on Intel VMX.
+pub const KVMNC_REASON_IGNORES_GUEST_PAT: u32 = 5;
+/// `KVMNC_REASON_UNKNOWN_VENDOR`.
+pub const KVMNC_REASON_UNKNOWN_VENDOR: u32 = 6;
+/// `KVMNC_REASON_NO_TDP`: shadow paging.
+pub const KVMNC_REASON_NO_TDP: u32 = 7;
+/// `KVMNC_REASON_NO_SELF_SNOOP`.
+pub const KVMNC_REASON_NO_SELF_SNOOP: u32 = 8;
+/// `KVMNC_REASON_NATIVE_ALREADY`.
+pub const KVMNC_REASON_NATIVE_ALREADY: u32 = 9;
+/// `KVMNC_REASON_OTHER_MEANING`: memslot bit 3 means something else here.
+pub const KVMNC_REASON_OTHER_MEANING: u32 = 10;
+/// `KVMNC_REASON_VM_TYPE`: the host has it, this VM's type refuses it.
+pub const KVMNC_REASON_VM_TYPE: u32 = 11;
+
+/// `enum kvmnc_flag_evidence` (`kvmnc_features::memslot_flag_evidence`).
+pub type kvmnc_flag_evidence = u32;
+/// `KVMNC_FLAG_EVIDENCE_NONE`.
+pub const KVMNC_FLAG_EVIDENCE_NONE: u32 = 0;
+/// `KVMNC_FLAG_EVIDENCE_CAPABILITY`.
+pub const KVMNC_FLAG_EVIDENCE_CAPABILITY: u32 = 1;
+/// `KVMNC_FLAG_EVIDENCE_ACCESS`.
+pub const KVMNC_FLAG_EVIDENCE_ACCESS: u32 = 2;
 
 /// `KVMNC_VM_PRIVATE_MEMORY` (`kvmnc_features::vm_flags`).
 pub const KVMNC_VM_PRIVATE_MEMORY: u32 = 1 << 0;
@@ -403,10 +450,18 @@ extern "C" {
     pub fn kvmnc_region_complete(h: *mut kvmnc, slot: u32, result: c_int) -> c_int;
     /// The caller deleted a memslot outside a plan: forget it.
     pub fn kvmnc_region_removed(h: *mut kvmnc, slot: u32) -> c_int;
+    /// The VMM will not issue the ioctl it planned for `slot` (since 1.2).
+    pub fn kvmnc_region_abort(h: *mut kvmnc, slot: u32) -> c_int;
+    /// The VMM's memslots are exactly these `n` slot ids (since 1.2); how many were forgotten.
+    pub fn kvmnc_region_resync(h: *mut kvmnc, slots: *const u32, n: usize) -> c_int;
     /// Declares a device model that does non-coherent DMA anywhere.
     pub fn kvmnc_device_enable(h: *mut kvmnc, device_id: u32) -> c_int;
     /// Undoes `kvmnc_device_enable()`.
     pub fn kvmnc_device_disable(h: *mut kvmnc, device_id: u32) -> c_int;
+    /// Keeps the VM-wide mechanism for regions in force until disarm or close (since 1.2).
+    pub fn kvmnc_vm_wide_arm(h: *mut kvmnc) -> c_int;
+    /// Ends `kvmnc_vm_wide_arm()` (since 1.2); 0 also when not armed.
+    pub fn kvmnc_vm_wide_disarm(h: *mut kvmnc) -> c_int;
     /// 1 while the VM holds memory declared non-coherent, 0 when not.
     pub fn kvmnc_is_noncoherent(h: *mut kvmnc) -> c_int;
     /// Copies guest memory out, seeing what non-snooping devices wrote.
@@ -439,6 +494,8 @@ extern "C" {
     pub fn kvmnc_snapshot_stale(h: *mut kvmnc, snap: *const kvmnc_snapshot) -> c_int;
     /// Frees a snapshot (NULL accepted).
     pub fn kvmnc_snapshot_free(snap: *mut kvmnc_snapshot);
+    /// Range `i` of a snapshot, at the snapshot's stride; NULL past `count` (since 1.2).
+    pub fn kvmnc_snapshot_range(snap: *const kvmnc_snapshot, i: usize) -> *const kvmnc_range;
     /// The migration policy for a snapshot and a migration mode.
     pub fn kvmnc_migration_advise(
         snap: *const kvmnc_snapshot,
@@ -447,11 +504,20 @@ extern "C" {
     ) -> c_int;
     /// Installs the process-wide log callback (`None` removes it).
     pub fn kvmnc_set_log(fn_: Option<kvmnc_log_fn>, max_level: c_int, ctx: *mut c_void);
+    /// Installs a handle's own log callback (since 1.2; `None`: back to the process-wide one).
+    pub fn kvmnc_set_handle_log(
+        h: *mut kvmnc,
+        fn_: Option<kvmnc_log_fn>,
+        max_level: c_int,
+        ctx: *mut c_void,
+    ) -> c_int;
     /// The library's text for an errno it returned; never NULL, static.
     pub fn kvmnc_strerror(err: c_int) -> *const c_char;
     /// The name of a mechanism, or NULL for an unknown number.
     pub fn kvmnc_mechanism_name(mechanism: c_int) -> *const c_char;
-    /// The library's version at run time, e.g. "1.1.0".
+    /// The name of a reason code as docs/reasons.tsv has it, or NULL (since 1.2).
+    pub fn kvmnc_reason_name(reason: c_int) -> *const c_char;
+    /// The library's version at run time, e.g. "1.2.0".
     pub fn kvmnc_version() -> *const c_char;
     /// The run-time major version.
     pub fn kvmnc_version_major() -> c_uint;

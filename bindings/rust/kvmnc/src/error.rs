@@ -153,8 +153,14 @@ pub mod errno {
     pub const EPROTO: i32 = 71;
     /// No mechanism within the accepted scope.
     pub const EOPNOTSUPP: i32 = 95;
+    /// The VM already has an open handle in this process (one VM, one
+    /// handle, since 1.2).
+    pub const EISCONN: i32 = 106;
     /// A plan for this memslot waits for its outcome.
     pub const EALREADY: i32 = 114;
     /// What a [`RegionPlan`](crate::RegionPlan) dropped without an outcome reports.
     pub const ECANCELED: i32 = 125;
+    /// A trial memslot could not be deleted from the caller's VM (since
+    /// 1.2): discard that VM.
+    pub const ENOTRECOVERABLE: i32 = 131;
 }

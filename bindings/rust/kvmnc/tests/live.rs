@@ -156,7 +156,23 @@ fn handle_lifecycle_and_fd_hygiene() {
     let h = OpenOptions::new().scope(Scope::Vm).open(&vm).unwrap();
     // The handle's own duplicate of the VM fd, nothing else.
     assert_eq!(kvm::count_fds(), fds + 1);
-    let h2 = Handle::open(&vm).expect("a second handle on the same VM");
+    // One VM, one handle (1.2): a second is refused before anything is
+    // tried on the VM. The crate passes the library a duplicate of the VM
+    // fd, so this is the kcmp() path of the check, not the equal number.
+    assert_eq!(
+        errno_of(Handle::open(&vm)),
+        errno::EISCONN,
+        "a second handle on the same VM"
+    );
+    assert_eq!(
+        errno_of(OpenOptions::new().scope(Scope::VmIrreversible).open(&vm)),
+        errno::EISCONN,
+        "whatever the options"
+    );
+    assert_eq!(kvm::count_fds(), fds + 1, "a refusal leaves no fd");
+    // Another VM is another matter: its own handle, side by side.
+    let vm2 = kvm::create_vm(&kvm).unwrap();
+    let h2 = Handle::open(&vm2).expect("a handle on a second VM");
     let info = h.info().unwrap();
     println!(
         "# regions use {}, devices use {}",
@@ -173,7 +189,14 @@ fn handle_lifecycle_and_fd_hygiene() {
     assert_eq!(f.recommended, kvmnc::probe().unwrap().recommended);
     h.close().expect("close");
     drop(h2);
+    drop(vm2);
     assert_eq!(kvm::count_fds(), fds, "closing leaves no fd");
+    // Closed, the VM takes a handle again.
+    Handle::open(&vm)
+        .expect("a new handle once the first is closed")
+        .close()
+        .unwrap();
+    assert_eq!(kvm::count_fds(), fds);
     // SAFETY-free check that the caller's fd is untouched: it still answers.
     assert!(kvm::check_extension(&vm, kvm::KVM_CAP_USER_MEMORY2) >= 0);
 }
