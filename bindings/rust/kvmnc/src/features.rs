@@ -151,28 +151,183 @@ impl Support {
     }
 }
 
-/// One mechanism's answer with its reason, one sentence from the library
-/// (the text `kvmnc-probe` prints, and `docs/guide/troubleshooting.md`
-/// explains).
+/// Why a mechanism's answer is what it is, as a code to branch on
+/// (`enum kvmnc_reason`, since 1.2; `docs/reasons.tsv` is the table). The
+/// sentence in [`MechStatus::reason`] says the same for people.
+///
+/// A code this crate does not know (a newer library appends codes; the
+/// values never change) is [`Reason::Unknown`] with its number, and
+/// [`name`](Self::name) still asks the library that is running for it.
+///
+/// ```
+/// use kvmnc::Reason;
+/// assert_eq!(Reason::from_raw(7), Reason::NoTdp);
+/// assert_eq!(Reason::NoTdp.name(), Some("no_tdp"));
+/// assert_eq!(Reason::NoTdp.as_raw(), kvmnc::sys::KVMNC_REASON_NO_TDP);
+/// // A future code keeps its number.
+/// assert_eq!(Reason::from_raw(4000), Reason::Unknown(4000));
+/// assert_eq!(Reason::Unknown(4000).name(), None);
+/// assert_eq!(Reason::Unknown(4000).to_string(), "4000");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Not filled in: a struct from a library before 1.2.
+    Unset,
+    /// Supported.
+    Supported,
+    /// Could not tell: [`Support::Unknown`] holds the error that stopped
+    /// the probe. Never read it as "no".
+    CouldNotTell,
+    /// This kernel does not have it (refused, not registered, too old).
+    KernelLacks,
+    /// Not x86: the quirk does not exist, native has not been checked.
+    Arch,
+    /// Native on Intel VMX: KVM ignores guest PAT unless a mechanism says
+    /// otherwise.
+    IgnoresGuestPat,
+    /// An x86 vendor KVM's memory-type handling is not known for.
+    UnknownVendor,
+    /// No EPT/NPT in use: shadow paging ignores guest PAT.
+    NoTdp,
+    /// An Intel CPU without self-snoop: honoring guest PAT would be unsafe.
+    NoSelfSnoop,
+    /// Not needed: guest PAT is honored natively (AMD NPT, a TDX VM).
+    NativeAlready,
+    /// The kernel takes memslot bit 3, but it means another flag there.
+    OtherMeaning,
+    /// The host has it, this VM's type refuses it.
+    VmType,
+    /// A code this crate does not know.
+    Unknown(u32),
+}
+
+impl Reason {
+    /// From the C value (`KVMNC_REASON_*`).
+    pub fn from_raw(v: u32) -> Reason {
+        match v {
+            sys::KVMNC_REASON_UNSET => Reason::Unset,
+            sys::KVMNC_REASON_SUPPORTED => Reason::Supported,
+            sys::KVMNC_REASON_COULD_NOT_TELL => Reason::CouldNotTell,
+            sys::KVMNC_REASON_KERNEL_LACKS => Reason::KernelLacks,
+            sys::KVMNC_REASON_ARCH => Reason::Arch,
+            sys::KVMNC_REASON_IGNORES_GUEST_PAT => Reason::IgnoresGuestPat,
+            sys::KVMNC_REASON_UNKNOWN_VENDOR => Reason::UnknownVendor,
+            sys::KVMNC_REASON_NO_TDP => Reason::NoTdp,
+            sys::KVMNC_REASON_NO_SELF_SNOOP => Reason::NoSelfSnoop,
+            sys::KVMNC_REASON_NATIVE_ALREADY => Reason::NativeAlready,
+            sys::KVMNC_REASON_OTHER_MEANING => Reason::OtherMeaning,
+            sys::KVMNC_REASON_VM_TYPE => Reason::VmType,
+            v => Reason::Unknown(v),
+        }
+    }
+
+    /// The C value.
+    pub fn as_raw(self) -> u32 {
+        match self {
+            Reason::Unset => sys::KVMNC_REASON_UNSET,
+            Reason::Supported => sys::KVMNC_REASON_SUPPORTED,
+            Reason::CouldNotTell => sys::KVMNC_REASON_COULD_NOT_TELL,
+            Reason::KernelLacks => sys::KVMNC_REASON_KERNEL_LACKS,
+            Reason::Arch => sys::KVMNC_REASON_ARCH,
+            Reason::IgnoresGuestPat => sys::KVMNC_REASON_IGNORES_GUEST_PAT,
+            Reason::UnknownVendor => sys::KVMNC_REASON_UNKNOWN_VENDOR,
+            Reason::NoTdp => sys::KVMNC_REASON_NO_TDP,
+            Reason::NoSelfSnoop => sys::KVMNC_REASON_NO_SELF_SNOOP,
+            Reason::NativeAlready => sys::KVMNC_REASON_NATIVE_ALREADY,
+            Reason::OtherMeaning => sys::KVMNC_REASON_OTHER_MEANING,
+            Reason::VmType => sys::KVMNC_REASON_VM_TYPE,
+            Reason::Unknown(v) => v,
+        }
+    }
+
+    /// The code's name as `docs/reasons.tsv` and `kvmnc-probe --json` give
+    /// it (`kvmnc_reason_name()`): "supported", "no_tdp", ...; `None` for a
+    /// code the running library does not know either.
+    pub fn name(self) -> Option<&'static str> {
+        // The C call takes an int: a code past i32::MAX is no code at all
+        // (and must not wrap into a negative one).
+        let v = i32::try_from(self.as_raw()).ok()?;
+        // SAFETY: returns a static string or NULL for any int.
+        let p = unsafe { sys::kvmnc_reason_name(v) };
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL answer is a static NUL-terminated string.
+            Some(unsafe { crate::static_str(p) })
+        }
+    }
+}
+
+/// The name, or the number for a code no one knows.
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.as_raw()),
+        }
+    }
+}
+
+/// What the memslot flag's "yes" rests on (`enum kvmnc_flag_evidence`,
+/// since 1.2): bit 3 of the memslot flags is claimed by more than one
+/// kernel series, so a kernel that accepts it has not thereby said what it
+/// means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FlagEvidence {
+    /// Not supported, or could not be told.
+    None,
+    /// A capability whose number means the flag on this kernel.
+    Capability,
+    /// No such capability, but a guest access to the flagged trial slot
+    /// completed on a scratch VM.
+    Access,
+    /// A value this crate does not know.
+    Unknown(u32),
+}
+
+impl FlagEvidence {
+    fn from_raw(v: u32) -> FlagEvidence {
+        match v {
+            sys::KVMNC_FLAG_EVIDENCE_NONE => FlagEvidence::None,
+            sys::KVMNC_FLAG_EVIDENCE_CAPABILITY => FlagEvidence::Capability,
+            sys::KVMNC_FLAG_EVIDENCE_ACCESS => FlagEvidence::Access,
+            v => FlagEvidence::Unknown(v),
+        }
+    }
+}
+
+/// One mechanism's answer with its reason: a code to branch on and one
+/// sentence from the library (the text `kvmnc-probe` prints, and
+/// `docs/guide/troubleshooting.md` explains).
 ///
 /// ```no_run
+/// use kvmnc::Reason;
 /// let f = kvmnc::probe()?;
 /// let s = &f.memslot_flag;
-/// println!("memslot_flag: {} ({}): {}", s.support.is_supported(), s.support.as_raw(), s.reason);
+/// println!("memslot_flag: {} ({}): {}", s.support.is_supported(), s.code, s.reason);
+/// if s.code == Reason::NoSelfSnoop {
+///     println!("this CPU cannot honor guest PAT safely: map the blobs cached");
+/// }
 /// # Ok::<(), kvmnc::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MechStatus {
     /// Supported, unsupported, or could not tell.
     pub support: Support,
-    /// Why.
+    /// Why, as a code (the `*_reason` field of `struct kvmnc_features`).
+    pub code: Reason,
+    /// Why, in one sentence.
     pub reason: String,
 }
 
 impl MechStatus {
-    fn from_raw(s: &sys::kvmnc_mech_status) -> MechStatus {
+    fn from_raw(s: &sys::kvmnc_mech_status, code: u32) -> MechStatus {
         MechStatus {
             support: Support::from_raw(s.supported),
+            code: Reason::from_raw(code),
             reason: c_array_str(&s.reason),
         }
     }
@@ -258,16 +413,18 @@ pub struct Features {
     pub memslots: u32,
     /// Where the flag and device trials ran.
     pub probed_on: ProbedOn,
+    /// What the memslot flag's "yes" rests on.
+    pub memslot_flag_evidence: FlagEvidence,
     raw: Box<sys::kvmnc_features>,
 }
 
 impl Features {
     pub(crate) fn from_raw(f: sys::kvmnc_features) -> Features {
         Features {
-            native: MechStatus::from_raw(&f.native),
-            memslot_flag: MechStatus::from_raw(&f.memslot_flag),
-            virtio_device: MechStatus::from_raw(&f.virtio_device),
-            guest_pat_quirk: MechStatus::from_raw(&f.guest_pat_quirk),
+            native: MechStatus::from_raw(&f.native, f.native_reason),
+            memslot_flag: MechStatus::from_raw(&f.memslot_flag, f.memslot_flag_reason),
+            virtio_device: MechStatus::from_raw(&f.virtio_device, f.virtio_device_reason),
+            guest_pat_quirk: MechStatus::from_raw(&f.guest_pat_quirk, f.guest_pat_quirk_reason),
             recommended: Mechanism::from_raw(f.recommended),
             kvm_api_version: f.kvm_api_version,
             kernel_release: c_array_str(&f.kernel_release),
@@ -289,6 +446,7 @@ impl Features {
             address_spaces: f.address_spaces,
             memslots: f.memslots,
             probed_on: ProbedOn::from_raw(f.probed_on),
+            memslot_flag_evidence: FlagEvidence::from_raw(f.memslot_flag_evidence),
             raw: Box::new(f),
         }
     }

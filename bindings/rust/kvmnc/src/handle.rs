@@ -8,6 +8,7 @@ use std::ptr::NonNull;
 use kvmnc_sys as sys;
 
 use crate::features::cstring;
+use crate::log::{self, HandleLog, LogLevel};
 use crate::{errno, Error, Features, Mechanism, Region, RegionPlan, Result, Snapshot};
 
 /// How far the caller lets the library widen the VM's memory-type rules.
@@ -139,9 +140,14 @@ impl<'a> OpenOptions<'a> {
     /// The handle keeps its own duplicate of the VM fd (close-on-exec), so
     /// it stays valid however the caller's fd is dropped; the VM lives as
     /// long as either does. Errors: `EBADF` not an open fd, `ENOTTY` not a
-    /// KVM VM, `EIO` the VM of another process (after `fork()`),
-    /// `EOPNOTSUPP` the forced mechanism is missing, `EINVAL`, or what
-    /// [`Probe::run`](crate::Probe::run) returns.
+    /// KVM VM, `EISCONN` the VM already has an open handle in this process
+    /// (one VM, one handle: close it first; the library recognizes another
+    /// fd of the same VM, as this crate's duplicate is, with `kcmp()`,
+    /// which a seccomp filter may deny), `EIO` the VM of another process
+    /// (after `fork()`), `EOPNOTSUPP` the forced mechanism is missing,
+    /// `ENOTRECOVERABLE` a trial memslot could not be deleted from the VM
+    /// (discard it), `EINVAL`, or what [`Probe::run`](crate::Probe::run)
+    /// returns.
     pub fn open<F: AsRawFd + ?Sized>(&self, vm: &F) -> Result<Handle> {
         if self.bad_path {
             return Err(Error::from_errno(errno::EINVAL));
@@ -179,6 +185,7 @@ impl<'a> OpenOptions<'a> {
         Ok(Handle {
             h: NonNull::new(h).expect("kvmnc_open() succeeded without a handle"),
             _vm: dup,
+            log: Box::default(),
         })
     }
 }
@@ -224,6 +231,9 @@ pub struct Handle {
     // Closed after kvmnc_close() (Drop runs before the fields drop), so the
     // library never holds a VM fd number that was closed and reused.
     _vm: OwnedFd,
+    // The handle's log callback (set_log()); the library keeps its address
+    // as ctx, so it is freed only after kvmnc_close(), like the fd.
+    log: Box<HandleLog>,
 }
 
 // SAFETY: libkvmnc's threading rules (README "Threads"): any function may be
@@ -315,6 +325,129 @@ impl Handle {
     pub fn region_removed(&self, slot: u32) -> Result<()> {
         // SAFETY: an open handle.
         Error::check(unsafe { sys::kvmnc_region_removed(self.as_raw(), slot) }).map(drop)
+    }
+
+    /// The VMM's memslots are exactly `slots` (address space << 16 | id),
+    /// from its own memslot table (`kvmnc_region_resync()`, since 1.2): for
+    /// a VMM that may have deleted memslots without
+    /// [`region_removed`](Self::region_removed). Every memslot the library
+    /// knows that is not listed and has no plan waiting is forgotten (and
+    /// the VIRTIO device that served them goes with the last, unless the
+    /// handle is [armed](Self::vm_wide_arm)). Returns how many were
+    /// forgotten. KVM cannot list memslots, hence the VMM's list.
+    ///
+    /// ```no_run
+    /// # fn f(h: &kvmnc::Handle) -> kvmnc::Result<()> {
+    /// // The VMM's table holds slots 0 and 1 (and 1 in address space 1, SMM).
+    /// let forgotten = h.region_resync(&[0, 1, 1 << 16 | 1])?;
+    /// println!("the library had {forgotten} memslots the VMM no longer has");
+    /// # Ok(()) }
+    /// ```
+    pub fn region_resync(&self, slots: &[u32]) -> Result<usize> {
+        // SAFETY: an open handle; `slots` is readable for its length (the
+        // library reads nothing of an empty list).
+        let r = Error::check(unsafe {
+            sys::kvmnc_region_resync(self.as_raw(), slots.as_ptr(), slots.len())
+        })?;
+        // Non-negative after check(): the conversion cannot fail.
+        Ok(usize::try_from(r).unwrap_or(0))
+    }
+
+    /// Keeps the VM-wide mechanism for regions in force from now until
+    /// [`vm_wide_disarm`](Self::vm_wide_disarm) or the handle closes,
+    /// without declaring any memory non-coherent (`kvmnc_vm_wide_arm()`,
+    /// since 1.2).
+    ///
+    /// Each time a VM-wide mechanism comes into force or goes, KVM zaps
+    /// every stage-2 mapping of the VM. Unarmed, the VIRTIO device exists
+    /// only while a non-coherent region does, so a VMM mapping and
+    /// unmapping blobs pays two zaps per blob; armed, one when arming and
+    /// one when disarming. Unlike [`device_enable`](Self::device_enable),
+    /// only the regions declared non-coherent count as such. Arming an
+    /// armed handle changes nothing (arming is not counted: one disarm
+    /// ends it). With the memslot flag or native there is nothing VM-wide
+    /// to keep, and the guest-PAT quirk is in force from the open: `Ok`,
+    /// nothing done. `EOPNOTSUPP` when the handle has no mechanism for
+    /// regions.
+    ///
+    /// ```no_run
+    /// # fn f(h: &kvmnc::Handle) -> kvmnc::Result<()> {
+    /// // At VM setup, before the guest runs: blobs will come and go.
+    /// match h.vm_wide_arm() {
+    ///     Ok(()) => {}
+    ///     // Nothing in scope honors a non-coherent region: blobs stay cached.
+    ///     Err(e) if e.is_unsupported() => println!("not armed: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// // ... blobs mapped and unmapped with prepare_region() ...
+    /// h.vm_wide_disarm()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn vm_wide_arm(&self) -> Result<()> {
+        // SAFETY: an open handle.
+        Error::check(unsafe { sys::kvmnc_vm_wide_arm(self.as_raw()) }).map(drop)
+    }
+
+    /// Ends [`vm_wide_arm`](Self::vm_wide_arm) (`kvmnc_vm_wide_disarm()`):
+    /// the VM-wide mechanism stays while non-coherent regions or plans for
+    /// them exist, and goes with the last. `Ok` also when not armed.
+    pub fn vm_wide_disarm(&self) -> Result<()> {
+        // SAFETY: an open handle.
+        Error::check(unsafe { sys::kvmnc_vm_wide_disarm(self.as_raw()) }).map(drop)
+    }
+
+    /// Sends the messages of calls on this handle, up to `max_level`, to
+    /// `f` instead of the process-wide callback of [`set_log`](crate::set_log)
+    /// (`kvmnc_set_handle_log()`, since 1.2), so that a VMM can route them
+    /// to the VM they concern. Replaces an earlier one; messages above
+    /// `max_level` go nowhere. What the open said before it returned, and
+    /// messages that concern no handle (the probe), still go to the
+    /// process-wide callback.
+    ///
+    /// The handle keeps the closure until it is replaced,
+    /// [cleared](Self::clear_log) or the handle is dropped. It runs on
+    /// whichever thread made the call on the handle, possibly several at
+    /// once (hence `Send + Sync`), never with a library lock held, so it
+    /// may call the library, this handle included. A call already under
+    /// way on another thread may still deliver to the closure being
+    /// replaced. A closure that owns an `Arc` of its own handle keeps the
+    /// handle open for ever (a cycle): capture a `Weak` instead. A panic in
+    /// it loses the message and goes no further.
+    ///
+    /// ```
+    /// use kvmnc::LogLevel;
+    /// use std::sync::{Arc, Mutex};
+    /// # use std::os::unix::io::{AsRawFd, FromRawFd};
+    /// # extern "C" { fn ioctl(fd: i32, req: u64, ...) -> i32; }
+    /// # let kvm = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    /// #     Ok(kvm) => kvm,
+    /// #     Err(_) => return,
+    /// # };
+    /// # let vm = unsafe { std::fs::File::from_raw_fd(ioctl(kvm.as_raw_fd(), 0xae01, 0)) };
+    /// let h = kvmnc::Handle::open(&vm).unwrap();
+    /// let vm_log = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = vm_log.clone();
+    /// h.set_log(LogLevel::Debug, move |level, msg| {
+    ///     sink.lock().unwrap().push(format!("vm0 {level:?}: {msg}"));
+    /// })
+    /// .unwrap();
+    /// let _ = h.device_enable(1); // logs why, or what it did
+    /// h.clear_log().unwrap();
+    /// ```
+    pub fn set_log<F>(&self, max_level: LogLevel, f: F) -> Result<()>
+    where
+        F: Fn(LogLevel, &str) + Send + Sync + 'static,
+    {
+        // SAFETY: an open handle; the slot is freed only after kvmnc_close().
+        Error::check(unsafe { self.log.set(self.as_raw(), max_level, Some(log::boxed(f))) })
+            .map(drop)
+    }
+
+    /// Sends this handle's messages back to the process-wide callback and
+    /// drops the closure of [`set_log`](Self::set_log).
+    pub fn clear_log(&self) -> Result<()> {
+        // SAFETY: as in set_log().
+        Error::check(unsafe { self.log.set(self.as_raw(), LogLevel::Error, None) }).map(drop)
     }
 
     /// Declares that device model `device_id` (a PCI BDF, any number) does
@@ -461,9 +594,11 @@ impl Handle {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: the handle is open and, taken by value, used by no one else.
         let r = unsafe { sys::kvmnc_close(this.as_raw()) };
-        // SAFETY: read once, after the library let go of the fd, and never
-        // dropped again (ManuallyDrop).
+        // SAFETY: read once, after the library let go of the fd and of the
+        // log slot, and never dropped again (ManuallyDrop).
         drop(unsafe { std::ptr::read(&this._vm) });
+        // SAFETY: as above.
+        drop(unsafe { std::ptr::read(&this.log) });
         Error::check(r).map(drop)
     }
 }

@@ -19,8 +19,17 @@
 //!   its own (crosvm, cloud-hypervisor, Firecracker through kvm-ioctls)
 //!   wraps it in [`Handle::prepare_region`] → its ioctl with
 //!   [`RegionPlan::flags`] → [`RegionPlan::complete`].
+//! - Blobs that come and go: [`Handle::vm_wide_arm`] keeps the VM-wide
+//!   mechanism (one stage-2 zap instead of two per blob);
+//!   [`RegionPlan::abort`] drops a plan whose ioctl will not be issued;
+//!   [`Handle::region_resync`] forgets memslots the VMM lost track of.
 //! - Devices: [`Handle::device_enable`]; migration: [`Handle::is_noncoherent`],
 //!   [`Handle::copy_from_guest`], [`Handle::snapshot`].
+//! - Why: each [`MechStatus`] has a [`Reason`] code beside its sentence;
+//!   logs go to [`set_log`] or, per VM, [`Handle::set_log`].
+//!
+//! One VM has one handle per process: a second [`Handle`] on the same VM
+//! is refused with `EISCONN` ([`errno::EISCONN`]).
 //!
 //! ```
 //! use kvmnc::{Handle, MemFlags, OpenOptions, Region, Scope};
@@ -57,8 +66,8 @@
 //! ```
 //!
 //! Built without any third-party crate, with rustc 1.63 or later; linked
-//! with the libkvmnc that `kvmnc-sys` finds (`KVMNC_LIB_DIR`, else
-//! pkg-config).
+//! with the libkvmnc 1.2 or later that `kvmnc-sys` finds (`KVMNC_LIB_DIR`,
+//! else pkg-config).
 
 #![warn(missing_docs)]
 
@@ -71,7 +80,8 @@ mod region;
 
 pub use error::{errno, Error, Result};
 pub use features::{
-    mechanism_name, probe, Features, MechStatus, Mechanism, Probe, ProbedOn, Support,
+    mechanism_name, probe, Features, FlagEvidence, MechStatus, Mechanism, Probe, ProbedOn, Reason,
+    Support,
 };
 pub use handle::{Handle, HandleInfo, OpenOptions, Scope};
 pub use log::{clear_log, set_log, LogLevel};
@@ -81,8 +91,8 @@ pub use region::{MemFlags, Region, RegionPlan};
 /// The raw declarations, for what this crate does not wrap.
 pub use kvmnc_sys as sys;
 
-/// The library's version at run time, e.g. "1.1.0" (which may be newer than
-/// the 1.1 API this crate binds).
+/// The library's version at run time, e.g. "1.2.0" (which may be newer than
+/// the 1.2 API this crate binds).
 ///
 /// ```
 /// assert!(kvmnc::version().starts_with(&format!("{}.", kvmnc::version_numbers().0)));
@@ -96,8 +106,8 @@ pub fn version() -> &'static str {
 ///
 /// ```
 /// let (major, minor, _) = kvmnc::version_numbers();
-/// // This crate binds the 1.1 API: a 1.x library of 1.1 or later runs it.
-/// assert!(major == 1 && minor >= 1);
+/// // This crate binds the 1.2 API: a 1.x library of 1.2 or later runs it.
+/// assert!(major == 1 && minor >= 2);
 /// ```
 pub fn version_numbers() -> (u32, u32, u32) {
     // SAFETY: plain getters.
@@ -163,6 +173,37 @@ mod tests {
     }
 
     #[test]
+    fn reasons_round_trip_and_name() {
+        // Every code of docs/reasons.tsv, with its name there.
+        let table = [
+            (0, Reason::Unset, "unset"),
+            (1, Reason::Supported, "supported"),
+            (2, Reason::CouldNotTell, "could_not_tell"),
+            (3, Reason::KernelLacks, "kernel_lacks"),
+            (4, Reason::Arch, "arch"),
+            (5, Reason::IgnoresGuestPat, "ignores_guest_pat"),
+            (6, Reason::UnknownVendor, "unknown_vendor"),
+            (7, Reason::NoTdp, "no_tdp"),
+            (8, Reason::NoSelfSnoop, "no_self_snoop"),
+            (9, Reason::NativeAlready, "native_already"),
+            (10, Reason::OtherMeaning, "other_meaning"),
+            (11, Reason::VmType, "vm_type"),
+        ];
+        for (v, r, name) in table {
+            assert_eq!(Reason::from_raw(v), r);
+            assert_eq!(r.as_raw(), v);
+            assert_eq!(r.name(), Some(name), "{r:?}");
+            assert_eq!(r.to_string(), name);
+        }
+        // Past the table: kept as a number, named only if the library knows it.
+        assert_eq!(Reason::from_raw(12), Reason::Unknown(12));
+        assert_eq!(Reason::Unknown(12).as_raw(), 12);
+        // A code beyond i32 must not reach the C int as a negative number.
+        assert_eq!(Reason::Unknown(u32::MAX).name(), None);
+        assert_eq!(Reason::Unknown(u32::MAX).to_string(), u32::MAX.to_string());
+    }
+
+    #[test]
     fn support_tri_state() {
         assert_eq!(Support::from_raw(1), Support::Supported);
         assert_eq!(Support::from_raw(0), Support::Unsupported);
@@ -213,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn version_is_1_1_or_later() {
+    fn version_is_1_2_or_later() {
         let (ma, mi, pa) = version_numbers();
         assert_eq!(version(), format!("{ma}.{mi}.{pa}"));
         assert!(ma == sys::KVMNC_VERSION_MAJOR && mi >= sys::KVMNC_VERSION_MINOR);

@@ -118,17 +118,54 @@ impl Snapshot {
     }
 
     /// The non-coherent memslots, sorted by host address.
-    pub fn ranges(&self) -> impl Iterator<Item = Range> + '_ {
-        let s = self.s();
-        // The library laid them out with the stride this crate asked for.
-        assert_eq!(s.range_sz, std::mem::size_of::<sys::kvmnc_range>());
-        let raw: &[sys::kvmnc_range] = if s.count == 0 {
-            &[]
-        } else {
-            // SAFETY: count elements of the requested stride, alive until Drop.
-            unsafe { std::slice::from_raw_parts(s.ranges, s.count) }
-        };
-        raw.iter().map(|r| Range {
+    ///
+    /// ```no_run
+    /// # fn f(h: &kvmnc::Handle) -> kvmnc::Result<()> {
+    /// let snap = h.snapshot()?;
+    /// let total: u64 = snap.ranges().map(|r| r.memory_size).sum();
+    /// assert_eq!(snap.ranges().len(), snap.len());
+    /// println!("{} ranges, {total} bytes to copy coherently", snap.len());
+    /// # Ok(()) }
+    /// ```
+    pub fn ranges(&self) -> impl ExactSizeIterator<Item = Range> + '_ {
+        (0..self.len()).map(move |i| self.range(i).expect("range below count"))
+    }
+
+    /// How many ranges there are.
+    pub fn len(&self) -> usize {
+        self.s().count
+    }
+
+    /// True when no memory is non-coherent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Range `i` (in host address order), `None` from [`len`](Self::len)
+    /// on: `kvmnc_snapshot_range()` (since 1.2), which steps through the
+    /// ranges at the stride the snapshot was laid out with, whatever this
+    /// crate's `size_of::<kvmnc_range>()` is.
+    ///
+    /// ```no_run
+    /// # fn f(h: &kvmnc::Handle) -> kvmnc::Result<()> {
+    /// let snap = h.snapshot()?;
+    /// if let Some(first) = snap.range(0) {
+    ///     println!("lowest: slot {:#x} at {:#x}", first.slot, first.userspace_addr);
+    /// }
+    /// assert!(snap.range(snap.len()).is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn range(&self, i: usize) -> Option<Range> {
+        // SAFETY: a live snapshot; the library checks i against count.
+        let p = unsafe { sys::kvmnc_snapshot_range(self.p.as_ptr(), i) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a range of at least the size this crate asked for (the
+        // stride given to kvmnc_snapshot_take()), alive until Drop; read
+        // unaligned in case a stride ever is not a multiple of 8.
+        let r = unsafe { std::ptr::read_unaligned(p) };
+        Some(Range {
             slot: r.slot,
             why: r.why,
             guest_phys_addr: r.guest_phys_addr,

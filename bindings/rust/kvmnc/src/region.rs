@@ -169,11 +169,12 @@ impl Region {
 /// [`complete`](Self::complete) (or [`complete_io`](Self::complete_io)).
 ///
 /// The plan is a guard: dropped without an outcome (an early return, a
-/// `?`, a panic) it reports the change as not made (`ECANCELED`), which
-/// undoes any VM-wide step the library took for it and frees the slot for
-/// the next plan. Complete it right after the ioctl, before anything that
-/// can fail: a change KVM made and the plan then reported as not made
-/// leaves the library without that memslot.
+/// `?`, a panic) it is aborted as [`abort`](Self::abort) does
+/// (`kvmnc_region_abort()`: the ioctl will not be issued), which undoes any
+/// VM-wide step the library took for it and frees the slot for the next
+/// plan. Complete it right after the ioctl, before anything that can fail:
+/// a change KVM made and the plan then reported as not made leaves the
+/// library without that memslot.
 ///
 /// The plan borrows its handle, so the handle outlives it:
 ///
@@ -252,6 +253,28 @@ impl<'h> RegionPlan<'h> {
             .map(drop)
     }
 
+    /// The VMM will not issue the ioctl it planned (`kvmnc_region_abort()`,
+    /// since 1.2): the plan is dropped and its VM-wide step undone, as a
+    /// failed outcome would. Dropping the plan does the same; this says so
+    /// and hands back the library's answer.
+    ///
+    /// ```no_run
+    /// # fn device_model_still_wants_it() -> bool { false }
+    /// # fn f(h: &kvmnc::Handle, blob: &kvmnc::Region) -> kvmnc::Result<()> {
+    /// let plan = h.prepare_region(blob)?;
+    /// if !device_model_still_wants_it() {
+    ///     // The blob went away before the VMM's ioctl: nothing to map.
+    ///     return plan.abort();
+    /// }
+    /// # plan.complete(Ok(()))
+    /// # }
+    /// ```
+    pub fn abort(mut self) -> Result<()> {
+        self.done = true;
+        // SAFETY: the handle outlives the plan (borrowed).
+        Error::check(unsafe { sys::kvmnc_region_abort(self.handle.as_raw(), self.slot) }).map(drop)
+    }
+
     /// [`complete`](Self::complete) with the ioctl's `std::io::Result`,
     /// handed back (the library's own error, if it refuses the outcome,
     /// replaces a success).
@@ -278,10 +301,11 @@ impl<'h> RegionPlan<'h> {
 impl Drop for RegionPlan<'_> {
     fn drop(&mut self) {
         if !self.done {
+            // Abort, not an outcome: no ioctl was reported, and abort is the
+            // library's word for "the VMM will not issue it" (1.1 had only
+            // a failed outcome, ECANCELED, to say so; the effect is the same).
             // SAFETY: the handle outlives the plan (borrowed).
-            unsafe {
-                sys::kvmnc_region_complete(self.handle.as_raw(), self.slot, -errno::ECANCELED)
-            };
+            unsafe { sys::kvmnc_region_abort(self.handle.as_raw(), self.slot) };
         }
     }
 }

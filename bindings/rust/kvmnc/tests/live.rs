@@ -8,7 +8,10 @@
 mod common;
 
 use common::kvm::{self, GuestMem};
-use kvmnc::{errno, Handle, Mechanism, MemFlags, OpenOptions, Region, Scope, Support};
+use kvmnc::{
+    errno, FlagEvidence, Handle, LogLevel, Mechanism, MemFlags, OpenOptions, Reason, Region, Scope,
+    Support,
+};
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::sync::{Mutex, MutexGuard};
@@ -158,17 +161,35 @@ fn handle_lifecycle_and_fd_hygiene() {
     assert_eq!(kvm::count_fds(), fds + 1);
     // One VM, one handle (1.2): a second is refused before anything is
     // tried on the VM. The crate passes the library a duplicate of the VM
-    // fd, so this is the kcmp() path of the check, not the equal number.
-    assert_eq!(
-        errno_of(Handle::open(&vm)),
-        errno::EISCONN,
-        "a second handle on the same VM"
-    );
-    assert_eq!(
-        errno_of(OpenOptions::new().scope(Scope::VmIrreversible).open(&vm)),
-        errno::EISCONN,
-        "whatever the options"
-    );
+    // fd, so this is the kcmp() path of the check, not the equal number:
+    // where kcmp() is missing (a kernel without CONFIG_KCMP, as the kernel
+    // tier's) or denied, the library cannot tell, as docs/errors.md says.
+    let kcmp = {
+        let dup = vm.try_clone().unwrap();
+        kvm::kcmp_same_file(&vm, &dup)
+    };
+    match kcmp {
+        Ok(same) => {
+            assert!(same, "kcmp() sees a duplicate as the same file");
+            assert_eq!(
+                errno_of(Handle::open(&vm)),
+                errno::EISCONN,
+                "a second handle on the same VM"
+            );
+            assert_eq!(
+                errno_of(OpenOptions::new().scope(Scope::VmIrreversible).open(&vm)),
+                errno::EISCONN,
+                "whatever the options"
+            );
+        }
+        Err(e) => {
+            println!("# kcmp(): {e}: another fd of the VM cannot be told apart");
+            Handle::open(&vm)
+                .expect("without kcmp() the duplicate is not detected (documented)")
+                .close()
+                .unwrap();
+        }
+    }
     assert_eq!(kvm::count_fds(), fds + 1, "a refusal leaves no fd");
     // Another VM is another matter: its own handle, side by side.
     let vm2 = kvm::create_vm(&kvm).unwrap();
@@ -610,4 +631,335 @@ fn log_callback() {
         seen.iter().any(|m| m.contains("handle on VM fd")),
         "{seen:?}"
     );
+}
+
+// ---- 1.2 ------------------------------------------------------------------
+
+/// The invariants between a mechanism's answer and its code (kvmnc_features(3),
+/// docs/reasons.tsv), for a probe's answer and a handle's alike.
+fn check_codes(what: &str, f: &kvmnc::Features) {
+    for m in Mechanism::ALL {
+        let s = f.status(m);
+        println!("# {what} {m}: code {} ({:?})", s.code, s.code);
+        assert_ne!(s.code, Reason::Unset, "{m}: a 1.2 library fills the code");
+        assert!(
+            !matches!(s.code, Reason::Unknown(_)),
+            "{m}: a code of 1.2's table"
+        );
+        assert!(s.code.name().is_some(), "{m}: the library names it");
+        assert_eq!(
+            s.support.is_supported(),
+            s.code == Reason::Supported,
+            "{m}: supported exactly when the code says so ({})",
+            s.reason
+        );
+        assert_eq!(
+            matches!(s.support, Support::Unknown(_)),
+            s.code == Reason::CouldNotTell,
+            "{m}: could not tell exactly when the code says so ({})",
+            s.reason
+        );
+    }
+    // Codes that belong to one mechanism only (the "mechanisms" column).
+    assert_ne!(f.native.code, Reason::NoSelfSnoop);
+    assert_ne!(f.native.code, Reason::OtherMeaning);
+    assert_ne!(f.guest_pat_quirk.code, Reason::IgnoresGuestPat);
+    assert_ne!(f.memslot_flag.code, Reason::NativeAlready);
+    if f.memslot_flag.support.is_supported() {
+        assert_ne!(f.memslot_flag_evidence, FlagEvidence::None);
+    } else {
+        assert_eq!(f.memslot_flag_evidence, FlagEvidence::None);
+    }
+    if f.memslot_flag_evidence != FlagEvidence::Capability {
+        assert_eq!(f.memslot_flag_cap, 0, "a capability only as evidence");
+    }
+    if f.recommended.is_none() {
+        // A host without any mechanism (this one, as the CI runs it):
+        // nothing may claim "supported", and each code says why not.
+        for m in Mechanism::ALL {
+            assert_ne!(f.status(m).code, Reason::Supported, "{m}");
+        }
+    }
+}
+
+#[test]
+fn reason_codes() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("reason codes");
+    let f = kvmnc::probe().unwrap();
+    check_codes("probe", &f);
+    // The codes are the library's, read as they were written.
+    let raw = f.as_raw();
+    assert_eq!(f.native.code.as_raw(), raw.native_reason);
+    assert_eq!(f.memslot_flag.code.as_raw(), raw.memslot_flag_reason);
+    assert_eq!(f.virtio_device.code.as_raw(), raw.virtio_device_reason);
+    assert_eq!(f.guest_pat_quirk.code.as_raw(), raw.guest_pat_quirk_reason);
+    // The same facts through a handle: the codes the VM's answer gives.
+    let vm = kvm::create_vm(&kvm).unwrap();
+    let h = Handle::open(&vm).unwrap();
+    let hf = h.features().unwrap();
+    check_codes("handle", &hf);
+    for m in Mechanism::ALL {
+        assert_eq!(hf.status(m).code, f.status(m).code, "{m}: the VM agrees");
+    }
+}
+
+#[test]
+fn vm_wide_arming() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("vm-wide arming");
+    for scope in [Scope::Slot, Scope::Vm] {
+        let vm = kvm::create_vm(&kvm).unwrap();
+        let fds = kvm::count_fds();
+        let h = OpenOptions::new().scope(scope).open(&vm).unwrap();
+        let info = h.info().unwrap();
+        println!(
+            "# {scope:?}: regions use {}",
+            kvmnc::mechanism_name(info.region_mechanism)
+        );
+        match info.region_mechanism {
+            None => {
+                // No mechanism for regions (this host): refused, nothing made.
+                assert_eq!(errno_of(h.vm_wide_arm()), errno::EOPNOTSUPP);
+                assert_eq!(kvm::count_fds(), fds + 1, "a refusal creates no device");
+            }
+            Some(m) => {
+                h.vm_wide_arm().unwrap();
+                h.vm_wide_arm().expect("arming an armed handle is a no-op");
+                // The VIRTIO device is created now; nothing else makes any.
+                let dev = usize::from(m == Mechanism::VirtioDevice);
+                assert_eq!(kvm::count_fds(), fds + 1 + dev);
+            }
+        }
+        assert!(
+            !h.is_noncoherent().unwrap(),
+            "arming declares no memory non-coherent"
+        );
+        h.vm_wide_disarm().expect("disarm");
+        h.vm_wide_disarm()
+            .expect("disarming a disarmed handle is 0 too");
+        assert_eq!(kvm::count_fds(), fds + 1, "disarmed: the device is gone");
+        drop(h);
+        assert_eq!(kvm::count_fds(), fds);
+    }
+}
+
+#[test]
+fn plan_abort_and_resync() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("abort and resync");
+    let vm = kvm::create_vm(&kvm).unwrap();
+    let mem = GuestMem::new(SLOT_LEN).unwrap();
+    let h = Handle::open(&vm).unwrap();
+    let info = h.info().unwrap();
+    let r = Region::new(3, 0, SLOT_LEN as u64, mem.addr());
+
+    // Abort: the slot is free again, and nothing is left to remove.
+    let plan = h.prepare_region(&r).unwrap();
+    assert_eq!(errno_of(h.prepare_region(&r)), errno::EALREADY);
+    plan.abort().expect("abort a waiting plan");
+    assert_eq!(errno_of(h.region_removed(3)), errno::ENOENT);
+    // The C call behind it answers ENOENT when no plan waits.
+    // SAFETY: an open handle.
+    let r2 = unsafe { kvmnc::sys::kvmnc_region_abort(h.as_raw(), 3) };
+    assert_eq!(r2, -errno::ENOENT);
+
+    // A non-coherent plan's VM-wide step goes with the abort.
+    let fds = kvm::count_fds();
+    match h.prepare_region(&r.noncoherent(true)) {
+        Err(e) => assert!(info.region_mechanism.is_none() && e.is_unsupported(), "{e}"),
+        Ok(plan) => {
+            assert!(h.is_noncoherent().unwrap(), "a planned region counts");
+            plan.abort().unwrap();
+            assert!(!h.is_noncoherent().unwrap(), "aborted: it no longer does");
+        }
+    }
+    assert_eq!(kvm::count_fds(), fds, "nothing left by the abort");
+
+    // Resync with the VMM's table: an empty VM forgets nothing.
+    assert_eq!(h.region_resync(&[]).unwrap(), 0);
+    // A memslot made through the library, then deleted behind its back.
+    // SAFETY: `mem` outlives the VM.
+    unsafe { h.set_region(&r) }.unwrap();
+    let del = unsafe { kvm::set_user_memory_region(&vm, 3, 0, 0, 0, 0) };
+    assert_eq!(del, Ok(()), "the VMM's own delete");
+    let plan = h
+        .prepare_region(&Region::new(4, 0x10_0000, SLOT_LEN as u64, mem.addr()))
+        .unwrap();
+    // Slot 3 is gone from the VMM's table, slot 4's plan waits: kept.
+    let forgotten = h.region_resync(&[]).unwrap();
+    // The library knows plain memslots only where devices have a mechanism.
+    let knows_plain = info.device_mechanism.is_some();
+    assert_eq!(forgotten, usize::from(knows_plain));
+    assert_eq!(errno_of(h.region_removed(3)), errno::ENOENT);
+    assert_eq!(
+        errno_of(h.region_removed(4)),
+        errno::EALREADY,
+        "a waiting plan survives the resync"
+    );
+    plan.abort().unwrap();
+}
+
+#[test]
+fn snapshot_ranges_by_index() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("snapshot ranges");
+    let vm = kvm::create_vm(&kvm).unwrap();
+    let mem = GuestMem::new(SLOT_LEN).unwrap();
+    let h = OpenOptions::new().scope(Scope::Vm).open(&vm).unwrap();
+    let nc = Region::new(5, 0x20_0000, SLOT_LEN as u64, mem.addr()).noncoherent(true);
+    // SAFETY: `mem` outlives the VM.
+    let made = match unsafe { h.set_region(&nc) } {
+        Ok(()) => true,
+        Err(e) if e.is_unsupported() => false,
+        Err(e) => panic!("{e}"),
+    };
+    let snap = h.snapshot().unwrap();
+    println!("# {} ranges", snap.len());
+    assert_eq!(snap.ranges().len(), snap.len());
+    assert_eq!(snap.is_empty(), !made, "the region, or nothing (this host)");
+    assert!(snap.range(snap.len()).is_none(), "past count");
+    assert!(snap.range(usize::MAX).is_none());
+    if made {
+        let r = snap.range(0).unwrap();
+        assert_eq!(r.slot, 5);
+        assert_eq!(r.userspace_addr, mem.addr());
+        assert_eq!(r.memory_size, SLOT_LEN as u64);
+        assert_eq!(
+            r.why & kvmnc::sys::KVMNC_RANGE_REGION,
+            kvmnc::sys::KVMNC_RANGE_REGION
+        );
+        assert_eq!(snap.ranges().next(), Some(r));
+    }
+    // The raw snapshot's stride is what the crate asked for.
+    assert_eq!(
+        snap.as_raw().range_sz,
+        std::mem::size_of::<kvmnc::sys::kvmnc_range>()
+    );
+}
+
+#[test]
+fn handle_log_routing() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("handle log");
+    let vm = kvm::create_vm(&kvm).unwrap();
+    let mem = GuestMem::new(SLOT_LEN).unwrap();
+    let process = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = process.clone();
+    kvmnc::set_log(LogLevel::Debug, move |_, msg| {
+        sink.lock().unwrap().push(msg.to_string())
+    });
+    let h = std::sync::Arc::new(Handle::open(&vm).unwrap());
+    let mine = std::sync::Arc::new(Mutex::new(Vec::<(LogLevel, String)>::new()));
+    let sink = mine.clone();
+    // Weak: a closure owning its handle would keep it open for ever.
+    let weak = std::sync::Arc::downgrade(&h);
+    h.set_log(LogLevel::Debug, move |level, msg| {
+        // No library lock is held: calling the same handle is fine.
+        if let Some(h) = weak.upgrade() {
+            h.info().unwrap();
+        }
+        sink.lock().unwrap().push((level, msg.to_string()));
+    })
+    .unwrap();
+    let slot = |n: u32| Region::new(n, 0, SLOT_LEN as u64, mem.addr());
+    // A plain memslot made and deleted through the library: debug messages.
+    // SAFETY: `mem` outlives the VM.
+    unsafe { h.set_region(&slot(0)) }.unwrap();
+    unsafe { h.set_region(&Region::delete(0)) }.unwrap();
+    {
+        let mine = mine.lock().unwrap();
+        let process = process.lock().unwrap();
+        println!("# handle: {mine:?}");
+        assert!(
+            mine.iter()
+                .any(|(l, m)| *l == LogLevel::Debug && m.contains("slot 0")),
+            "{mine:?}"
+        );
+        assert!(
+            process.iter().any(|m| m.contains("handle on VM fd")),
+            "what open said goes to the process callback: {process:?}"
+        );
+        assert!(
+            !process.iter().any(|m| m.contains("slot 0")),
+            "the handle's messages do not: {process:?}"
+        );
+    }
+
+    // Above the handle's level: nowhere, not the process callback either.
+    let quiet = std::sync::Arc::new(Mutex::new(0usize));
+    let count = quiet.clone();
+    h.set_log(LogLevel::Warn, move |_, _| *count.lock().unwrap() += 1)
+        .unwrap();
+    unsafe { h.set_region(&slot(1)) }.unwrap();
+    unsafe { h.set_region(&Region::delete(1)) }.unwrap();
+    assert_eq!(*quiet.lock().unwrap(), 0);
+    // The library prints slot numbers with %#x: "slot 0x1".
+    assert!(!process
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.contains("slot 0x1")));
+
+    // A panicking closure loses its message and nothing else.
+    h.set_log(LogLevel::Debug, |_, _| panic!("must not unwind into C"))
+        .unwrap();
+    quietly(|| {
+        unsafe { h.set_region(&slot(2)) }.unwrap();
+        unsafe { h.set_region(&Region::delete(2)) }.unwrap();
+    });
+
+    // Cleared: back to the process-wide callback.
+    h.clear_log().unwrap();
+    unsafe { h.set_region(&slot(3)) }.unwrap();
+    unsafe { h.set_region(&Region::delete(3)) }.unwrap();
+    assert!(process
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.contains("slot 0x3")));
+
+    // Replaced while other threads' calls deliver: each message finds the
+    // closure installed then, or none, never a freed one.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let h = h.clone();
+            let addr = mem.addr();
+            s.spawn(move || {
+                for _ in 0..100 {
+                    let r = Region::new(
+                        10 + t,
+                        u64::from(t) * SLOT_LEN as u64,
+                        SLOT_LEN as u64,
+                        addr,
+                    );
+                    // SAFETY: `mem` outlives the VM (the scope ends first).
+                    unsafe { h.set_region(&r) }.unwrap();
+                    unsafe { h.set_region(&Region::delete(10 + t)) }.unwrap();
+                }
+            });
+        }
+        for i in 0..200 {
+            let hits = hits.clone();
+            // A fresh closure each time, owning a heap allocation that a
+            // use after free would read (valgrind, ASan).
+            let tag = format!("closure {i}");
+            h.set_log(LogLevel::Debug, move |_, _| {
+                assert!(tag.starts_with("closure "));
+                hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .unwrap();
+            if i % 3 == 0 {
+                h.clear_log().unwrap();
+            }
+        }
+    });
+    println!(
+        "# {} messages reached a replaced-while-running closure",
+        hits.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    kvmnc::clear_log();
+    let h = std::sync::Arc::try_unwrap(h).expect("the closure holds only a Weak");
+    h.close().unwrap();
 }

@@ -20,6 +20,8 @@ extern "C" {
         off: c_long,
     ) -> *mut c_void;
     fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    fn syscall(nr: c_long, ...) -> c_long;
+    fn getpid() -> c_int;
 }
 
 const PROT_READ: c_int = 1;
@@ -27,6 +29,37 @@ const PROT_WRITE: c_int = 2;
 const MAP_SHARED: c_int = 1;
 const MAP_PRIVATE: c_int = 2;
 const MAP_ANONYMOUS: c_int = 0x20;
+
+#[cfg(target_arch = "x86_64")]
+const SYS_KCMP: c_long = 312;
+// The generic table (arm64, riscv64).
+#[cfg(not(target_arch = "x86_64"))]
+const SYS_KCMP: c_long = 272;
+const KCMP_FILE: c_long = 0;
+
+/// kcmp(KCMP_FILE) on two fds of this process: whether they are one open
+/// file, or the error (ENOSYS on a kernel without CONFIG_KCMP, EPERM
+/// under a filter). libkvmnc tells another fd of a VM that has a handle
+/// only this way; all VM fds share one anonymous inode.
+pub fn kcmp_same_file(a: &File, b: &File) -> io::Result<bool> {
+    // SAFETY: kcmp reads nothing of this process's memory.
+    let r = unsafe {
+        let pid = c_long::from(getpid());
+        syscall(
+            SYS_KCMP,
+            pid,
+            pid,
+            KCMP_FILE,
+            c_long::from(a.as_raw_fd()),
+            c_long::from(b.as_raw_fd()),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r == 0)
+    }
+}
 
 const fn io(nr: c_ulong) -> c_ulong {
     (0xae << 8) | nr
