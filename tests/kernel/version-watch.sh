@@ -81,8 +81,20 @@ fi
 
 # --- distro-kernels.txt -----------------------------------------------------------
 kv=$(base_get KERNELVERSION)
+declare -A unreadable=()
 while read -r name suite _ specs; do
 	case $name in '' | '#'*) continue ;; esac
+	# An index that cannot be read says nothing about what the archive has.
+	if [ -z "${unreadable[$suite]+x}" ]; then
+		unreadable[$suite]=''
+		if ! err=$("$HERE/debian-fetch.sh" -s "$suite" -c "$CACHE" -A 2>&1 >/dev/null); then
+			unreadable[$suite]=$(grep -E '^(E|W):|ERROR' <<<"$err" | head -n2 | paste -sd' ')
+		fi
+	fi
+	if [ -n "${unreadable[$suite]}" ]; then
+		say "$name: cannot tell, the index of $suite could not be read (${unreadable[$suite]})"
+		continue
+	fi
 	specs=${specs//@KERNELVERSION@/$kv}
 	specs=${specs//@DEB_VERSION@/$ver}
 	spec=${specs%% *} # the package holding the image names the kernel
