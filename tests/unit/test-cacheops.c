@@ -239,7 +239,7 @@ static void test_unsupported(void **state)
 
 static void test_bad_args(void **state)
 {
-	struct kvmnc_cache_tuning t = {0, true, true, 0}, old;
+	struct kvmnc_cache_tuning t = {0, true, true, 0, true, true}, old;
 	char a[256];
 
 	(void)state;
@@ -269,6 +269,8 @@ static void test_bad_args(void **state)
 	assert_int_equal(old.read_pipeline, defaults.read_pipeline);
 	assert_int_equal(old.write_nt, defaults.write_nt);
 	assert_int_equal(old.read_nt_min, defaults.read_nt_min);
+	assert_int_equal(old.streams, defaults.streams);
+	assert_int_equal(old.read_spread, defaults.read_spread);
 }
 
 static void fill_random(unsigned char *p, size_t n, uint32_t seed)
@@ -511,13 +513,17 @@ static void test_exec_variants(void **state)
 {
 	static const struct kvmnc_cache_tuning variants[] = {
 		/* chunk by chunk, memcpy + write-back, ordinary read destination */
-		{64 * 1024, false, false, SIZE_MAX},
+		{64 * 1024, false, false, SIZE_MAX, true, true},
 		/* tiny chunks: edges in every test size; non-temporal read destination */
-		{128, true, true, 0},
-		{100, true, false, 4096}, /* rounded up to a line */
-		{1, false, true, 0},
-		{SIZE_MAX, true, true, 1}, /* the whole range as one chunk */
-		{64 * 1024, true, true, 0},
+		{128, true, true, 0, true, true},
+		{100, true, false, 4096, true, true}, /* rounded up to a line */
+		{1, false, true, 0, false, false},
+		{SIZE_MAX, true, true, 1, true, true}, /* the whole range as one chunk */
+		{64 * 1024, true, true, 0, true, true},
+		/* 1.2's engine: one stream, invalidations all before each chunk */
+		{256 * 1024, true, true, 1 << 20, false, false},
+		{64 * 1024, true, true, 0, false, true},
+		{64 * 1024, true, true, 0, true, false},
 	};
 
 	(void)state;
