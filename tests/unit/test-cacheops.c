@@ -541,38 +541,46 @@ static void test_exec_variants(void **state)
 }
 
 /*
- * Ranges that end at, or start right after, an inaccessible page: every
- * address the engine uses stays inside the range.
+ * @span accessible bytes (whole pages) at *@mid, between two inaccessible
+ * pages; returns the mapping, @span plus two pages long.
  */
-static void test_no_fault_outside(void **state)
+static unsigned char *between_holes(size_t span, unsigned char **mid)
 {
-	long pg = sysconf(_SC_PAGESIZE);
-	unsigned char *map, *mid, *other;
-	static const size_t lens[] = {1, 17, 63, 64, 65, 100, 1000, 4000};
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *map = mmap(NULL, span + 2 * pg, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	(void)state;
-	kvmnc_sys = &kvmnc_sys_real;
-	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
-		print_message("skip: no CLFLUSH on this host\n");
-		skip();
-	}
-	map = mmap(NULL, (size_t)pg * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		   0);
 	assert_true(map != MAP_FAILED);
-	other = malloc((size_t)pg);
-	assert_non_null(other);
-	assert_int_equal(mprotect(map, (size_t)pg, PROT_NONE), 0);
-	assert_int_equal(mprotect(map + 2 * pg, (size_t)pg, PROT_NONE), 0);
-	mid = map + pg;
-	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
-		size_t n = lens[k];
-		unsigned char *ends = mid + pg - n, *starts = mid;
+	assert_int_equal(mprotect(map, pg, PROT_NONE), 0);
+	assert_int_equal(mprotect(map + pg + span, pg, PROT_NONE), 0);
+	*mid = map + pg;
+	return map;
+}
 
-		fill(other, n, (uint32_t)n);
+/*
+ * Ranges of @lens that end at, or start right after, an inaccessible page
+ * (@span bytes between two): every address the engine uses stays inside
+ * the range, and the copies are exact.
+ */
+static void no_fault_at_edges(size_t span, const size_t *lens, size_t nlens)
+{
+	unsigned char *mid, *map = between_holes(span, &mid);
+	unsigned char *other = malloc(span);
+
+	assert_non_null(other);
+	for (size_t k = 0; k < nlens; k++) {
+		size_t n = lens[k];
+		unsigned char *ends = mid + span - n, *starts = mid;
+
+		fill_random(other, n, (uint32_t)n);
 		assert_int_equal(kvmnc_cache_copy_write(ends, other, n), 0);
 		assert_memory_equal(ends, other, n);
 		assert_int_equal(kvmnc_cache_copy_write(starts, other, n), 0);
+		assert_memory_equal(starts, other, n);
+		memset(other, 0, n);
 		assert_int_equal(kvmnc_cache_copy_read(other, ends, n), 0);
+		assert_memory_equal(other, ends, n);
+		memset(other, 0, n);
 		assert_int_equal(kvmnc_cache_copy_read(other, starts, n), 0);
 		assert_memory_equal(other, starts, n);
 		assert_int_equal(kvmnc_cache_flush(ends, n), 0);
@@ -581,7 +589,20 @@ static void test_no_fault_outside(void **state)
 		assert_int_equal(kvmnc_cache_writeback(starts, n), 0);
 	}
 	free(other);
-	munmap(map, (size_t)pg * 3);
+	munmap(map, span + 2 * (size_t)sysconf(_SC_PAGESIZE));
+}
+
+static void test_no_fault_outside(void **state)
+{
+	static const size_t lens[] = {1, 17, 63, 64, 65, 100, 1000, 4000};
+
+	(void)state;
+	kvmnc_sys = &kvmnc_sys_real;
+	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
+		print_message("skip: no CLFLUSH on this host\n");
+		skip();
+	}
+	no_fault_at_edges((size_t)sysconf(_SC_PAGESIZE), lens, sizeof(lens) / sizeof(lens[0]));
 }
 
 /* ---- the streams and the spread invalidations ---------------------------------- */
@@ -749,16 +770,10 @@ static void test_read_order(void **state)
 	bufs_free(&b);
 }
 
-/*
- * Ranges of the streaming sizes that end at, or start right after, an
- * inaccessible page: the streams' loads and stores stay inside the range.
- */
+/* The same in the streaming sizes, reads non-temporal from the smallest. */
 static void test_streams_no_fault_outside(void **state)
 {
 	static const size_t lens[] = {16384, 16385, 16384 + 4095, 3 * 16384 + 100, 1 << 20};
-	const size_t span = (1 << 20) + 4 * 4096;
-	long pg = sysconf(_SC_PAGESIZE);
-	unsigned char *map, *mid, *other;
 	struct kvmnc_cache_tuning t = defaults;
 
 	(void)state;
@@ -767,35 +782,9 @@ static void test_streams_no_fault_outside(void **state)
 		print_message("skip: no CLFLUSH on this host\n");
 		skip();
 	}
-	/* Non-temporal reads from the smallest of these. */
 	t.read_nt_min = 0;
 	assert_int_equal(kvmnc_cache_tune(&t, NULL), 0);
-	map = mmap(NULL, span + 2 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		   -1, 0);
-	assert_true(map != MAP_FAILED);
-	other = malloc(span);
-	assert_non_null(other);
-	assert_int_equal(mprotect(map, (size_t)pg, PROT_NONE), 0);
-	assert_int_equal(mprotect(map + (size_t)pg + span, (size_t)pg, PROT_NONE), 0);
-	mid = map + pg;
-	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
-		size_t n = lens[k];
-		unsigned char *ends = mid + span - n, *starts = mid;
-
-		fill_random(other, n, (uint32_t)n);
-		assert_int_equal(kvmnc_cache_copy_write(ends, other, n), 0);
-		assert_memory_equal(ends, other, n);
-		assert_int_equal(kvmnc_cache_copy_write(starts, other, n), 0);
-		assert_memory_equal(starts, other, n);
-		memset(other, 0, n);
-		assert_int_equal(kvmnc_cache_copy_read(other, ends, n), 0);
-		assert_memory_equal(other, ends, n);
-		memset(other, 0, n);
-		assert_int_equal(kvmnc_cache_copy_read(other, starts, n), 0);
-		assert_memory_equal(other, starts, n);
-	}
-	free(other);
-	munmap(map, span + 2 * (size_t)pg);
+	no_fault_at_edges((1 << 20) + 4 * 4096, lens, sizeof(lens) / sizeof(lens[0]));
 }
 
 static void *select_racer(void *arg)
