@@ -38,6 +38,17 @@
 
 uint32_t kvmnc_cache_state;
 
+void (*kvmnc_cache_trace)(enum kvmnc_cache_event ev, const void *p, size_t n);
+
+/* One predictable branch per chunk when no test listens. */
+static inline void trace(enum kvmnc_cache_event ev, const void *p, size_t n)
+{
+	void (*fn)(enum kvmnc_cache_event, const void *, size_t) = kvmnc_cache_trace;
+
+	if (__builtin_expect(fn != NULL, 0))
+		fn(ev, p, n);
+}
+
 static size_t tune_chunk = 256 * 1024;
 static bool tune_pipeline = true;
 static bool tune_nt = true;
@@ -51,6 +62,26 @@ static bool tune_nt = true;
  * times memcpy's throughput.
  */
 static size_t tune_read_nt = 1u << 20;
+/*
+ * The streaming copy's body runs as STREAMS interleaved streams 4 KiB
+ * apart, STREAM_STEP bytes of each in turn, as glibc's memcpy does above
+ * its non-temporal threshold: each stream is one 4 KiB page for the L2
+ * streamer, which then has four pages in flight instead of one
+ * (kvmnc-copy-bench --variants compares; figures in docs/migration.md).
+ */
+#define STREAMS	    4
+#define STREAM_DIST 4096
+#define STREAM_STEP 128
+static bool tune_streams = true;
+/*
+ * With CLFLUSHOPT, the read side spreads the next chunk's invalidations
+ * through the copy of this one (two lines per 128 bytes copied) instead of
+ * issuing them all before it: the core's fill buffers, which the
+ * invalidations, the loads and the non-temporal stores all occupy, then
+ * serve the three kinds together. CLFLUSH is ordered with stores, so
+ * spreading it would stall every non-temporal store: it keeps the batch.
+ */
+static bool tune_spread = true;
 
 #define CPUID_1_EDX_CLFLUSH    (1u << 19)
 #define CPUID_7_EBX_CLFLUSHOPT (1u << 23)
@@ -185,6 +216,8 @@ int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuni
 		old->read_pipeline = __atomic_load_n(&tune_pipeline, __ATOMIC_RELAXED);
 		old->write_nt = __atomic_load_n(&tune_nt, __ATOMIC_RELAXED);
 		old->read_nt_min = __atomic_load_n(&tune_read_nt, __ATOMIC_RELAXED);
+		old->streams = __atomic_load_n(&tune_streams, __ATOMIC_RELAXED);
+		old->read_spread = __atomic_load_n(&tune_spread, __ATOMIC_RELAXED);
 	}
 	if (!t)
 		return 0;
@@ -194,8 +227,21 @@ int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuni
 	__atomic_store_n(&tune_pipeline, t->read_pipeline, __ATOMIC_RELAXED);
 	__atomic_store_n(&tune_nt, t->write_nt, __ATOMIC_RELAXED);
 	__atomic_store_n(&tune_read_nt, t->read_nt_min, __ATOMIC_RELAXED);
+	__atomic_store_n(&tune_streams, t->streams, __ATOMIC_RELAXED);
+	__atomic_store_n(&tune_spread, t->read_spread, __ATOMIC_RELAXED);
 	return 0;
 }
+
+/*
+ * The read side's invalidations spread through a copy: [next, next + left)
+ * still to be invalidated, in lines of @line bytes. The first address
+ * used is the range's start, every later one a line start inside it.
+ */
+struct inval {
+	uintptr_t next;
+	size_t left;
+	size_t line;
+};
 
 #if CACHE_X86
 /*
@@ -242,29 +288,78 @@ static inline void sfence(void)
 	__asm__ volatile("sfence" ::: "memory");
 }
 
+/* Invalidates (CLFLUSHOPT) the lines that cover up to @bytes more of the range. */
+static inline void inval_some(struct inval *iv, size_t bytes)
+{
+	for (size_t k = 0; k < bytes && iv->left; k += iv->line) {
+		size_t step = iv->line - (iv->next & (iv->line - 1));
+
+		__asm__ volatile("clflushopt %0" : "+m"(*(volatile char *)iv->next));
+		if (step >= iv->left) {
+			iv->left = 0;
+			break;
+		}
+		iv->next += step;
+		iv->left -= step;
+	}
+}
+
+/* One NT_BLOCK: four 16-byte loads, four non-temporal stores. */
+static inline void block_nt(char *d, const char *s)
+{
+	__m128i a = _mm_loadu_si128((const __m128i *)s);
+	__m128i b = _mm_loadu_si128((const __m128i *)(s + 16));
+	__m128i c = _mm_loadu_si128((const __m128i *)(s + 32));
+	__m128i e = _mm_loadu_si128((const __m128i *)(s + 48));
+
+	_mm_stream_si128((__m128i *)d, a);
+	_mm_stream_si128((__m128i *)(d + 16), b);
+	_mm_stream_si128((__m128i *)(d + 32), c);
+	_mm_stream_si128((__m128i *)(d + 48), e);
+}
+
 /*
- * @d is NT_BLOCK-aligned and @n a multiple of NT_BLOCK. The source is
- * prefetched 1 KiB ahead: about 10% more throughput from 2 to 256 MiB
- * here. A prefetch never faults, and one that lands past the range or in
- * the read side's next chunk (invalidated before it is read) changes no
- * result.
+ * @d is NT_BLOCK-aligned and @n a multiple of NT_BLOCK. Whole blocks of
+ * STREAMS * STREAM_DIST bytes go as interleaved streams (tune_streams),
+ * each stream's source prefetched two steps ahead; the rest in order,
+ * prefetched 1 KiB ahead (about 10% more throughput from 2 to 256 MiB
+ * than no prefetch, on an AMD EPYC). Loads stay inside [s, s + n). A
+ * prefetch never faults, and one that lands past the range or in the read
+ * side's next chunk (invalidated before it is read, see
+ * kvmnc_cache_copy_read) changes no result. @iv (may be NULL): lines to
+ * invalidate along the way, two per 128 bytes copied; what is left of it
+ * when the copy ends stays for the caller.
  */
 #define NT_PREFETCH 1024
 
-static void copy_nt(char *d, const char *s, size_t n)
+static void copy_nt(char *d, const char *s, size_t n, struct inval *iv)
 {
-	for (; n; n -= NT_BLOCK, d += NT_BLOCK, s += NT_BLOCK) {
-		__m128i a, b, c, e;
+	const size_t blk = STREAMS * STREAM_DIST;
 
+	if (__atomic_load_n(&tune_streams, __ATOMIC_RELAXED)) {
+		for (; n >= blk; n -= blk, d += blk, s += blk) {
+			for (size_t i = 0; i < STREAM_DIST; i += STREAM_STEP) {
+				for (size_t k = 0; k < STREAMS; k++) {
+					size_t o = k * STREAM_DIST + i;
+
+					if (iv)
+						inval_some(iv, STREAM_STEP);
+					_mm_prefetch((const char *)((uintptr_t)s + o + STREAM_STEP),
+						     _MM_HINT_T0);
+					_mm_prefetch(
+						(const char *)((uintptr_t)s + o + 2 * STREAM_STEP),
+						_MM_HINT_T0);
+					for (size_t b = 0; b < STREAM_STEP; b += NT_BLOCK)
+						block_nt(d + o + b, s + o + b);
+				}
+			}
+		}
+	}
+	for (; n; n -= NT_BLOCK, d += NT_BLOCK, s += NT_BLOCK) {
+		if (iv)
+			inval_some(iv, NT_BLOCK);
 		_mm_prefetch((const char *)((uintptr_t)s + NT_PREFETCH), _MM_HINT_T0);
-		a = _mm_loadu_si128((const __m128i *)s);
-		b = _mm_loadu_si128((const __m128i *)(s + 16));
-		c = _mm_loadu_si128((const __m128i *)(s + 32));
-		e = _mm_loadu_si128((const __m128i *)(s + 48));
-		_mm_stream_si128((__m128i *)d, a);
-		_mm_stream_si128((__m128i *)(d + 16), b);
-		_mm_stream_si128((__m128i *)(d + 32), c);
-		_mm_stream_si128((__m128i *)(d + 48), e);
+		block_nt(d, s);
 	}
 }
 #else
@@ -285,8 +380,16 @@ static inline void sfence(void)
 {
 }
 
-static void copy_nt(char *d, const char *s, size_t n)
+static inline void inval_some(struct inval *iv, size_t bytes)
 {
+	/* Unreachable as well. */
+	(void)iv;
+	(void)bytes;
+}
+
+static void copy_nt(char *d, const char *s, size_t n, struct inval *iv)
+{
+	(void)iv;
 	memcpy(d, s, n);
 }
 #endif
@@ -342,9 +445,9 @@ static const char *chunk_end(const char *p, const char *end, size_t chunk, uint3
 /*
  * Copies with non-temporal stores for the whole NT_BLOCKs of @d and
  * ordinary stores for the partial blocks at the ends; @wb writes those
- * back (the write side). No fence.
+ * back (the write side). @iv as for copy_nt(). No fence.
  */
-static void copy_stream(char *d, const char *s, size_t len, bool wb, uint32_t st)
+static void copy_stream(char *d, const char *s, size_t len, bool wb, uint32_t st, struct inval *iv)
 {
 	size_t head = (size_t)(-(uintptr_t)d & (NT_BLOCK - 1)), body, tail;
 
@@ -357,7 +460,7 @@ static void copy_stream(char *d, const char *s, size_t len, bool wb, uint32_t st
 		if (wb)
 			lines(ST_WB(st), d, head, st);
 	}
-	copy_nt(d + head, s + head, body);
+	copy_nt(d + head, s + head, body, iv);
 	if (tail) {
 		memcpy(d + head + body, s + head + body, tail);
 		if (wb)
@@ -365,13 +468,27 @@ static void copy_stream(char *d, const char *s, size_t len, bool wb, uint32_t st
 	}
 }
 
-/* The read side's copy of one chunk; see tune_read_nt. */
-static void read_chunk(char *d, const char *s, size_t n, bool nt, uint32_t st)
+/* The read side's copy of one chunk; see tune_read_nt. @iv only when @nt. */
+static void read_chunk(char *d, const char *s, size_t n, bool nt, uint32_t st, struct inval *iv)
 {
+	trace(KVMNC_CACHE_EV_COPY, s, n);
 	if (nt)
-		copy_stream(d, s, n, false, st);
+		copy_stream(d, s, n, false, st, iv);
 	else
 		memcpy(d, s, n);
+}
+
+/* Invalidates every line of [p, p + n), n > 0, without a fence. */
+static void inval_range(enum kvmnc_cache_insn insn, const char *p, size_t n, uint32_t st)
+{
+	lines(insn, p, n, st);
+	trace(KVMNC_CACHE_EV_INVAL, p, n);
+}
+
+static void fence_inval(void)
+{
+	mfence();
+	trace(KVMNC_CACHE_EV_FENCE, NULL, 0);
 }
 
 /* Checks the buffers, selects; >0: go on with *st; otherwise the return value. */
@@ -382,12 +499,19 @@ static int begin_copy(const void *dst, const void *src, size_t len, uint32_t *st
 	return r ? r : begin(st, len);
 }
 
+/*
+ * Chunk by chunk: chunk k + 1's lines are invalidated while chunk k is
+ * copied (spread through the copy, or all before it), then an MFENCE, so
+ * that no load of chunk k + 1 can pass its invalidation. A chunk is never
+ * read before the fence that follows its last invalidation; the tests
+ * check that order through kvmnc_cache_trace.
+ */
 int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 {
 	const char *s = src, *end, *c0, *c1;
 	char *d = dst;
 	enum kvmnc_cache_insn insn;
-	bool nt, pipe;
+	bool nt, pipe, spread;
 	size_t chunk;
 	uint32_t st;
 	int r;
@@ -400,25 +524,39 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 	chunk = chunk_size(st);
 	nt = (st & ST_NT) && len >= __atomic_load_n(&tune_read_nt, __ATOMIC_RELAXED);
 	pipe = __atomic_load_n(&tune_pipeline, __ATOMIC_RELAXED);
+	spread = pipe && nt && insn == KVMNC_CACHE_CLFLUSHOPT &&
+		 __atomic_load_n(&tune_spread, __ATOMIC_RELAXED);
 	c0 = s;
 	c1 = chunk_end(c0, end, chunk, st);
 	if (pipe) {
-		lines(insn, c0, (size_t)(c1 - c0), st);
-		mfence();
+		inval_range(insn, c0, (size_t)(c1 - c0), st);
+		fence_inval();
 	}
 	while (c0 < end) {
 		const char *c2 = c1 < end ? chunk_end(c1, end, chunk, st) : end;
+		struct inval iv = {
+			.next = (uintptr_t)c1,
+			.left = (size_t)(c2 - c1),
+			.line = (size_t)1 << ST_LINE_SHIFT(st),
+		};
 
 		if (!pipe) {
-			lines(insn, c0, (size_t)(c1 - c0), st);
-			mfence();
-		} else if (c1 < end) {
+			inval_range(insn, c0, (size_t)(c1 - c0), st);
+			fence_inval();
+		} else if (c1 < end && !spread) {
 			/* The next chunk's lines drain while this one is copied. */
-			lines(insn, c1, (size_t)(c2 - c1), st);
+			inval_range(insn, c1, (size_t)(c2 - c1), st);
 		}
-		read_chunk(d + (c0 - s), c0, (size_t)(c1 - c0), nt, st);
-		if (pipe && c1 < end)
-			mfence();
+		read_chunk(d + (c0 - s), c0, (size_t)(c1 - c0), nt, st,
+			   spread && c1 < end ? &iv : NULL);
+		if (pipe && c1 < end) {
+			if (spread) {
+				/* What the copy did not cover (its ends, a shorter chunk). */
+				inval_some(&iv, SIZE_MAX);
+				trace(KVMNC_CACHE_EV_INVAL, c1, (size_t)(c2 - c1) - iv.left);
+			}
+			fence_inval();
+		}
 		c0 = c1;
 		c1 = c2;
 	}
@@ -451,7 +589,7 @@ int kvmnc_cache_copy_write(void *dst, const void *src, size_t len)
 		sfence();
 		return 0;
 	}
-	copy_stream(d, s, len, true, st);
+	copy_stream(d, s, len, true, st, NULL);
 	sfence();
 	return 0;
 }

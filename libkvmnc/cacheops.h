@@ -78,7 +78,8 @@ static inline bool kvmnc_cache_usable(void)
  * @dst without reading stale cached lines. Each line of the source is
  * invalidated, then an MFENCE completes the invalidation before any load
  * of it, then the bytes are copied (in chunks, the invalidation of the
- * next chunk overlapping the copy of this one). @dst is ordinary memory:
+ * next chunk overlapping the copy of this one, spread through it with
+ * CLFLUSHOPT). @dst is ordinary memory:
  * below 1 MiB it is written with ordinary stores and stays cached; from
  * 1 MiB on, like a large memcpy, with non-temporal stores, followed by an
  * SFENCE. On return @dst holds what memory held when the call began,
@@ -90,7 +91,8 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len);
 /*
  * Write side: copy @src to [dst, dst + len) so that a device reading
  * without snooping sees it. Whole 64-byte blocks of @dst are written with
- * non-temporal stores (they bypass the caches and evict cached copies);
+ * non-temporal stores (they bypass the caches and evict cached copies;
+ * from 16 KiB on in four interleaved streams 4 KiB apart);
  * the partial blocks at either end are written normally and then written
  * back line by line. A final SFENCE drains all of it: on return the data is
  * in memory, and any store the caller makes afterwards (a doorbell, an
@@ -129,7 +131,8 @@ int kvmnc_cache_reselect(void);
 /*
  * Tests and benchmarks only: the engine's variants. Defaults (what the
  * measurements in bench/kvmnc-copy-bench.c --variants support): read_chunk
- * 256 KiB, pipelined, non-temporal write side, read_nt_min 1 MiB.
+ * 256 KiB, pipelined, non-temporal write side, read_nt_min 1 MiB, four
+ * streams, invalidations spread.
  *   read_chunk: bytes invalidated and copied per step (also the write
  *     side's step when write_nt is off); rounded up to a line
  *   read_pipeline: invalidate chunk k + 1 while chunk k is copied; off:
@@ -137,6 +140,10 @@ int kvmnc_cache_reselect(void);
  *   write_nt: off: copy a chunk with memcpy, then write its lines back
  *   read_nt_min: read side copies of at least this many bytes write the
  *     destination with non-temporal stores (SIZE_MAX: never)
+ *   streams: non-temporal copies of 16 KiB and more run as four
+ *     interleaved streams 4 KiB apart; off: one stream, in order
+ *   read_spread: with CLFLUSHOPT, pipelined and non-temporal, chunk k + 1's
+ *     invalidations are spread through chunk k's copy; off: all before it
  * Returns -EINVAL (read_chunk 0) or 0; @old (may be NULL) gets the
  * previous values.
  */
@@ -145,7 +152,25 @@ struct kvmnc_cache_tuning {
 	bool read_pipeline;
 	bool write_nt;
 	size_t read_nt_min;
+	bool streams;
+	bool read_spread;
 };
 int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuning *old);
+
+/*
+ * Tests only: when set, kvmnc_cache_copy_read() reports the order of its
+ * steps, per chunk: INVAL, the bytes whose lines it has invalidated
+ * (counted from where its invalidation loop actually got to); FENCE, the
+ * MFENCE that completes every invalidation before it; COPY, a range of
+ * the source about to be loaded. Every COPY must lie inside INVALs that
+ * came before the latest FENCE. NULL (the default) costs one predictable
+ * branch per chunk.
+ */
+enum kvmnc_cache_event {
+	KVMNC_CACHE_EV_INVAL,
+	KVMNC_CACHE_EV_FENCE,
+	KVMNC_CACHE_EV_COPY,
+};
+extern void (*kvmnc_cache_trace)(enum kvmnc_cache_event ev, const void *p, size_t n);
 
 #endif /* KVMNC_CACHEOPS_H */

@@ -4,7 +4,8 @@
  * (through a CPUID stub in the seam), each choice executed on this host
  * where the host has the instruction, copies identical to memcpy at every
  * size class and alignment, no byte outside a range written, no fault at
- * the edge of a range, and the errors.
+ * the edge of a range, the streaming copy's edges, the read side's order
+ * (no load before its line's invalidation is fenced), and the errors.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -239,7 +240,7 @@ static void test_unsupported(void **state)
 
 static void test_bad_args(void **state)
 {
-	struct kvmnc_cache_tuning t = {0, true, true, 0}, old;
+	struct kvmnc_cache_tuning t = {0, true, true, 0, true, true}, old;
 	char a[256];
 
 	(void)state;
@@ -269,6 +270,8 @@ static void test_bad_args(void **state)
 	assert_int_equal(old.read_pipeline, defaults.read_pipeline);
 	assert_int_equal(old.write_nt, defaults.write_nt);
 	assert_int_equal(old.read_nt_min, defaults.read_nt_min);
+	assert_int_equal(old.streams, defaults.streams);
+	assert_int_equal(old.read_spread, defaults.read_spread);
 }
 
 static void fill_random(unsigned char *p, size_t n, uint32_t seed)
@@ -511,13 +514,17 @@ static void test_exec_variants(void **state)
 {
 	static const struct kvmnc_cache_tuning variants[] = {
 		/* chunk by chunk, memcpy + write-back, ordinary read destination */
-		{64 * 1024, false, false, SIZE_MAX},
+		{64 * 1024, false, false, SIZE_MAX, true, true},
 		/* tiny chunks: edges in every test size; non-temporal read destination */
-		{128, true, true, 0},
-		{100, true, false, 4096}, /* rounded up to a line */
-		{1, false, true, 0},
-		{SIZE_MAX, true, true, 1}, /* the whole range as one chunk */
-		{64 * 1024, true, true, 0},
+		{128, true, true, 0, true, true},
+		{100, true, false, 4096, true, true}, /* rounded up to a line */
+		{1, false, true, 0, false, false},
+		{SIZE_MAX, true, true, 1, true, true}, /* the whole range as one chunk */
+		{64 * 1024, true, true, 0, true, true},
+		/* 1.2's engine: one stream, invalidations all before each chunk */
+		{256 * 1024, true, true, 1 << 20, false, false},
+		{64 * 1024, true, true, 0, false, true},
+		{64 * 1024, true, true, 0, true, false},
 	};
 
 	(void)state;
@@ -534,38 +541,46 @@ static void test_exec_variants(void **state)
 }
 
 /*
- * Ranges that end at, or start right after, an inaccessible page: every
- * address the engine uses stays inside the range.
+ * @span accessible bytes (whole pages) at *@mid, between two inaccessible
+ * pages; returns the mapping, @span plus two pages long.
  */
-static void test_no_fault_outside(void **state)
+static unsigned char *between_holes(size_t span, unsigned char **mid)
 {
-	long pg = sysconf(_SC_PAGESIZE);
-	unsigned char *map, *mid, *other;
-	static const size_t lens[] = {1, 17, 63, 64, 65, 100, 1000, 4000};
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *map = mmap(NULL, span + 2 * pg, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	(void)state;
-	kvmnc_sys = &kvmnc_sys_real;
-	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
-		print_message("skip: no CLFLUSH on this host\n");
-		skip();
-	}
-	map = mmap(NULL, (size_t)pg * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		   0);
 	assert_true(map != MAP_FAILED);
-	other = malloc((size_t)pg);
-	assert_non_null(other);
-	assert_int_equal(mprotect(map, (size_t)pg, PROT_NONE), 0);
-	assert_int_equal(mprotect(map + 2 * pg, (size_t)pg, PROT_NONE), 0);
-	mid = map + pg;
-	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
-		size_t n = lens[k];
-		unsigned char *ends = mid + pg - n, *starts = mid;
+	assert_int_equal(mprotect(map, pg, PROT_NONE), 0);
+	assert_int_equal(mprotect(map + pg + span, pg, PROT_NONE), 0);
+	*mid = map + pg;
+	return map;
+}
 
-		fill(other, n, (uint32_t)n);
+/*
+ * Ranges of @lens that end at, or start right after, an inaccessible page
+ * (@span bytes between two): every address the engine uses stays inside
+ * the range, and the copies are exact.
+ */
+static void no_fault_at_edges(size_t span, const size_t *lens, size_t nlens)
+{
+	unsigned char *mid, *map = between_holes(span, &mid);
+	unsigned char *other = malloc(span);
+
+	assert_non_null(other);
+	for (size_t k = 0; k < nlens; k++) {
+		size_t n = lens[k];
+		unsigned char *ends = mid + span - n, *starts = mid;
+
+		fill_random(other, n, (uint32_t)n);
 		assert_int_equal(kvmnc_cache_copy_write(ends, other, n), 0);
 		assert_memory_equal(ends, other, n);
 		assert_int_equal(kvmnc_cache_copy_write(starts, other, n), 0);
+		assert_memory_equal(starts, other, n);
+		memset(other, 0, n);
 		assert_int_equal(kvmnc_cache_copy_read(other, ends, n), 0);
+		assert_memory_equal(other, ends, n);
+		memset(other, 0, n);
 		assert_int_equal(kvmnc_cache_copy_read(other, starts, n), 0);
 		assert_memory_equal(other, starts, n);
 		assert_int_equal(kvmnc_cache_flush(ends, n), 0);
@@ -574,7 +589,202 @@ static void test_no_fault_outside(void **state)
 		assert_int_equal(kvmnc_cache_writeback(starts, n), 0);
 	}
 	free(other);
-	munmap(map, (size_t)pg * 3);
+	munmap(map, span + 2 * (size_t)sysconf(_SC_PAGESIZE));
+}
+
+static void test_no_fault_outside(void **state)
+{
+	static const size_t lens[] = {1, 17, 63, 64, 65, 100, 1000, 4000};
+
+	(void)state;
+	kvmnc_sys = &kvmnc_sys_real;
+	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
+		print_message("skip: no CLFLUSH on this host\n");
+		skip();
+	}
+	no_fault_at_edges((size_t)sysconf(_SC_PAGESIZE), lens, sizeof(lens) / sizeof(lens[0]));
+}
+
+/* ---- the streams and the spread invalidations ---------------------------------- */
+
+/*
+ * Lengths around the streaming copy's edges: one block of four 4 KiB
+ * streams is 16 KiB; a non-temporal body shorter than that runs as one
+ * stream, a longer one as whole blocks and then one stream for the rest.
+ * The offsets move the destination's head and tail (stores before the
+ * first 64-byte boundary and after the last) and the source's alignment.
+ */
+static const size_t stream_sizes[] = {
+	16384 - 64,	   16384 - 1,	  16384,
+	16384 + 1,	   16384 + 63,	  16384 + 64,
+	16384 + 128,	   2 * 16384 - 1, 2 * 16384 + 4096 + 65,
+	5 * 16384 + 12345, 64 * 1024,	  64 * 1024 + 16384 + 100,
+};
+
+static const struct kvmnc_cache_tuning stream_tunings[] = {
+	{256 * 1024, true, true, 0, true, true},
+	/* Chunks of one block, of one block and a line, and of less than one. */
+	{16384, true, true, 0, true, true},
+	{16384 + 64, true, true, 0, true, true},
+	{12288, true, true, 0, true, true},
+	/* Not pipelined, or not spread: the streams alone. */
+	{20000, false, true, 0, true, true},
+	{20000, true, true, 0, true, false},
+};
+
+static void test_streams(void **state)
+{
+	struct bufs b;
+	uint32_t seed = 7;
+
+	(void)state;
+	kvmnc_sys = &kvmnc_sys_real;
+	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
+		print_message("skip: no CLFLUSH on this host\n");
+		skip();
+	}
+	bufs_init(&b, BIG);
+	for (size_t t = 0; t < sizeof(stream_tunings) / sizeof(stream_tunings[0]); t++) {
+		assert_int_equal(kvmnc_cache_tune(&stream_tunings[t], NULL), 0);
+		for (size_t k = 0; k < sizeof(stream_sizes) / sizeof(stream_sizes[0]); k++) {
+			static const size_t offs[][2] = {
+				{0, 0}, {1, 63}, {63, 1}, {17, 40}, {32, 0}};
+
+			for (size_t o = 0; o < sizeof(offs) / sizeof(offs[0]); o++) {
+				one(&b, OP_READ, stream_sizes[k], offs[o][0], offs[o][1], seed++);
+				one(&b, OP_WRITE, stream_sizes[k], offs[o][0], offs[o][1], seed++);
+			}
+		}
+	}
+	bufs_free(&b);
+}
+
+/*
+ * What kvmnc_cache_copy_read() reports (kvmnc_cache_trace), checked as it
+ * comes: the source bytes invalidated since the last fence (pending) and
+ * before it (done), each kept as one run growing upwards from the start,
+ * which is how the engine goes through a range. A COPY outside the done
+ * run is a load that could pass an invalidation: a stale line read.
+ */
+struct order {
+	uintptr_t start, pending_end, done_end;
+	size_t copies, fences, inval_after_copy;
+	bool last_was_copy;
+	char err[160];
+};
+
+static struct order ord;
+
+static void order_trace(enum kvmnc_cache_event ev, const void *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (ord.err[0])
+		return;
+	switch (ev) {
+	case KVMNC_CACHE_EV_INVAL:
+		/* Contiguous with what came before (done or pending), never a gap. */
+		if (a != ord.pending_end)
+			snprintf(ord.err, sizeof(ord.err), "INVAL at +%zu, expected +%zu",
+				 (size_t)(a - ord.start), (size_t)(ord.pending_end - ord.start));
+		ord.pending_end = a + n;
+		ord.inval_after_copy += ord.last_was_copy;
+		break;
+	case KVMNC_CACHE_EV_FENCE:
+		ord.done_end = ord.pending_end;
+		ord.fences++;
+		break;
+	case KVMNC_CACHE_EV_COPY:
+		if (a < ord.start || a + n > ord.done_end)
+			snprintf(ord.err, sizeof(ord.err),
+				 "COPY of [+%zu, +%zu) with only [+0, +%zu) invalidated and fenced",
+				 (size_t)(a - ord.start), (size_t)(a + n - ord.start),
+				 (size_t)(ord.done_end - ord.start));
+		ord.copies++;
+		break;
+	}
+	ord.last_was_copy = ev == KVMNC_CACHE_EV_COPY;
+}
+
+static void read_in_order(struct bufs *b, size_t len, size_t soff, size_t doff, uint32_t seed)
+{
+	memset(&ord, 0, sizeof(ord));
+	ord.start = ord.pending_end = ord.done_end = (uintptr_t)(b->src + GUARD + soff);
+	kvmnc_cache_trace = order_trace;
+	one(b, OP_READ, len, soff, doff, seed);
+	kvmnc_cache_trace = NULL;
+	if (ord.err[0])
+		fail_msg("len %zu src+%zu dst+%zu: %s", len, soff, doff, ord.err);
+	/* Every byte read, and every byte invalidated and fenced. */
+	if (ord.done_end - ord.start != len || !ord.copies || !ord.fences)
+		fail_msg("len %zu src+%zu: %zu of %zu bytes invalidated, %zu copies, %zu fences",
+			 len, soff, ord.done_end - ord.start, len, ord.copies, ord.fences);
+}
+
+/*
+ * Every tuning, every size class: no part of the source is loaded before
+ * its lines were invalidated and an MFENCE completed that. With the
+ * defaults on a CPU with CLFLUSHOPT, the invalidations are spread through
+ * the copy (reported after it), so that order is the one checked there.
+ */
+static void test_read_order(void **state)
+{
+	static const size_t sizes[] = {1, 64, 4097, 16385, 300000, 1 << 20, BIG};
+	static const struct kvmnc_cache_tuning tunings[] = {
+		{256 * 1024, true, true, 1 << 20, true, true},
+		{256 * 1024, true, true, 0, true, true},
+		{16384 + 64, true, true, 0, true, true},
+		{4096, true, true, 0, true, true},
+		{256 * 1024, true, true, 0, true, false},
+		{256 * 1024, true, true, 0, false, true},
+		{128, true, true, 0, true, true},
+		{64 * 1024, false, true, 0, true, true},
+		{SIZE_MAX, true, true, 0, true, true},
+		{64 * 1024, true, true, SIZE_MAX, true, true},
+	};
+	struct kvmnc_cache_info info;
+	struct bufs b;
+	uint32_t seed = 3;
+
+	(void)state;
+	kvmnc_sys = &kvmnc_sys_real;
+	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
+		print_message("skip: no CLFLUSH on this host\n");
+		skip();
+	}
+	kvmnc_cache_info(&info);
+	bufs_init(&b, BIG);
+	for (size_t t = 0; t < sizeof(tunings) / sizeof(tunings[0]); t++) {
+		assert_int_equal(kvmnc_cache_tune(&tunings[t], NULL), 0);
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+			for (size_t so = 0; so < 64; so += 21)
+				read_in_order(&b, sizes[k], so, (so * 37 + 11) % 64, seed++);
+	}
+	/* The defaults spread where they can: 2 MiB is 8 chunks. */
+	assert_int_equal(kvmnc_cache_tune(&defaults, NULL), 0);
+	read_in_order(&b, 2 << 20, 0, 0, seed);
+	if (info.inval == KVMNC_CACHE_CLFLUSHOPT)
+		assert_int_equal(ord.inval_after_copy, 7);
+	else
+		assert_int_equal(ord.inval_after_copy, 0);
+	bufs_free(&b);
+}
+
+/* The same in the streaming sizes, reads non-temporal from the smallest. */
+static void test_streams_no_fault_outside(void **state)
+{
+	static const size_t lens[] = {16384, 16385, 16384 + 4095, 3 * 16384 + 100, 1 << 20};
+	struct kvmnc_cache_tuning t = defaults;
+
+	(void)state;
+	kvmnc_sys = &kvmnc_sys_real;
+	if (kvmnc_cache_reselect() == -EOPNOTSUPP) {
+		print_message("skip: no CLFLUSH on this host\n");
+		skip();
+	}
+	t.read_nt_min = 0;
+	assert_int_equal(kvmnc_cache_tune(&t, NULL), 0);
+	no_fault_at_edges((1 << 20) + 4 * 4096, lens, sizeof(lens) / sizeof(lens[0]));
 }
 
 static void *select_racer(void *arg)
@@ -632,6 +842,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_exec_host, restore),
 		cmocka_unit_test_teardown(test_exec_variants, restore),
 		cmocka_unit_test_teardown(test_no_fault_outside, restore),
+		cmocka_unit_test_teardown(test_streams, restore),
+		cmocka_unit_test_teardown(test_read_order, restore),
+		cmocka_unit_test_teardown(test_streams_no_fault_outside, restore),
 		cmocka_unit_test_teardown(test_select_race, restore),
 	};
 

@@ -567,6 +567,80 @@ static void test_copies_straddle(void **state)
 	free(want);
 }
 
+/*
+ * Large copies across both edges of a non-coherent slot, in the sizes where
+ * the engine streams (non-temporal, four streams, invalidations spread):
+ * the bytes are memcpy's, and the engine's own reports (kvmnc_cache_trace)
+ * show that exactly the slot's part went through it, each chunk loaded
+ * only after its lines were invalidated and fenced.
+ */
+struct straddle_trace {
+	uintptr_t lo, hi;     /* the slot's part of the copy */
+	uintptr_t inval_end;  /* invalidated, pending */
+	uintptr_t fenced_end; /* invalidated and fenced */
+	uintptr_t copied_end; /* loaded, in order */
+	bool bad;
+};
+
+static struct straddle_trace st;
+
+static void straddle_trace(enum kvmnc_cache_event ev, const void *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	switch (ev) {
+	case KVMNC_CACHE_EV_INVAL:
+		st.bad |= a != st.inval_end || a + n > st.hi;
+		st.inval_end = a + n;
+		break;
+	case KVMNC_CACHE_EV_FENCE:
+		st.fenced_end = st.inval_end;
+		break;
+	case KVMNC_CACHE_EV_COPY:
+		st.bad |= a != st.copied_end || a + n > st.fenced_end;
+		st.copied_end = a + n;
+		break;
+	}
+}
+
+static void test_copies_straddle_streams(void **state)
+{
+	const size_t mlen = 4 * MIB, lo = MIB, hi = 3 * MIB;
+	unsigned char *mem = guest_mem(mlen), *buf = guest_mem(mlen), *want = guest_mem(mlen);
+	struct kvmnc *h;
+	int vm;
+
+	(void)state;
+	h = fake_handle("patched-6.12", KVMNC_SCOPE_SLOT, 0, &vm);
+	set_mem(h, 1, 1ULL << 30, mem + lo, hi - lo, true);
+	for (int pass = 0; pass < 3; pass++) {
+		/* Edges inside a line, a page, and exactly on the slot's. */
+		size_t start = pass == 0 ? lo - 4099 : pass == 1 ? lo - 17 : lo;
+		size_t n = pass == 0 ? hi - lo + 8197 : pass == 1 ? hi - lo + 33 : hi - lo;
+		unsigned char *g = mem + start;
+
+		fill(want, n, 11u + (unsigned)pass);
+		assert_int_equal(kvmnc_copy_to_guest(h, g, want, n), 0);
+		assert_memory_equal(g, want, n);
+		memset(buf, 0, n + 64);
+		memset(&st, 0, sizeof(st));
+		st.lo = st.inval_end = st.fenced_end = st.copied_end = (uintptr_t)(mem + lo);
+		st.hi = (uintptr_t)(mem + hi);
+		kvmnc_cache_trace = straddle_trace;
+		assert_int_equal(kvmnc_copy_from_guest(h, buf + 5, g, n), 0);
+		kvmnc_cache_trace = NULL;
+		assert_memory_equal(buf + 5, want, n);
+		assert_int_equal(buf[4], 0);
+		assert_int_equal(buf[5 + n], 0);
+		assert_false(st.bad);
+		assert_true(st.copied_end == st.hi);
+	}
+	kvmnc_close(h);
+	munmap(mem, mlen);
+	munmap(buf, mlen);
+	munmap(want, mlen);
+}
+
 static void test_bad_args(void **state)
 {
 	unsigned char a[256], b[256];
@@ -935,6 +1009,7 @@ static void test_copies_while_changing(void **state)
 static int teardown(void **state)
 {
 	kvmnc_migration_trace = NULL;
+	kvmnc_cache_trace = NULL;
 	kvmnc_rs_alloc = kvmnc_rs_default_alloc;
 	return teardown_fake(state);
 }
@@ -948,6 +1023,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_sets_match_tables, teardown),
 		cmocka_unit_test_teardown(test_copies_exact, teardown),
 		cmocka_unit_test_teardown(test_copies_straddle, teardown),
+		cmocka_unit_test_teardown(test_copies_straddle_streams, teardown),
 		cmocka_unit_test_teardown(test_bad_args, teardown),
 		cmocka_unit_test_teardown(test_cpuid_paths, teardown),
 		cmocka_unit_test_teardown(test_snapshot_layout, teardown),
