@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # fetch-distro-kernel.sh NAME
+# fetch-distro-kernel.sh --list   (every kernel: NAME SUITE FOLLOW PKG=VERSION...,
+#                                  the pins as fetched, BASE's versions filled in)
 #
 # A distribution's own kernel for the tier, as distro-kernels.txt names it
 # (e.g. debian-6.12): its packages fetched by exact version
@@ -26,14 +28,24 @@ LIST=$HERE/distro-kernels.txt
 NAME=${1:-}
 log() { printf '[distro-kernel %s] %s\n' "${NAME:-?}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-[ $# -eq 1 ] || die "usage: $0 NAME (one of: $(awk '!/^#/ && NF {print $1}' "$LIST" | paste -sd' '))"
+[ $# -eq 1 ] || die "usage: $0 NAME|--list (NAME: one of $(awk '!/^#/ && NF {print $1}' "$LIST" | paste -sd' '))"
 
-line=$(awk -v n="$NAME" '!/^#/ && $1 == n' "$LIST")
+# distro-kernels.txt's lines without comments, BASE's versions filled in:
+# the one reading of the pins, which version-watch.sh takes from --list.
+base_get() { sed -n "s/^$1=//p" "$ROOT/patches/BASE" | tail -n1; }
+pins_list() {
+	local kv dv
+	kv=$(base_get KERNELVERSION) dv=$(base_get DEB_VERSION)
+	awk '!/^#/ && NF' "$LIST" | sed "s/@KERNELVERSION@/$kv/g; s/@DEB_VERSION@/$dv/g"
+}
+if [ "$NAME" = --list ]; then
+	pins_list
+	exit 0
+fi
+
+line=$(pins_list | awk -v n="$NAME" '$1 == n')
 [ -n "$line" ] || die "no kernel '$NAME' in $LIST"
 read -r _ suite follow specs <<<"$line"
-base_get() { sed -n "s/^$1=//p" "$ROOT/patches/BASE" | tail -n1; }
-specs=${specs//@KERNELVERSION@/$(base_get KERNELVERSION)}
-specs=${specs//@DEB_VERSION@/$(base_get DEB_VERSION)}
 read -r -a pins <<<"$specs"
 fetch_args=(-s "$suite" -c "$CACHE")
 [ "$follow" = - ] || fetch_args+=(-F "$follow")

@@ -22,11 +22,27 @@ ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}
 say() { printf 'version-watch: %s\n' "$*"; }
 
-# apt-cache over SUITE ("system" or a private suite such as sid).
+# The apt options that read SUITE ("system" or a private suite such as
+# sid), asked of debian-fetch.sh once per suite (it may refresh the
+# index); why the index could not be read, if it could not.
+declare -A suite_opts=() unreadable=()
+read_suite() { # SUITE
+	local out err
+	[ -z "${suite_opts[$1]+x}" ] || return 0
+	err=$(mktemp)
+	if out=$("$HERE/debian-fetch.sh" -s "$1" -c "$CACHE" -A 2>"$err"); then
+		suite_opts[$1]=$out unreadable[$1]=''
+	else
+		suite_opts[$1]='' unreadable[$1]=$(grep -E '^(E|W):|ERROR' "$err" | head -n2 | paste -sd' ')
+	fi
+	rm -f "$err"
+}
+# apt-cache over SUITE.
 aptc() { # SUITE ARGS...
 	local suite=$1 opts=()
 	shift
-	mapfile -t opts < <("$HERE/debian-fetch.sh" -s "$suite" -c "$CACHE" -A 2>/dev/null)
+	read_suite "$suite"
+	[ -z "${suite_opts[$suite]}" ] || mapfile -t opts <<<"${suite_opts[$suite]}"
 	apt-cache "${opts[@]}" "$@" 2>/dev/null
 }
 versions() { aptc "$1" madison "$2" | awk -F' *\\| *' '{print $2}' | sort -u; }
@@ -81,22 +97,13 @@ fi
 
 # --- distro-kernels.txt -----------------------------------------------------------
 kv=$(base_get KERNELVERSION)
-declare -A unreadable=()
 while read -r name suite _ specs; do
-	case $name in '' | '#'*) continue ;; esac
 	# An index that cannot be read says nothing about what the archive has.
-	if [ -z "${unreadable[$suite]+x}" ]; then
-		unreadable[$suite]=''
-		if ! err=$("$HERE/debian-fetch.sh" -s "$suite" -c "$CACHE" -A 2>&1 >/dev/null); then
-			unreadable[$suite]=$(grep -E '^(E|W):|ERROR' <<<"$err" | head -n2 | paste -sd' ')
-		fi
-	fi
+	read_suite "$suite"
 	if [ -n "${unreadable[$suite]}" ]; then
 		say "$name: cannot tell, the index of $suite could not be read (${unreadable[$suite]})"
 		continue
 	fi
-	specs=${specs//@KERNELVERSION@/$kv}
-	specs=${specs//@DEB_VERSION@/$ver}
 	spec=${specs%% *} # the package holding the image names the kernel
 	p=${spec%%=*} v=${spec#*=}
 	up=${v%%-*}
@@ -127,5 +134,5 @@ while read -r name suite _ specs; do
 	else
 		say "ACTION $name: ${state#ACTION }; $suite has $bestpkg=$best: re-pin it in $where"
 	fi
-done <"$HERE/distro-kernels.txt"
+done < <("$HERE/fetch-distro-kernel.sh" --list)
 exit 0
