@@ -34,6 +34,7 @@
 set -euo pipefail
 
 die() { echo "mkinitramfs: ERROR: $*" >&2; exit 1; }
+USAGE="usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]... [-m MODULE.ko[:ARGS]]..."
 
 out='' plan=''
 files=() envs=() mods=()
@@ -44,10 +45,10 @@ while getopts "o:p:f:e:m:" opt; do
 	f) files+=("$OPTARG") ;;
 	e) envs+=("$OPTARG") ;;
 	m) mods+=("$OPTARG") ;;
-	*) die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]... [-m MODULE.ko[:ARGS]]..." ;;
+	*) die "$USAGE" ;;
 	esac
 done
-if [ -z "$out" ] || [ -z "$plan" ]; then die "usage: $0 -o OUT.cpio -p PLAN [-f SRC[=DEST]]... [-e KEY=VALUE]... [-m MODULE.ko[:ARGS]]..."; fi
+if [ -z "$out" ] || [ -z "$plan" ]; then die "$USAGE"; fi
 [ -r "$plan" ] || die "plan $plan not readable"
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
