@@ -115,7 +115,7 @@ place() { # NAME ROLE
 		place "$dep" common
 	done
 	modcat "${path[$m]}" >"$TMP/modules/$m.ko" || die "cannot decompress ${path[$m]}"
-	placed[$m]=done
+	placed[$m]=placed
 	order+=("$m $2")
 }
 place kvm common

@@ -71,23 +71,23 @@ else
 	# whole tree would cost a minute for the same answer.
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
-	mapfile -t series < <(find "$ROOT/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
-	files=$(sed -n 's|^--- a/||p' "${series[@]}" | sort -u)
+	mapfile -t patchset < <(find "$ROOT/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+	files=$(sed -n 's|^--- a/||p' "${patchset[@]}" | sort -u)
 	verdict=''
 	if deb=$("$HERE/debian-fetch.sh" -c "$CACHE" "$pkg=$newest" 2>"$work/fetch.log"); then
 		top=$(dpkg-deb --fsys-tarfile "$deb" 2>/dev/null | tar -xOf - "./$tarball" 2>/dev/null |
 			tar -tJf - 2>/dev/null | head -n1 | cut -d/ -f1)
 		mkdir -p "$work/src"
-		# shellcheck disable=SC2086 # one path per word
+		# shellcheck disable=SC2046 # one path per word
 		dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$tarball" |
 			tar -xJf - -C "$work/src" --strip-components=1 $(sed "s|^|$top/|" <<<"$files") 2>/dev/null
-		for p in "${series[@]}"; do
+		for p in "${patchset[@]}"; do
 			if ! (cd "$work/src" && patch -p1 --batch --forward --fuzz=0 --silent <"$p" >"$work/patch.log" 2>&1); then
 				verdict="does NOT apply: $(basename "$p") fails ($(head -n2 "$work/patch.log" | paste -sd' '))"
 				break
 			fi
 		done
-		[ -n "$verdict" ] || verdict="still applies (all ${#series[@]} patches, no fuzz)"
+		[ -n "$verdict" ] || verdict="still applies (all ${#patchset[@]} patches, no fuzz)"
 	else
 		verdict="could not be fetched to check ($(tail -n1 "$work/fetch.log"))"
 	fi
