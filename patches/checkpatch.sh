@@ -1,14 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# checkpatch.sh SRC_TREE
+# checkpatch.sh [SERIES_DIR] SRC_TREE
 #
 # Runs SRC_TREE/scripts/checkpatch.pl --strict on every patch of the series
-# in this directory (0001-*.patch onwards; the cover letter is exempt) and
+# in SERIES_DIR (default: patches/6.12 beside this script; e.g. patches/7.2)
+# (0001-*.patch onwards; the cover letter is exempt) and
 # exits non-zero if any patch has an error, a check, or a warning other than
 # the one accepted below, naming the offending patches.  SRC_TREE is any
-# Linux source tree whose checkpatch.pl to use, normally the Debian
-# linux-source-6.12 base.
+# Linux source tree whose checkpatch.pl to use, normally the series' own
+# base (SERIES_DIR/BASE).
 #
 # The one accepted report is
 #   WARNING:FILE_PATH_CHANGES: added, moved or deleted file(s), does MAINTAINERS need updating?
@@ -24,18 +25,22 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 SRC_TREE" >&2
+	echo "usage: $0 [SERIES_DIR] SRC_TREE" >&2
 	exit 2
 }
 
-[ $# -eq 1 ] || usage
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+case $# in
+1) SERIES_DIR=$HERE/6.12 ;;
+2) SERIES_DIR=$(cd "$1" && pwd) || usage; shift ;;
+*) usage ;;
+esac
 SRC=$(cd "$1" && pwd) || usage
 CHECKPATCH=$SRC/scripts/checkpatch.pl
 [ -x "$CHECKPATCH" ] || {
 	echo "$0: $CHECKPATCH not found or not executable" >&2
 	exit 2
 }
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ACCEPTED='WARNING:FILE_PATH_CHANGES: added, moved or deleted file(s), does MAINTAINERS need updating?'
 
 # Prefer the distribution's python3 (which has python3-ply) over a
@@ -44,12 +49,12 @@ PATH=/usr/bin:$PATH
 
 shopt -s nullglob
 patches=()
-for p in "$HERE"/[0-9][0-9][0-9][0-9]-*.patch; do
+for p in "$SERIES_DIR"/[0-9][0-9][0-9][0-9]-*.patch; do
 	case $(basename "$p") in 0000-*) continue ;; esac
 	patches+=("$p")
 done
 [ ${#patches[@]} -gt 0 ] || {
-	echo "$0: no patches in $HERE" >&2
+	echo "$0: no patches in $SERIES_DIR" >&2
 	exit 2
 }
 

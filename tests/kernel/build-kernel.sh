@@ -1,29 +1,36 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# build-kernel.sh FLAVOUR   (FLAVOUR = stock | patched | patched-debug)
+# build-kernel.sh [-S SERIES] FLAVOUR   (FLAVOUR = stock | patched | patched-debug)
 #
-# Builds from Debian's linux-source-6.12 at exactly the version patches/BASE
-# pins, fetched with debian-fetch.sh (apt-get download into the cache,
-# checked by apt against the archive's signed index; the installed
-# linux-source-6.12, if any, is not used):
+# SERIES names a directory patches/SERIES/ (default 6.12): its BASE pins the
+# Debian linux-source package (DEB_PACKAGE at exactly DEB_VERSION, from the
+# apt SUITE it names: "system", the machine's own sources, by default, or a
+# private suite such as sid, see debian-fetch.sh), its 0001+ patches are the
+# series.  Fetched with debian-fetch.sh (apt-get download into the cache,
+# checked by apt against the archive's signed index; an installed
+# linux-source, if any, is not used):
 #   stock          no kernel (the stock runs boot Debian's own image of the
-#                  same version, fetch-distro-kernel.sh debian-6.12): the
-#                  UAPI headers and the static KVM selftests of the base;
-#   patched        patches/0*.patch applied, a kernel from `tinyconfig` +
-#                  config.fragment, its headers and selftests;
+#                  same version, fetch-distro-kernel.sh debian-6.12 /
+#                  debian-7.2): the UAPI headers and the static KVM
+#                  selftests of the base;
+#   patched        patches/SERIES/0*.patch applied, a kernel from
+#                  `tinyconfig` + config.fragment + the series' own symbols
+#                  (patches/SERIES/kconfig.fragment), its headers and
+#                  selftests;
 #   patched-debug  the same plus debug.fragment (SMP, ACPI, lockdep, KASAN).
 # The results are cached in
-#   ${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}/<flavour>-<key>/
+#   ${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}/<flavour>-<series>-<key>/
 # where <key> is a sha256 over the patches (patched flavours only), the
-# fragments (patched flavours only), patches/BASE and this script.  A cache
-# hit costs well under a second.
+# fragments (patched flavours only), patches/SERIES/BASE and this script.  A
+# cache hit costs well under a second.
 #
 # stdout: exactly one line, the output directory (bzImage, config and
 #         System.map for the patched flavours; selftests/, headers/,
 #         build.log, stamp).  Everything else: stderr.
-# exit:   0 built or cached; 77 a patched flavour requested but patches/ holds no
-#         0001+ patch yet (reason on stderr); 1 any error (clear message).
+# exit:   0 built or cached; 77 a patched flavour requested but
+#         patches/SERIES holds no 0001+ patch yet (reason on stderr); 1 any
+#         error (clear message).
 #
 # Environment: KVMNC_KERNEL_CACHE (cache root), KVMNC_JOBS (default nproc),
 # KVMNC_KERNEL_VERBOSE=1 (show the make output instead of logging it).
@@ -31,13 +38,12 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PATCHES=$ROOT/patches
 FRAGMENT=$HERE/config.fragment
 DEBUG_FRAGMENT=$HERE/debug.fragment
 CACHE=${KVMNC_KERNEL_CACHE:-/var/cache/kvmnc-kernel}
 JOBS=${KVMNC_JOBS:-$(nproc)}
 
-log() { printf '[build-kernel %s] %s\n' "${FLAVOUR:-?}" "$*" >&2; }
+log() { printf '[build-kernel %s] %s\n' "${LABEL:-?}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 T_STAGE=$SECONDS
@@ -47,23 +53,44 @@ stage_done() {
 	T_STAGE=$SECONDS
 }
 
-[ $# -eq 1 ] || die "usage: $0 stock|patched|patched-debug"
+SERIES=6.12
+while getopts "S:" opt; do
+	case $opt in
+	S) SERIES=$OPTARG ;;
+	*) die "usage: $0 [-S SERIES] stock|patched|patched-debug" ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 1 ] || die "usage: $0 [-S SERIES] stock|patched|patched-debug"
 FLAVOUR=$1
+PATCHES=$ROOT/patches/$SERIES
+REL=patches/$SERIES
+if [ ! -d "$PATCHES" ] || [[ ! $SERIES =~ ^[0-9]+\.[0-9]+$ ]]; then
+	die "no series '$SERIES' (want a directory patches/<major>.<minor>/, e.g. -S 6.12 or -S 7.2)"
+fi
+# The cache and work directories' name: the flavour of this series.
+LABEL=$FLAVOUR-$SERIES
+# The tier's fragment, then the series' own symbols (its device, its KUnit
+# suite: patches/SERIES/kconfig.fragment, if any), then debug.fragment.
+SERIES_FRAGMENT=()
+[ ! -e "$PATCHES/kconfig.fragment" ] || SERIES_FRAGMENT=("$PATCHES/kconfig.fragment")
 case $FLAVOUR in
 stock) PATCHED=0 FRAGMENTS=() ;;
-patched) PATCHED=1 FRAGMENTS=("$FRAGMENT") ;;
-patched-debug) PATCHED=1 FRAGMENTS=("$FRAGMENT" "$DEBUG_FRAGMENT") ;;
+patched) PATCHED=1 FRAGMENTS=("$FRAGMENT" "${SERIES_FRAGMENT[@]}") ;;
+patched-debug) PATCHED=1 FRAGMENTS=("$FRAGMENT" "${SERIES_FRAGMENT[@]}" "$DEBUG_FRAGMENT") ;;
 *) die "unknown flavour '$FLAVOUR' (want stock, patched or patched-debug)" ;;
 esac
 
 # --- 1. the base ---------------------------------------------------------------
-[ -r "$PATCHES/BASE" ] || die "$PATCHES/BASE is missing"
-base_get() {
+[ -r "$PATCHES/BASE" ] || die "$REL/BASE is missing"
+base_get() { # KEY [DEFAULT]
 	local v
 	v=$(sed -n "s/^$1=//p" "$PATCHES/BASE" | tail -n1)
-	[ -n "$v" ] || die "patches/BASE has no $1= line"
+	[ -n "$v" ] || v=${2:-}
+	[ -n "$v" ] || die "$REL/BASE has no $1= line"
 	printf '%s' "$v"
 }
+SUITE=$(base_get SUITE system)
 DEB_PACKAGE=$(base_get DEB_PACKAGE)
 DEB_VERSION=$(base_get DEB_VERSION)
 KERNELVERSION=$(base_get KERNELVERSION)
@@ -74,14 +101,14 @@ TARBALL=$(base_get TARBALL)
 SRCDIR=$CACHE/src
 TARBALL_FILE=$SRCDIR/${DEB_PACKAGE}_${DEB_VERSION}.tar.xz
 if [ ! -s "$TARBALL_FILE" ]; then
-	deb=$("$HERE/debian-fetch.sh" -c "$CACHE" "$DEB_PACKAGE=$DEB_VERSION") ||
-		die "cannot fetch $DEB_PACKAGE=$DEB_VERSION, the base patches/BASE pins. If the archive no" \
+	deb=$("$HERE/debian-fetch.sh" -s "$SUITE" -c "$CACHE" "$DEB_PACKAGE=$DEB_VERSION") ||
+		die "cannot fetch $DEB_PACKAGE=$DEB_VERSION, the base $REL/BASE pins. If the archive no" \
 			"longer has it (the lines above list what it has), re-base: set DEB_VERSION and" \
-			"KERNELVERSION in patches/BASE to a listed version, then prove the series on it with" \
-			"patches/bisect-check.sh and the tier"
+			"KERNELVERSION in $REL/BASE to a listed version, then prove the series on it with" \
+			"patches/bisect-check.sh $REL and the tier"
 	mkdir -p "$SRCDIR"
 	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$TARBALL" >"$TARBALL_FILE.tmp" ||
-		die "$deb has no $TARBALL (patches/BASE's TARBALL)"
+		die "$deb has no $TARBALL ($REL/BASE's TARBALL)"
 	mv "$TARBALL_FILE.tmp" "$TARBALL_FILE"
 	# Older versions' tarballs are dead weight once the base moved.
 	find "$SRCDIR" -maxdepth 1 -name "${DEB_PACKAGE}_*.tar.xz" ! -name "$(basename "$TARBALL_FILE")" -delete
@@ -99,7 +126,7 @@ if [ "$PATCHED" = 1 ]; then
 		PATCH_LIST+=("$p")
 	done
 	if [ ${#PATCH_LIST[@]} -eq 0 ]; then
-		log "SKIP: patches/ holds no 0001+ patch yet, nothing to build for the patched flavour"
+		log "SKIP: $REL holds no 0001+ patch yet, nothing to build for the patched flavour"
 		exit 77
 	fi
 fi
@@ -114,7 +141,7 @@ KEY=$(for f in "${key_inputs[@]}"; do
 	printf '%s\n' "${f#"$ROOT"/}"
 	sha256sum <"$f"
 done | sha256sum | cut -c1-16)
-OUT=$CACHE/$FLAVOUR-$KEY
+OUT=$CACHE/$LABEL-$KEY
 
 if [ -e "$OUT/stamp" ]; then
 	log "cache hit: $OUT"
@@ -123,9 +150,9 @@ if [ -e "$OUT/stamp" ]; then
 fi
 
 mkdir -p "$CACHE" || die "cannot create cache dir $CACHE (set KVMNC_KERNEL_CACHE or -Dkernel-cache-dir)"
-exec 9>"$CACHE/.lock-$FLAVOUR"
+exec 9>"$CACHE/.lock-$LABEL"
 if ! flock -n 9; then
-	log "another build of '$FLAVOUR' is running, waiting for its lock"
+	log "another build of '$LABEL' is running, waiting for its lock"
 	flock 9
 fi
 if [ -e "$OUT/stamp" ]; then
@@ -145,9 +172,9 @@ stage_done "verify base + key"
 # applied, so only the files the patches touch get new mtimes and make
 # rebuilds just those (deleting and re-extracting 1.5 GB is slow on CI disks).
 WORK=$CACHE/work
-SRC=$WORK/$FLAVOUR/src
+SRC=$WORK/$LABEL/src
 BUILD=$SRC/out
-APPLIED=$WORK/$FLAVOUR/applied
+APPLIED=$WORK/$LABEL/applied
 apply_one() { # DIR PATCH [-R]
 	if command -v git >/dev/null; then
 		(cd "$1" && git apply --whitespace=nowarn ${3:+"$3"} "$2") >&2
@@ -159,18 +186,18 @@ extract() {
 	log "extracting $TARBALL into $SRC"
 	if [ -e "$SRC" ]; then
 		# Removing a kernel tree is slow: move it aside, delete in background.
-		mv "$SRC" "$WORK/$FLAVOUR/trash.$$"
-		(rm -rf "$WORK/$FLAVOUR/trash.$$" &)
+		mv "$SRC" "$WORK/$LABEL/trash.$$"
+		(rm -rf "$WORK/$LABEL/trash.$$" &)
 	fi
 	rm -rf "$APPLIED" "$SRC.tmp"
 	mkdir -p "$SRC.tmp"
 	tar -xf "$TARBALL" -C "$SRC.tmp" --strip-components=1 || die "cannot extract $TARBALL"
 	mv "$SRC.tmp" "$SRC"
 	mkdir -p "$APPLIED"
-	echo "$DEB_VERSION" >"$WORK/$FLAVOUR/extracted"
+	echo "$DEB_VERSION" >"$WORK/$LABEL/extracted"
 }
-mkdir -p "$WORK/$FLAVOUR"
-if [ "$(cat "$WORK/$FLAVOUR/extracted" 2>/dev/null)" != "$DEB_VERSION" ] || [ ! -d "$SRC" ]; then
+mkdir -p "$WORK/$LABEL"
+if [ "$(cat "$WORK/$LABEL/extracted" 2>/dev/null)" != "$DEB_VERSION" ] || [ ! -d "$SRC" ]; then
 	extract
 fi
 # Keep the longest common prefix of the applied and the wanted patch set;
@@ -204,7 +231,7 @@ done
 [ "$common" -eq 0 ] || log "kept $common already applied patch(es)"
 mkv=$(sed -n 's/^VERSION = //p;s/^PATCHLEVEL = //p;s/^SUBLEVEL = //p' "$SRC/Makefile" | paste -sd.)
 [ "$mkv" = "$KERNELVERSION" ] ||
-	die "the tree from $TARBALL is version $mkv, patches/BASE pins KERNELVERSION=$KERNELVERSION"
+	die "the tree from $TARBALL is version $mkv, $REL/BASE pins KERNELVERSION=$KERNELVERSION"
 stage_done "sources + patches (${#PATCH_LIST[@]} applied)"
 
 # --- 4. config -------------------------------------------------------------------
@@ -326,6 +353,7 @@ log "published $nprogs selftests"
 cp "$BUILDLOG" "$TMPOUT/build.log"
 {
 	echo "flavour=$FLAVOUR"
+	echo "series=$SERIES"
 	echo "key=$KEY"
 	echo "base=$DEB_PACKAGE $DEB_VERSION"
 	echo "kernelversion=$(cat "$BUILD/include/config/kernel.release" 2>/dev/null || echo "$KERNELVERSION")"
@@ -339,7 +367,7 @@ mv "$TMPOUT" "$OUT"
 # checkout may still be booting it); older ones are dead weight.
 # The exact pattern: "patched-*" alone would also match patched-debug-<key>.
 # shellcheck disable=SC2010,SC2012 # names are <flavour>-<hex key>
-{ ls -1dt "$CACHE/$FLAVOUR"-* 2>/dev/null | grep -E "/$FLAVOUR-[0-9a-f]{16}\$" | tail -n +3 || true; } |
+{ ls -1dt "$CACHE/$LABEL"-* 2>/dev/null | grep -E "/${LABEL//./\\.}-[0-9a-f]{16}\$" | tail -n +3 || true; } |
 	while read -r old; do rm -rf "$old"; done
 stage_done "publish"
 log "done in $((SECONDS - T_TOTAL)) s: $OUT"

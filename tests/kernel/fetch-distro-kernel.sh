@@ -32,7 +32,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 # distro-kernels.txt's lines without comments, BASE's versions filled in:
 # the one reading of the pins, which version-watch.sh takes from --list.
-base_get() { sed -n "s/^$1=//p" "$ROOT/patches/BASE" | tail -n1; }
+# The stock pins follow the 6.12 series' base (debian-6.12 is its image).
+base_get() { sed -n "s/^$1=//p" "$ROOT/patches/6.12/BASE" | tail -n1; }
 pins_list() {
 	local kv dv
 	kv=$(base_get KERNELVERSION) dv=$(base_get DEB_VERSION)

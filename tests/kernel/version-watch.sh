@@ -5,10 +5,11 @@
 # re-pin is a one-line change made before anything breaks.  Reports, and
 # never fails on its own account (exit 0 whatever it finds; CI prints it):
 #
-#   - patches/BASE: whether Debian has a newer linux-source-6.12 than
-#     DEB_VERSION and, if so, whether the series still applies to it (the
-#     files the patches touch are taken from the newer tarball and the
-#     patches applied in order, like `git am` would);
+#   - patches/SERIES/BASE, for each series (6.12, 7.2): whether Debian's
+#     suite the BASE names (SUITE=, default the system's) has a newer
+#     linux-source-SERIES than DEB_VERSION and, if so, whether the series
+#     still applies to it (the files the patches touch are taken from the
+#     newer tarball and the patches applied in order, like `git am` would);
 #   - each pin of distro-kernels.txt: whether the archive still has the
 #     pinned version, and the newest image of the same kernel series;
 #   - for every line, the one edit that re-pins it.
@@ -53,50 +54,66 @@ newest_version() { # list on stdin -> the highest by Debian's ordering
 	done
 	printf '%s' "$best"
 }
-base_get() { sed -n "s/^$1=//p" "$ROOT/patches/BASE" | tail -n1; }
+base_get() { # BASE-FILE KEY [DEFAULT]
+	local v
+	v=$(sed -n "s/^$2=//p" "$1" | tail -n1)
+	printf '%s' "${v:-${3:-}}"
+}
 
-# --- patches/BASE ---------------------------------------------------------------
-pkg=$(base_get DEB_PACKAGE) ver=$(base_get DEB_VERSION) tarball=$(base_get TARBALL)
-have=$(versions system "$pkg")
-newest=$(newest_version <<<"$have")
-if [ -z "$have" ]; then
-	say "BASE $pkg: the archive lists no version (no apt index? run apt-get update)"
-elif ! grep -qxF -- "$ver" <<<"$have"; then
-	say "ACTION BASE $pkg $ver is no longer in the archive (it has $(paste -sd' ' <<<"$have"));" \
-		"re-base on $newest: DEB_VERSION=$newest in patches/BASE, then patches/bisect-check.sh"
-elif [ "$newest" = "$ver" ]; then
-	say "BASE $pkg $ver is the newest in the archive"
-else
-	# Only the files the series touches are extracted and patched: the
-	# whole tree would cost a minute for the same answer.
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
-	mapfile -t patchset < <(find "$ROOT/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
-	files=$(sed -n 's|^--- a/||p' "${patchset[@]}" | sort -u)
-	verdict=''
-	if deb=$("$HERE/debian-fetch.sh" -c "$CACHE" "$pkg=$newest" 2>"$work/fetch.log"); then
-		top=$(dpkg-deb --fsys-tarfile "$deb" 2>/dev/null | tar -xOf - "./$tarball" 2>/dev/null |
-			tar -tJf - 2>/dev/null | head -n1 | cut -d/ -f1)
-		mkdir -p "$work/src"
-		# shellcheck disable=SC2046 # one path per word
-		dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$tarball" |
-			tar -xJf - -C "$work/src" --strip-components=1 $(sed "s|^|$top/|" <<<"$files") 2>/dev/null
-		for p in "${patchset[@]}"; do
-			if ! (cd "$work/src" && patch -p1 --batch --forward --fuzz=0 --silent <"$p" >"$work/patch.log" 2>&1); then
-				verdict="does NOT apply: $(basename "$p") fails ($(head -n2 "$work/patch.log" | paste -sd' '))"
-				break
-			fi
-		done
-		[ -n "$verdict" ] || verdict="still applies (all ${#patchset[@]} patches, no fuzz)"
-	else
-		verdict="could not be fetched to check ($(tail -n1 "$work/fetch.log"))"
+# --- patches/SERIES/BASE ------------------------------------------------------
+for base in "$ROOT"/patches/*/BASE; do
+	sdir=$(dirname "$base") rel=patches/$(basename "$(dirname "$base")")
+	pkg=$(base_get "$base" DEB_PACKAGE) ver=$(base_get "$base" DEB_VERSION)
+	tarball=$(base_get "$base" TARBALL) suite=$(base_get "$base" SUITE system)
+	read_suite "$suite"
+	if [ -n "${unreadable[$suite]}" ]; then
+		say "$rel/BASE $pkg: cannot tell, the index of $suite could not be read (${unreadable[$suite]})"
+		continue
 	fi
-	say "ACTION BASE $pkg: the archive has $newest, newer than $ver; the series $verdict." \
-		"Re-base: DEB_VERSION=$newest and KERNELVERSION=${newest%%-*} in patches/BASE, then patches/bisect-check.sh"
-fi
+	have=$(versions "$suite" "$pkg")
+	newest=$(newest_version <<<"$have")
+	mapfile -t patchset < <(find "$sdir" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+	if [ -z "$have" ]; then
+		say "$rel/BASE $pkg: $suite lists no version (no apt index? run apt-get update)"
+	elif ! grep -qxF -- "$ver" <<<"$have"; then
+		say "ACTION $rel/BASE $pkg $ver is no longer in $suite (it has $(paste -sd' ' <<<"$have"));" \
+			"re-base on $newest: DEB_VERSION=$newest in $rel/BASE, then patches/bisect-check.sh $rel"
+	elif [ "$newest" = "$ver" ]; then
+		say "$rel/BASE $pkg $ver is the newest in $suite"
+	elif [ ${#patchset[@]} -eq 0 ]; then
+		say "ACTION $rel/BASE $pkg: $suite has $newest, newer than $ver; $rel holds no patch yet." \
+			"Re-base: DEB_VERSION=$newest and KERNELVERSION=${newest%%-*} in $rel/BASE"
+	else
+		# Only the files the series touches are extracted and patched: the
+		# whole tree would cost a minute for the same answer.
+		work=$(mktemp -d)
+		files=$(sed -n 's|^--- a/||p' "${patchset[@]}" | sed 's/\t.*//' | sort -u)
+		verdict=''
+		if deb=$("$HERE/debian-fetch.sh" -s "$suite" -c "$CACHE" "$pkg=$newest" 2>"$work/fetch.log"); then
+			top=$(dpkg-deb --fsys-tarfile "$deb" 2>/dev/null | tar -xOf - "./$tarball" 2>/dev/null |
+				tar -tJf - 2>/dev/null | head -n1 | cut -d/ -f1)
+			mkdir -p "$work/src"
+			# shellcheck disable=SC2046,SC2001 # one path per word, each line prefixed
+			dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$tarball" |
+				tar -xJf - -C "$work/src" --strip-components=1 $(sed "s|^|$top/|" <<<"$files") 2>/dev/null
+			for p in "${patchset[@]}"; do
+				if ! (cd "$work/src" && patch -p1 --batch --forward --fuzz=0 --silent <"$p" >"$work/patch.log" 2>&1); then
+					verdict="does NOT apply: $(basename "$p") fails ($(head -n2 "$work/patch.log" | paste -sd' '))"
+					break
+				fi
+			done
+			[ -n "$verdict" ] || verdict="still applies (all ${#patchset[@]} patches, no fuzz)"
+		else
+			verdict="could not be fetched to check ($(tail -n1 "$work/fetch.log"))"
+		fi
+		rm -rf "$work"
+		say "ACTION $rel/BASE $pkg: $suite has $newest, newer than $ver; the series $verdict." \
+			"Re-base: DEB_VERSION=$newest and KERNELVERSION=${newest%%-*} in $rel/BASE, then patches/bisect-check.sh $rel"
+	fi
+done
 
 # --- distro-kernels.txt -----------------------------------------------------------
-kv=$(base_get KERNELVERSION)
+kv=$(base_get "$ROOT/patches/6.12/BASE" KERNELVERSION)
 while read -r name suite _ specs; do
 	# An index that cannot be read says nothing about what the archive has.
 	read_suite "$suite"
@@ -128,7 +145,7 @@ while read -r name suite _ specs; do
 		fi
 	done < <(aptc "$suite" pkgnames "$prefix$series.")
 	where=tests/kernel/distro-kernels.txt
-	case $specs in *"$kv"*) where="patches/BASE (this pin follows it)" ;; esac
+	case $specs in *"$kv"*) where="patches/6.12/BASE (this pin follows it)" ;; esac
 	if [ -z "$best" ] || [ "$best" = "$v" ]; then
 		say "$name: $state, the newest of $series"
 	else
