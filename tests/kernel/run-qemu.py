@@ -21,7 +21,14 @@ RUN is one of (see RUNS in kvmtier/config.py and tests/kernel/README.md):
   stock-vmx, patched-vmx, patched-vmx-nosnoop,
   patched-vmx-shadow                              Bochs, library + probe
   stock-vmx-selftests, patched-vmx-selftests      Bochs, selftests-vmx.list
-  selftests-compare, vmx-selftests-compare        no boot: per-test results
+  stock-7.2-selftests, stock-7.2-vmx-selftests,   Debian's 7.2 image, the whole
+  patched-7.2-selftests, patched-7.2-vmx-selftests x86 suite of 7.2 (CI subset
+                                                  unless --full)
+  patched-7.2-npt, -vmx, -vmx-nosnoop,
+  -vmx-shadow, -vmx-tdpmmu0, -debug               the 7.2 series (patches/7.2)
+  selftests-compare, vmx-selftests-compare,
+  7.2-selftests-compare, 7.2-vmx-selftests-compare
+                                                  no boot: per-test results
                                                   of stock and patched must
                                                   be identical
 
@@ -68,6 +75,10 @@ def parser():
     ap.add_argument("--cache-dir", default="", help="kernel cache (KVMNC_KERNEL_CACHE)")
     ap.add_argument("--timeout", type=int, default=1800, help="hard emulator timeout, s")
     ap.add_argument("--strict", action="store_true", help="exit 1 on any failure")
+    ap.add_argument("--full", action="store_true",
+                    help="runs of the whole selftest suite (stock-7.2-*selftests,"
+                    " patched-7.2-*selftests): run it all, the CI subset's exclusions"
+                    " included (also: KVMNC_TIER_FULL=1)")
     ap.add_argument("--only", action="append", default=[],
                     help="run only this upstream selftest (repeatable; for debugging)")
     # An option only, no environment default: the Meson kernel suite must

@@ -4,24 +4,32 @@
 # run-tier.sh: the whole kernel tier by hand or from CI, with the time per
 # stage.  Two modes:
 #
-#   run-tier.sh -B BUILDDIR [RUN...]
+#   run-tier.sh -B BUILDDIR [-F] [RUN...]
 #       Meson mode: `meson test -C BUILDDIR --suite kernel` (the library's
 #       guest executables included).  With RUN names, only those tests
 #       (e.g. stock-npt patched-npt).
 #
-#   run-tier.sh [-l LOGDIR] [-g EXE]... [RUN...]
+#   run-tier.sh [-l LOGDIR] [-g EXE]... [-F] [RUN...]
 #       Standalone mode, no Meson: builds kvm-smoke itself and drives
 #       run-qemu.py directly; -g adds a static library executable (live-*,
 #       kvmnc-probe).  Logs default to /var/tmp/kvmnc-kernel-tier.
+#
+#   -F  the whole selftest suite in the 7.2 selftest runs, the CI subset's
+#       exclusions included (KVMNC_TIER_FULL=1; hours under Bochs: in
+#       Meson mode with a test timeout multiplier of 20)
 #
 # RUN: stock-npt debian-6.1-npt debian-7.2-npt patched-npt patched-shadow
 #      stock-vmx debian-6.1-vmx debian-7.2-vmx patched-vmx
 #      patched-vmx-nosnoop patched-vmx-shadow stock-selftests
 #      patched-selftests stock-vmx-selftests patched-vmx-selftests
-#      patched-debug selftests-compare vmx-selftests-compare
+#      patched-debug patched-7.2-npt patched-7.2-vmx patched-7.2-vmx-nosnoop
+#      patched-7.2-vmx-shadow patched-7.2-vmx-tdpmmu0 stock-7.2-selftests
+#      patched-7.2-selftests stock-7.2-vmx-selftests
+#      patched-7.2-vmx-selftests patched-7.2-debug selftests-compare
+#      vmx-selftests-compare 7.2-selftests-compare 7.2-vmx-selftests-compare
 #      (default: all, in that order).  *-vmx* runs boot Bochs (Intel VMX),
 #      the others QEMU TCG (AMD SVM).  stock-* and debian-* boot Debian's
-#      own kernels (fetched, not built).
+#      own kernels (fetched, not built); *-7.2-* build patches/7.2.
 # Exit: 0 all passed or skipped, 1 any failure.
 # Environment: KVMNC_KERNEL_CACHE, KVMNC_JOBS (see build-kernel.sh).
 set -euo pipefail
@@ -30,18 +38,24 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL_RUNS=(stock-npt debian-6.1-npt debian-7.2-npt patched-npt patched-shadow stock-vmx
 	debian-6.1-vmx debian-7.2-vmx patched-vmx patched-vmx-nosnoop patched-vmx-shadow
 	stock-selftests patched-selftests stock-vmx-selftests patched-vmx-selftests patched-debug
-	selftests-compare vmx-selftests-compare)
-FLAVOURS=(stock patched patched-debug)
+	patched-7.2-npt patched-7.2-vmx patched-7.2-vmx-nosnoop patched-7.2-vmx-shadow
+	patched-7.2-vmx-tdpmmu0 stock-7.2-selftests patched-7.2-selftests stock-7.2-vmx-selftests
+	patched-7.2-vmx-selftests patched-7.2-debug
+	selftests-compare vmx-selftests-compare 7.2-selftests-compare 7.2-vmx-selftests-compare)
+# FLAVOUR:SERIES (build-kernel.sh -S SERIES FLAVOUR)
+FLAVOURS=(stock:6.12 patched:6.12 patched-debug:6.12 stock:7.2 patched:7.2 patched-debug:7.2)
 DISTRO=(debian-6.12 debian-6.1 debian-7.2)
 
 builddir='' logdir=/var/tmp/kvmnc-kernel-tier
 execs=()
-while getopts "B:l:g:h" opt; do
+full=0
+while getopts "B:l:g:Fh" opt; do
 	case $opt in
 	B) builddir=$OPTARG ;;
 	l) logdir=$OPTARG ;;
 	g) execs+=("$OPTARG") ;;
-	*) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	F) full=1 ;;
+	*) sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -75,14 +89,20 @@ build_kernels() {
 	for fl in "${FLAVOURS[@]}"; do
 		for r in "${runs[@]}"; do
 			case $fl:$r in
-			stock:stock-*selftests | stock:*selftests-compare) ;;
-			patched:patched-npt | patched:patched-shadow | patched:patched-vmx*) ;;
-			patched:patched-*selftests | patched:*selftests-compare) ;;
-			patched-debug:patched-debug) ;;
+			stock:6.12:stock-selftests | stock:6.12:stock-vmx-selftests) ;;
+			stock:6.12:selftests-compare | stock:6.12:vmx-selftests-compare) ;;
+			patched:6.12:patched-npt | patched:6.12:patched-shadow | patched:6.12:patched-vmx*) ;;
+			patched:6.12:patched-selftests | patched:6.12:selftests-compare) ;;
+			patched:6.12:vmx-selftests-compare) ;;
+			patched-debug:6.12:patched-debug) ;;
+			stock:7.2:stock-7.2-* | stock:7.2:7.2-*compare) ;;
+			patched:7.2:patched-7.2-npt | patched:7.2:patched-7.2-vmx*) ;;
+			patched:7.2:patched-7.2-selftests | patched:7.2:7.2-*compare) ;;
+			patched-debug:7.2:patched-7.2-debug) ;;
 			*) continue ;;
 			esac
 			rc=0
-			stage "kernel $fl" "$HERE/build-kernel.sh" "$fl" >/dev/null || rc=$?
+			stage "kernel ${fl%%:*}-${fl#*:}" "$HERE/build-kernel.sh" -S "${fl#*:}" "${fl%%:*}" >/dev/null || rc=$?
 			[ "$rc" = 0 ] || [ "$rc" = 77 ] || exit "$rc"
 			break
 		done
@@ -90,7 +110,10 @@ build_kernels() {
 	for fl in "${DISTRO[@]}"; do
 		for r in "${runs[@]}"; do
 			case $fl:$r in
-			debian-6.12:stock-* | debian-6.12:*selftests-compare | "$fl:$fl"-*) ;;
+			debian-6.12:stock-npt | debian-6.12:stock-vmx | debian-6.12:stock-selftests) ;;
+			debian-6.12:stock-vmx-selftests | debian-6.12:selftests-compare) ;;
+			debian-6.12:vmx-selftests-compare) ;;
+			debian-7.2:stock-7.2-* | debian-7.2:7.2-*compare | "$fl:$fl"-*) ;;
 			*) continue ;;
 			esac
 			stage "distribution kernel $fl" "$HERE/fetch-distro-kernel.sh" "$fl" >/dev/null || exit 1
@@ -99,9 +122,13 @@ build_kernels() {
 	done
 }
 
+if [ "$full" = 1 ]; then
+	export KVMNC_TIER_FULL=1
+fi
 if [ -n "$builddir" ]; then
 	MESON=${MESON:-meson}
 	args=(test -C "$builddir" --suite kernel --print-errorlogs --no-rebuild)
+	[ "$full" = 0 ] || args+=(--timeout-multiplier 20)
 	if [ ${#runs[@]} -ne ${#ALL_RUNS[@]} ]; then
 		for r in "${runs[@]}"; do args+=("kernel-$r"); done
 	fi

@@ -21,8 +21,23 @@ PROBE = "kvmnc-probe"
 RUST_VMM = "kvmnc-vmm-example"
 # Library programs whose own TAP lines become the run's (each SPTE check).
 EXPANDED = ("live-memtype", RUST_VMM)
+# The kernel series a run builds (build-kernel.sh -S): patches/<series>/.
+DEFAULT_PATCHES = "6.12"
+# The 6.12 series' selftests, by name; a later series' are found in its
+# selftests build instead (series_selftest_names()), by these prefixes.
 SERIES_SELFTESTS = ["virtio_device_test", "noncoherent_dma_memslot_test",
                     "noncoherent_dma_memtype_test"]
+SERIES_PREFIXES = ("noncoherent", "nc_")
+# upstream=ALL: every selftest the base's selftests Makefile builds for x86
+# (what build-kernel.sh published), less the series' own; the CI subset
+# leaves out the exclusions of the run's `suite` file unless the full suite
+# is asked for (run-qemu.py --full, or KVMNC_TIER_FULL=1 in its
+# environment).
+ALL = "all"
+FULL_ENV = "KVMNC_TIER_FULL"
+# Guest timeout (s) of a selftest of the whole suite the suite file does
+# not set: the guest's init kills it (SIGKILL) after that long.
+SUITE_TIMEOUT = 120
 KUNIT_SUITE = "kvm_x86_memtype"
 KSFT_SKIP = 4
 VMX_CPU = "corei7_haswell_4770"
@@ -37,9 +52,15 @@ VMX_CPU = "corei7_haswell_4770"
 # (KVMNC_EXPECT; also makes kvm-smoke run); library: live-* + kvmnc-probe;
 # series: the series' selftests; kunit: the series' KUnit suite;
 # must_pass: guest programs whose skip is a failure in this run;
-# upstream: selftest list file; debug: lockdep + KASAN must be active.
+# upstream: selftest list file, or ALL (with suite: the file of the CI
+# subset's exclusions, per-test timeouts and arguments); debug: lockdep +
+# KASAN must be active; patches: the series (patches/<patches>/, default
+# DEFAULT_PATCHES) the flavour builds; must_pass_series: every series
+# selftest found must run for real; params: {sysfs file below
+# /sys/module: value} the guest must read (a module parameter given on the
+# kernel command line took effect).
 #
-# "stock" is Debian's own 6.12 image of the very source patches/BASE pins
+# "stock" is Debian's own 6.12 image of the very source patches/6.12/BASE pins
 # (what a Debian 12 user with the 6.12 kernel runs); debian-6.1 is the
 # kernel Debian 12 installs by default, debian-7.2 sid's (upstream 7.2).
 STOCK = "debian-6.12"
@@ -95,11 +116,52 @@ RUNS = {
     "patched-vmx-selftests": dict(flavour="patched", backend="bochs", cpu=VMX_CPU,
                                   upstream="selftests-vmx.list"),
 }
+# The 7.2 series (patches/7.2/): Debian's 7.2 image for stock (the
+# debian-7.2 runs' kernel and modules) with the whole x86 selftest suite of
+# the same source, and our builds of linux-source-7.2 with the series.
+# Until patches/7.2 holds a 0001+ patch the patched-7.2 runs skip.
+STOCK_72 = "debian-7.2"
+SUITE_72 = "selftests-7.2.txt"
+_P72 = dict(flavour="patched", patches="7.2")
+RUNS.update({
+    "stock-7.2-selftests": dict(kernel=STOCK_72, flavour="stock", patches="7.2", backend="qemu",
+                                cpu="EPYC", upstream=ALL, suite=SUITE_72),
+    "stock-7.2-vmx-selftests": dict(kernel=STOCK_72, flavour="stock", patches="7.2",
+                                    backend="bochs", cpu=VMX_CPU, cmdline=BOCHS_DISTRO_CMDLINE,
+                                    upstream=ALL, suite=SUITE_72),
+    "patched-7.2-npt": dict(_P72, backend="qemu", cpu="EPYC", expect="patched-npt",
+                            library=True, series=True, kunit=True),
+    "patched-7.2-vmx": dict(_P72, backend="bochs", cpu=VMX_CPU, expect="patched-vmx",
+                            library=True, series=True, kunit=True, must_pass_series=True,
+                            must_pass=["live-memtype", RUST_VMM]),
+    "patched-7.2-vmx-nosnoop": dict(_P72, backend="bochs", cpu=VMX_CPU, cmdline="clearcpuid=ss",
+                                    expect="patched-vmx-nosnoop", library=True, series=True,
+                                    must_pass=["live-memtype"]),
+    "patched-7.2-vmx-shadow": dict(_P72, backend="bochs", cpu=VMX_CPU, cmdline="kvm_intel.ept=0",
+                                   expect="patched-vmx-shadow", library=True, series=True,
+                                   must_pass=["live-memtype"]),
+    # The shadow-MMU-for-TDP path (KVM's legacy TDP MMU) with EPT on: kvm is
+    # built in, so the parameter is given on the command line, and the run
+    # fails unless the guest reads it back.
+    "patched-7.2-vmx-tdpmmu0": dict(_P72, backend="bochs", cpu=VMX_CPU, cmdline="kvm.tdp_mmu=N",
+                                    expect="patched-vmx", library=True, series=True,
+                                    must_pass=["live-memtype"],
+                                    params={"kvm/parameters/tdp_mmu": "N"}),
+    "patched-7.2-selftests": dict(_P72, backend="qemu", cpu="EPYC", upstream=ALL, suite=SUITE_72,
+                                  series=True),
+    "patched-7.2-vmx-selftests": dict(_P72, backend="bochs", cpu=VMX_CPU, upstream=ALL,
+                                      suite=SUITE_72, series=True),
+    "patched-7.2-debug": dict(flavour="patched-debug", patches="7.2", backend="qemu", cpu="EPYC",
+                              smp=2, expect="patched-npt", library=True, series=True, kunit=True,
+                              debug=True),
+})
 # The vendor module a backend's CPU takes (fetch-distro-kernel.sh's roles).
 VENDOR = {"qemu": "amd", "bochs": "intel"}
 COMPARES = {
     "selftests-compare": ("stock-selftests", "patched-selftests"),
     "vmx-selftests-compare": ("stock-vmx-selftests", "patched-vmx-selftests"),
+    "7.2-selftests-compare": ("stock-7.2-selftests", "patched-7.2-selftests"),
+    "7.2-vmx-selftests-compare": ("stock-7.2-vmx-selftests", "patched-7.2-vmx-selftests"),
 }
 
 # What the guest kernel log must never show.  Lockdep and RCU reports start
@@ -195,4 +257,47 @@ def read_e2e_runs(path=os.path.join(QEMU_E2E, "runs.txt")):
             raise ValueError(f"{path}: bad line for {run}: {rest!r} (want RUN CASE TIMEOUT ARGS)")
         out.setdefault(run, []).append((parts[0], int(parts[1]),
                                         parts[2].strip() if len(parts) > 2 else ""))
+    return out
+
+
+def is_series_selftest(rel):
+    """Whether a selftest (path below selftests/) is the series' own by
+    name: its basename starts with one of SERIES_PREFIXES."""
+    return os.path.basename(rel).startswith(SERIES_PREFIXES)
+
+
+def published_selftests(kdir):
+    """Every selftest a build-kernel.sh output holds, as paths below its
+    selftests/ (exactly what the base's selftests Makefile builds), sorted."""
+    base = os.path.join(kdir, "selftests")
+    out = []
+    for root, _, fnames in os.walk(base):
+        for f in fnames:
+            p = os.path.join(root, f)
+            if os.access(p, os.X_OK):
+                out.append(os.path.relpath(p, base))
+    return sorted(out)
+
+
+def read_suite(path, backend):
+    """The suite file of an upstream=ALL run: {name: ("exclude", reason)} or
+    {name: ("run", timeout, args)}, the entries for `backend` only
+    (NAME [@qemu|@bochs] exclude REASON | NAME [@qemu|@bochs] timeout=N [ARGS])."""
+    out = {}
+    for name, rest in read_list(path):
+        m = re.match(r"^@(\w+)\s+(.*)$", rest)
+        if m:
+            if m.group(1) != backend:
+                continue
+            rest = m.group(2)
+        word, _, more = rest.partition(" ")
+        if word == "exclude":
+            if not more.strip():
+                raise ValueError(f"{path}: {name}: an exclusion needs its reason")
+            out[name] = ("exclude", more.strip())
+        elif re.fullmatch(r"timeout=\d+", word):
+            out[name] = ("run", int(word.split("=")[1]), more.strip())
+        else:
+            raise ValueError(f"{path}: {name}: want 'exclude REASON' or 'timeout=N [ARGS]',"
+                             f" got {rest!r}")
     return out

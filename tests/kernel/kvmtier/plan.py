@@ -9,8 +9,10 @@ where the guest's /init runs each command from /kvmnc."""
 import os
 from dataclasses import dataclass, field
 
-from .config import (LIBRARY_TESTS, PROBE, QEMU_E2E, RUST_VMM, SERIES_SELFTESTS, TIER_DIR,
-                     read_e2e_runs, read_list)
+from .config import (ALL, DEFAULT_PATCHES, LIBRARY_TESTS, PROBE, QEMU_E2E, RUST_VMM,
+                     SERIES_PREFIXES, SERIES_SELFTESTS, SUITE_TIMEOUT, TIER_DIR,
+                     is_series_selftest, published_selftests, read_e2e_runs, read_list,
+                     read_suite)
 from .initramfs import is_dynamic_elf
 
 
@@ -26,6 +28,10 @@ class RunPlan:
     # (name, path relative to selftests/ or None when the kernel lacks it)
     series: list = field(default_factory=list)
     upstream: list = field(default_factory=list)
+    # upstream=ALL runs: (name, reason) left out of the CI subset.
+    excluded: list = field(default_factory=list)
+    # params: (plan name, sysfs file, wanted value)
+    params: list = field(default_factory=list)
 
     def add(self, name, tmo, cmd, src, dest):
         self.files.append((src, dest))
@@ -78,14 +84,44 @@ def library_names(library, must_pass):
     return names
 
 
-def _add_selftests(rp, kdir, cfg, only):
+def series_selftest_names(kdir, cfg):
+    """The series' selftests: the 6.12 series' by name (SERIES_SELFTESTS),
+    a later series' found in its build (is_series_selftest), or, when the
+    build has none, one placeholder that reports as a TODO."""
+    if cfg.get("patches", DEFAULT_PATCHES) == DEFAULT_PATCHES:
+        return SERIES_SELFTESTS
+    found = [rel for rel in published_selftests(kdir) if is_series_selftest(rel)]
+    return found or ["/".join(p + "*" for p in SERIES_PREFIXES)]
+
+
+def _add_all(rp, kdir, cfg, only, full):
+    """Every selftest of the build but the series' own; the CI subset
+    leaves out the suite file's exclusions unless `full`."""
+    suite = read_suite(os.path.join(TIER_DIR, cfg["suite"]), cfg["backend"]) \
+        if cfg.get("suite") else {}
+    for rel in published_selftests(kdir):
+        if is_series_selftest(rel) or (only and rel not in only):
+            continue
+        entry = suite.get(rel, ("run", SUITE_TIMEOUT, ""))
+        if entry[0] == "exclude" and not full:
+            rp.excluded.append((rel, entry[1]))
+            continue
+        tmo, args = (entry[1], entry[2]) if entry[0] == "run" else (SUITE_TIMEOUT, "")
+        rp.upstream.append((rel, rel))
+        rp.add(rel, tmo, f"./st/{rel} {args}".strip(),
+               os.path.join(kdir, "selftests", rel), f"/kvmnc/st/{rel}")
+
+
+def _add_selftests(rp, kdir, cfg, only, full=False):
     if cfg.get("series"):
-        for st in SERIES_SELFTESTS:
+        for st in series_selftest_names(kdir, cfg):
             path, rel = find_selftest(kdir, st)
             rp.series.append((st, rel))
             if path:
                 rp.add(rel, 300, f"./st/{rel}", path, f"/kvmnc/st/{rel}")
-    if cfg.get("upstream"):
+    if cfg.get("upstream") == ALL:
+        _add_all(rp, kdir, cfg, only, full)
+    elif cfg.get("upstream"):
         for name, rest in read_list(os.path.join(TIER_DIR, cfg["upstream"])):
             if only and name not in only:
                 continue
@@ -97,9 +133,15 @@ def _add_selftests(rp, kdir, cfg, only):
                        f"/kvmnc/st/{rel}")
 
 
-def run_plan(cfg, kdir, smoke, guest_execs, only, tap):
-    """The RunPlan of a boot run (cfg: its RUNS entry)."""
+def run_plan(cfg, kdir, smoke, guest_execs, only, tap, full=False):
+    """The RunPlan of a boot run (cfg: its RUNS entry); full: the whole
+    selftest suite of an upstream=ALL run, its exclusions included."""
     rp = RunPlan()
+    for i, (param, want) in enumerate(sorted(cfg.get("params", {}).items())):
+        f = f"/sys/module/{param}"
+        name = f"param-{i}"
+        rp.params.append((name, f, want))
+        rp.plan.append((name, 10, f"cat {f} && grep -qx {want} {f}"))
     if cfg.get("expect"):
         rp.env["KVMNC_EXPECT"] = cfg["expect"]
     if cfg.get("expect") and smoke:
@@ -111,7 +153,7 @@ def run_plan(cfg, kdir, smoke, guest_execs, only, tap):
             if name in rp.library:
                 cmd = f"./{name}" if name != PROBE else f"./{name} --json"
                 rp.add(name, 300, cmd, rp.library[name], f"/kvmnc/{name}")
-    _add_selftests(rp, kdir, cfg, only)
+    _add_selftests(rp, kdir, cfg, only, full)
     if not rp.plan:
         rp.plan.append(("true", 10, "true"))
     return rp

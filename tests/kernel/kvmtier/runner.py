@@ -9,8 +9,8 @@ import os
 import subprocess
 import time
 
-from .config import (EXPANDED, LIVE_H, PROBE, QEMU_E2E, RUNS, RUST_VMM, TIER_DIR,
-                     load_expectations, read_denylist)
+from .config import (ALL, DEFAULT_PATCHES, EXPANDED, FULL_ENV, LIVE_H, PROBE, QEMU_E2E, RUNS,
+                     RUST_VMM, TIER_DIR, load_expectations, read_denylist)
 from .emulators import boot
 from .initramfs import is_dynamic_elf
 from .plan import guest_timeout, qemu_e2e_plan, run_plan
@@ -19,14 +19,17 @@ from .results import (check_kernel_log, check_kunit, check_probe_json, e2e_sptes
 from .tap import Tap, log
 
 
-def ready_kernel(what, script, arg, tap):
+def ready_kernel(what, script, args, arg, tap):
     """(output dir, skip reason) from build-kernel.sh or
-    fetch-distro-kernel.sh; (None, None) after a TAP failure."""
+    fetch-distro-kernel.sh (given args; arg names it in the TAP line);
+    (None, None) after a TAP failure."""
     t0 = time.monotonic()
-    p = subprocess.run([os.path.join(TIER_DIR, script), arg], stdout=subprocess.PIPE, text=True)
+    p = subprocess.run([os.path.join(TIER_DIR, script)] + args, stdout=subprocess.PIPE, text=True)
     dt = time.monotonic() - t0
     if p.returncode == 77:
-        return None, "no 0001+ patch in patches/ yet (only the cover letter or nothing)"
+        series = args[args.index("-S") + 1] if "-S" in args else DEFAULT_PATCHES
+        return None, (f"no 0001+ patch in patches/{series}/ yet (only the cover letter or"
+                      " nothing)")
     if p.returncode != 0:
         tap.fail(f"{what} '{arg}' ({script} exit {p.returncode}, see stderr)")
         return None, None
@@ -45,12 +48,17 @@ def run_kernels(cfg, tap):
     the selftests, and the kernel where the run boots no distribution's."""
     stdir = skip = None
     if cfg.get("flavour"):
-        stdir, skip = ready_kernel("kernel", "build-kernel.sh", cfg["flavour"], tap)
+        # The TAP line names the flavour and its series (patched-7.2): CI's
+        # "time of each run" table reads "kernel 'FLAVOUR' ready in N s".
+        series = cfg.get("patches", DEFAULT_PATCHES)
+        stdir, skip = ready_kernel("kernel", "build-kernel.sh", ["-S", series, cfg["flavour"]],
+                                   f"{cfg['flavour']}-{series}", tap)
         if stdir is None:
             return None, None, skip
     if not cfg.get("kernel"):
         return stdir, stdir, None
-    kdir, skip = ready_kernel("distribution kernel", "fetch-distro-kernel.sh", cfg["kernel"], tap)
+    kdir, skip = ready_kernel("distribution kernel", "fetch-distro-kernel.sh", [cfg["kernel"]],
+                              cfg["kernel"], tap)
     return kdir, stdir, skip
 
 
@@ -89,8 +97,14 @@ def run_guest(a, tap, cfg, dirs, logdir, t_start, want):
     to boot and the build whose selftests run (None: the run has none)."""
     kdir, stdir = dirs
     deny = read_denylist(cfg["backend"])
-    rp = run_plan(cfg, stdir, a.smoke, a.guest_exec, a.only, tap)
-    timeout = guest_timeout(a.timeout, rp.plan)
+    full = cfg.get("upstream") == ALL and (a.full or os.environ.get(FULL_ENV) == "1")
+    if cfg.get("upstream") == ALL:
+        tap.diag(f"the whole selftest suite ({'--full' if a.full else FULL_ENV + '=1'})" if full
+                 else f"the CI subset of the selftest suite ({cfg['suite']}'s exclusions"
+                 f" skipped; run-qemu.py --full or {FULL_ENV}=1 runs them)")
+    rp = run_plan(cfg, stdir, a.smoke, a.guest_exec, a.only, tap, full)
+    # The whole suite runs for hours under Bochs: no cap below 8 h then.
+    timeout = guest_timeout(max(a.timeout, 8 * 3600) if full else a.timeout, rp.plan)
     res, con = boot(a.run, cfg, kdir, rp.plan, rp.files, rp.env, logdir, timeout, tap)
     check_kernel_log(con, tap, debug=cfg.get("debug", False), backend=cfg["backend"])
     if cfg.get("smp", 1) > 1:
@@ -100,8 +114,13 @@ def run_guest(a, tap, cfg, dirs, logdir, t_start, want):
                "cpu": cfg["cpu"], "cmdline": cfg.get("cmdline", ""),
                "emulator_seconds": res.get("emulator_seconds"),
                "boot_seconds": res.get("boot_seconds"), "selftests": {},
-               "programs": {}}
+               "programs": {}, "full": full}
     must_pass = set(cfg.get("must_pass", []))
+    if cfg.get("must_pass_series"):
+        must_pass |= {st for st, _ in rp.series}
+    for name, f, want_v in rp.params:
+        t = res["tests"].get(name) or {}
+        tap.line(t.get("rc") == 0, f"{f} reads {want_v} (got {' '.join(t.get('out', [])).strip()!r})")
     if cfg.get("expect"):
         if a.smoke:
             summary["programs"]["kvm-smoke"] = report_guest_test(tap, res, "kvm-smoke", "smoke")
@@ -112,7 +131,21 @@ def run_guest(a, tap, cfg, dirs, logdir, t_start, want):
     report_selftests(tap, rp, res, must_pass, deny, summary)
     if cfg.get("kunit"):
         check_kunit(tap, con)
+    if cfg.get("upstream"):
+        save_results_tsv(logdir, res, summary)
     return finish(a, tap, logdir, summary, t_start, a.run)
+
+
+def save_results_tsv(logdir, res, summary):
+    """results.tsv in the run's log dir: one line per selftest, NAME STATUS
+    GUEST-SECONDS REASON (a skip's reason, an exclusion's), tab-separated."""
+    with open(os.path.join(logdir, "results.tsv"), "w", encoding="utf-8") as f:
+        f.write("# test\tresult\tguest seconds\treason\n")
+        for name, status in sorted(summary["selftests"].items()):
+            t = res["tests"].get(name) or {}
+            why = summary["skip_reasons"].get(name) or summary.get("excluded", {}).get(name, "")
+            secs = t.get("secs")
+            f.write(f"{name}\t{status}\t{'' if secs is None else secs}\t{why}\n")
 
 
 def report_library(a, tap, rp, res, must_pass, want, summary):
@@ -149,6 +182,11 @@ def report_selftests(tap, rp, res, must_pass, deny, summary):
             summary["selftests"][rel] = report_guest_test(tap, res, rel, "selftest",
                                                           must_pass=st in must_pass)
     summary["skip_reasons"] = {}
+    summary["excluded"] = {}
+    for name, why in rp.excluded:
+        tap.skip(f"selftest {name}", f"not in the CI subset: {why}")
+        summary["selftests"][name] = "excluded"
+        summary["excluded"][name] = why
     for name, rel in rp.upstream:
         if rel is None:
             tap.fail(f"selftest {name} was built")

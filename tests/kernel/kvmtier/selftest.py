@@ -6,16 +6,20 @@ the guest, live.h and runs.txt say; a guest that lost its results is
 stopped early; the emulators get the arguments and environment they need;
 the initramfs lets an unprivileged guest program reach /proc, /sys, /tmp."""
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 
-from .config import DEBUG_BANNERS, RUNS, load_expectations, read_denylist, read_e2e_runs
+from .config import (ALL, COMPARES, DEBUG_BANNERS, RUNS, TIER_DIR, load_expectations,
+                     read_denylist, read_e2e_runs, read_suite)
 from .emulators import bochs_env, tcg_accel, wait_guest
 from .initramfs import kernel_modules, mkinitramfs, write_plan
-from .plan import qemu_e2e_plan
-from .results import check_kernel_log, compare_one, e2e_sptes, guest_cpus, parse_results
+from .plan import qemu_e2e_plan, run_plan
+from .results import (check_kernel_log, compare, compare_one, e2e_sptes, guest_cpus,
+                      parse_results)
 from .tap import Tap
 
 CLEAN_LOG = ("[    0.000000] Linux version 6.12.117\n"
@@ -212,11 +216,93 @@ def initramfs_modes(tap):
                  f"initramfs: {path} is {want} (got {modes.get(path, 'missing')})")
 
 
+def _fake_build(d, progs):
+    """A build-kernel.sh output holding these selftests (empty executables)."""
+    for rel in progs:
+        p = os.path.join(d, "selftests", rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w", encoding="utf-8"):
+            pass
+        os.chmod(p, 0o755)
+
+
+def check_whole_suite(tap):
+    """The 7.2 runs: the suite file, the CI subset against the full suite,
+    the series' selftests found by name, the compare of such runs."""
+    for run, cfg in sorted(RUNS.items()):
+        if cfg.get("upstream") == ALL:
+            for b in ("qemu", "bochs"):
+                try:
+                    n = len(read_suite(os.path.join(TIER_DIR, cfg["suite"]), b))
+                    tap.ok(f"run {run}: {cfg['suite']} reads for {b} ({n} entries)")
+                except (OSError, ValueError) as e:
+                    tap.fail(f"run {run}: {cfg['suite']} reads for {b}: {e}")
+    for name, (st, pa) in sorted(COMPARES.items()):
+        tap.line(st in RUNS and pa in RUNS and RUNS[st]["backend"] == RUNS[pa]["backend"]
+                 and RUNS[st].get("upstream") == RUNS[pa].get("upstream"),
+                 f"compare {name}: two runs of one backend and one selftest set")
+    with tempfile.TemporaryDirectory() as d:
+        suite = os.path.join(d, "suite.txt")
+        with open(suite, "w", encoding="utf-8") as f:
+            f.write("x86/slow_test @bochs exclude too slow under Bochs: 900 s\n"
+                    "x86/state_test timeout=30 -v\nx86/bad_test frobnicate\n")
+        try:
+            read_suite(suite, "qemu")
+            tap.fail("a suite line that is neither exclude nor timeout= is refused")
+        except ValueError:
+            tap.ok("a suite line that is neither exclude nor timeout= is refused")
+        with open(suite, "w", encoding="utf-8") as f:
+            f.write("x86/slow_test @bochs exclude too slow under Bochs: 900 s\n"
+                    "x86/state_test timeout=30 -v\n")
+        _fake_build(d, ["x86/slow_test", "x86/state_test", "kvm_binary_stats_test",
+                        "x86/nc_new_test", "x86/noncoherent_dma_memslot_test"])
+        cfg = dict(backend="bochs", upstream=ALL, suite=suite, series=True, patches="7.2")
+        ci = run_plan(cfg, d, None, [], [], tap)
+        full = run_plan(cfg, d, None, [], [], tap, full=True)
+        names = [n for n, _, _ in ci.plan]
+        tap.line(ci.excluded == [("x86/slow_test", "too slow under Bochs: 900 s")]
+                 and "x86/slow_test" not in names,
+                 f"the CI subset leaves the suite file's exclusions out (plan {names})")
+        tap.line("x86/slow_test" in [n for n, _, _ in full.plan] and not full.excluded,
+                 "the full suite runs them")
+        tap.line(("x86/state_test", 30, "./st/x86/state_test -v") in ci.plan
+                 and ("kvm_binary_stats_test", 120, "./st/kvm_binary_stats_test") in ci.plan,
+                 "suite timeouts and arguments, the default timeout elsewhere")
+        tap.line([st for st, _ in ci.series] == ["x86/nc_new_test",
+                                                 "x86/noncoherent_dma_memslot_test"]
+                 and not any(n in ("x86/nc_new_test",) for n, _ in ci.upstream),
+                 f"the series' selftests are found by name, not run twice (got {ci.series})")
+        cfg["backend"] = "qemu"
+        tap.line(not run_plan(cfg, d, None, [], [], tap).excluded,
+                 "an @bochs exclusion leaves the QEMU runs alone")
+        os.makedirs(os.path.join(d, "logs", "s"))
+        os.makedirs(os.path.join(d, "logs", "p"))
+
+        def cmp(stock, patched, full_p=False):
+            for run, sel, fl in (("s", stock, False), ("p", patched, full_p)):
+                with open(os.path.join(d, "logs", run, "summary.json"), "w",
+                          encoding="utf-8") as f:
+                    json.dump({"selftests": sel, "full": fl, "skip_reasons": {},
+                               "excluded": {"x86/slow_test": "slow"}}, f)
+            with open(os.devnull, "w", encoding="utf-8") as null, \
+                    contextlib.redirect_stdout(null):
+                return compare(Tap(null), os.path.join(d, "logs"), "s", "p", "bochs", True)
+        base = {"x86/state_test": "pass", "x86/slow_test": "excluded"}
+        tap.line(cmp(base, dict(base, **{"x86/nc_new_test": "pass"})) == 0,
+                 "compare: the series' own selftest (absent on stock) passing, exclusions skipped")
+        tap.line(cmp(base, dict(base, **{"x86/nc_new_test": "fail"})) == 1,
+                 "compare: the series' own selftest failing is a failure")
+        tap.line(cmp(base, dict(base, **{"x86/other_new_test": "pass"})) == 1,
+                 "compare: another selftest absent on stock is a failure")
+        tap.line(cmp(base, base, full_p=True) == 1,
+                 "compare: a full run against a CI-subset run is refused")
+
+
 def self_test():
     """All the checks as TAP; exit 1 on any failure."""
     tap = Tap()
     for check in (check_log_patterns, check_known_messages, check_modules, check_compare_rule,
                   check_expectations, check_result_framing, check_qemu_e2e, check_lost_guest,
-                  check_emulator_setup, initramfs_modes):
+                  check_emulator_setup, initramfs_modes, check_whole_suite):
         check(tap)
     return tap.exit_status(strict=True)
