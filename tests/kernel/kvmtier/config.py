@@ -58,7 +58,8 @@ VMX_CPU = "corei7_haswell_4770"
 # DEFAULT_PATCHES) the flavour builds; must_pass_series: every series
 # selftest found must run for real; params: {sysfs file below
 # /sys/module: value} the guest must read (a module parameter given on the
-# kernel command line took effect).
+# kernel command line took effect); megs: Bochs guest memory (MiB, default
+# 1024).
 #
 # "stock" is Debian's own 6.12 image of the very source patches/6.12/BASE pins
 # (what a Debian 12 user with the 6.12 kernel runs); debian-6.1 is the
@@ -122,13 +123,17 @@ RUNS = {
 # Until patches/7.2 holds a 0001+ patch the patched-7.2 runs skip.
 STOCK_72 = "debian-7.2"
 SUITE_72 = "selftests-7.2.txt"
+# The suite's 102 static programs make a 183 MiB initramfs, which stays in
+# the guest's memory: with Bochs's default 1 GiB, demand_paging_test's
+# mmap() failed with ENOMEM (QEMU's guests have 2 GiB).
+SUITE_MEGS = 2048
 _P72 = dict(flavour="patched", patches="7.2")
 RUNS.update({
     "stock-7.2-selftests": dict(kernel=STOCK_72, flavour="stock", patches="7.2", backend="qemu",
                                 cpu="EPYC", upstream=ALL, suite=SUITE_72),
     "stock-7.2-vmx-selftests": dict(kernel=STOCK_72, flavour="stock", patches="7.2",
                                     backend="bochs", cpu=VMX_CPU, cmdline=BOCHS_DISTRO_CMDLINE,
-                                    upstream=ALL, suite=SUITE_72),
+                                    upstream=ALL, suite=SUITE_72, megs=SUITE_MEGS),
     "patched-7.2-npt": dict(_P72, backend="qemu", cpu="EPYC", expect="patched-npt",
                             library=True, series=True, kunit=True),
     "patched-7.2-vmx": dict(_P72, backend="bochs", cpu=VMX_CPU, expect="patched-vmx",
@@ -150,7 +155,7 @@ RUNS.update({
     "patched-7.2-selftests": dict(_P72, backend="qemu", cpu="EPYC", upstream=ALL, suite=SUITE_72,
                                   series=True),
     "patched-7.2-vmx-selftests": dict(_P72, backend="bochs", cpu=VMX_CPU, upstream=ALL,
-                                      suite=SUITE_72, series=True),
+                                      suite=SUITE_72, series=True, megs=SUITE_MEGS),
     "patched-7.2-debug": dict(flavour="patched-debug", patches="7.2", backend="qemu", cpu="EPYC",
                               smp=2, expect="patched-npt", library=True, series=True, kunit=True,
                               debug=True),
