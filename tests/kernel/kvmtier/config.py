@@ -285,9 +285,11 @@ def published_selftests(kdir):
 
 
 def read_suite(path, backend):
-    """The suite file of an upstream=ALL run: {name: ("exclude", reason)} or
-    {name: ("run", timeout, args)}, the entries for `backend` only
-    (NAME [@qemu|@bochs] exclude REASON | NAME [@qemu|@bochs] timeout=N [ARGS])."""
+    """The suite file of an upstream=ALL run, the entries for `backend`
+    only: {name: {"exclude": reason or None, "timeout": s or None,
+    "args": str}} from lines NAME [@qemu|@bochs] exclude REASON and
+    NAME [@qemu|@bochs] timeout=N [ARGS] (a test may have one of each: the
+    timeout then applies to the full suite)."""
     out = {}
     for name, rest in read_list(path):
         m = re.match(r"^@(\w+)\s+(.*)$", rest)
@@ -295,13 +297,14 @@ def read_suite(path, backend):
             if m.group(1) != backend:
                 continue
             rest = m.group(2)
+        e = out.setdefault(name, {"exclude": None, "timeout": None, "args": ""})
         word, _, more = rest.partition(" ")
         if word == "exclude":
             if not more.strip():
                 raise ValueError(f"{path}: {name}: an exclusion needs its reason")
-            out[name] = ("exclude", more.strip())
+            e["exclude"] = more.strip()
         elif re.fullmatch(r"timeout=\d+", word):
-            out[name] = ("run", int(word.split("=")[1]), more.strip())
+            e["timeout"], e["args"] = int(word.split("=")[1]), more.strip()
         else:
             raise ValueError(f"{path}: {name}: want 'exclude REASON' or 'timeout=N [ARGS]',"
                              f" got {rest!r}")

@@ -102,11 +102,11 @@ def _add_all(rp, kdir, cfg, only, full):
     for rel in published_selftests(kdir):
         if is_series_selftest(rel) or (only and rel not in only):
             continue
-        entry = suite.get(rel, ("run", SUITE_TIMEOUT, ""))
-        if entry[0] == "exclude" and not full:
-            rp.excluded.append((rel, entry[1]))
+        entry = suite.get(rel, {})
+        if entry.get("exclude") and not full:
+            rp.excluded.append((rel, entry["exclude"]))
             continue
-        tmo, args = (entry[1], entry[2]) if entry[0] == "run" else (SUITE_TIMEOUT, "")
+        tmo, args = entry.get("timeout") or SUITE_TIMEOUT, entry.get("args", "")
         rp.upstream.append((rel, rel))
         rp.add(rel, tmo, f"./st/{rel} {args}".strip(),
                os.path.join(kdir, "selftests", rel), f"/kvmnc/st/{rel}")
