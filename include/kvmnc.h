@@ -334,13 +334,13 @@ struct kvmnc_open_opts {
  * crawl (KVM's "always honor guest PAT" was reverted over it), so the
  * library follows QEMU's rule "i386/kvm: Honor guest PAT on x86, absent
  * Bochs display": the guest-PAT quirk stays on (guest PAT ignored) when
- * such a display exists. With this flag kvmnc_open() takes
- * no mechanism that changes the memory type of all guest memory: not the
- * guest-PAT quirk, not the VIRTIO device (VM-wide). Automatic choice falls
- * back to the memslot flag (one slot: the GPU blob honors guest PAT while
- * RAM and VRAM stay WB with IPAT) or to native or none; kvmnc_get_features()
- * on the handle reports the VM-wide mechanisms as unsupported with
- * KVMNC_REASON_UC_VRAM_DISPLAY, and the choice is logged. Forcing a
+ * such a display exists. With this flag kvmnc_open() takes no mechanism
+ * that changes the memory type of all guest memory: not the guest-PAT
+ * quirk, not the VIRTIO device (VM-wide). Automatic choice falls back to
+ * the memslot flag (one slot: the GPU blob honors guest PAT while RAM and
+ * VRAM stay WB with IPAT) or to native or none; kvmnc_get_features() on
+ * the handle reports the VM-wide mechanisms as unsupported with
+ * KVMNC_REASON_UC_VRAM_DISPLAY, and a changed choice is logged. Forcing a
  * VM-wide mechanism in opts.mechanism with this flag is a contradiction:
  * -EINVAL before anything is probed or done. A scope of KVMNC_SCOPE_VM or
  * wider only allows, so it is no error: nothing VM-wide is taken.
