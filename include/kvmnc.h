@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define KVMNC_VERSION_MAJOR 1
-#define KVMNC_VERSION_MINOR 2
+#define KVMNC_VERSION_MINOR 3
 #define KVMNC_VERSION_PATCH 0
 
 #define KVMNC_API __attribute__((visibility("default")))
@@ -128,12 +128,17 @@ struct kvmnc_features {
 	int tdp;
 	/* KVM_CHECK_EXTENSION(KVM_CAP_DISABLE_QUIRKS2): quirks that can be disabled. */
 	uint64_t quirks_mask;
-	/* Capability that advertised the memslot flag (236 or 239), 0 if none. */
+	/*
+	 * Capability that advertised the memslot flag, 0 if none: 236
+	 * (ChromeOS 5.15-6.6), 239 (ChromeOS 6.12, the series' 6.12 backport)
+	 * or 250 (the series on Linux 7.2; since 1.3).
+	 */
 	uint32_t memslot_flag_cap;
 	/*
-	 * The KVM device type that proved to be the VIRTIO device: 32
-	 * (patches/) or 12 (the RFC as posted); 0 when none did. (1.0 reported
-	 * the number it tried, 32, whatever the answer.)
+	 * The KVM device type that proved to be the VIRTIO device: 32 (the
+	 * series' 6.12 backport), 17 (the series on Linux 7.2; since 1.3) or
+	 * 12 (the RFC as posted); 0 when none did. (1.0 reported the number it
+	 * tried, 32, whatever the answer.)
 	 */
 	uint32_t virtio_device_type;
 
@@ -163,6 +168,21 @@ struct kvmnc_features {
 	uint32_t memslot_flag_reason;
 	uint32_t virtio_device_reason;
 	uint32_t guest_pat_quirk_reason;
+
+	/*
+	 * Since 1.3: can KVM emulate the guest's WBINVD for this VM on request
+	 * (KVM_CAP_X86_EMULATE_WBINVD; kvmnc_open() with KVMNC_OPEN_WBINVD)?
+	 * Not a mechanism: from the series' v3 on, nothing else makes KVM
+	 * emulate WBINVD, so a guest that writes back its caches with WBINVD
+	 * for a non-snooping device needs it. The answer of the VM itself for
+	 * a handle (a capability asked of the VM fd), of a scratch VM for
+	 * kvmnc_probe(), where KVM_ENABLE_CAP is tried too.
+	 */
+	struct kvmnc_mech_status wbinvd_emulation;
+	/* Why (enum kvmnc_reason). */
+	uint32_t wbinvd_emulation_reason;
+	/* The capability that answered (251), 0 when none did. */
+	uint32_t wbinvd_emulation_cap;
 };
 
 /* kvmnc_features.*_reason (docs/reasons.tsv is the table; the values never change). */
@@ -191,6 +211,11 @@ enum kvmnc_reason {
 	KVMNC_REASON_OTHER_MEANING = 10,
 	/* The host has it, this VM's type refuses it. */
 	KVMNC_REASON_VM_TYPE = 11,
+	/*
+	 * Since 1.3: a VM-wide mechanism the host has, ruled out for this VM
+	 * by KVMNC_OPEN_UC_VRAM_DISPLAY (a handle's answer only).
+	 */
+	KVMNC_REASON_UC_VRAM_DISPLAY = 12,
 };
 
 /* "supported", "could_not_tell", ... as docs/reasons.tsv names them; NULL if unknown (since 1.2).
@@ -203,8 +228,9 @@ enum kvmnc_flag_evidence {
 	KVMNC_FLAG_EVIDENCE_NONE = 0,
 	/*
 	 * Accepted, and advertised by a capability whose number means the flag
-	 * on this kernel (239 on x86; 236 only where KVM_SET_USER_MEMORY_REGION2
-	 * does not exist, since upstream 236 is KVM_CAP_PRE_FAULT_MEMORY).
+	 * on this kernel (239 or 250 on x86; 236 only where
+	 * KVM_SET_USER_MEMORY_REGION2 does not exist, since upstream 236 is
+	 * KVM_CAP_PRE_FAULT_MEMORY).
 	 */
 	KVMNC_FLAG_EVIDENCE_CAPABILITY = 1,
 	/*
@@ -280,6 +306,46 @@ struct kvmnc_open_opts {
 #define KVMNC_OPEN_DEVICES (1u << 0)
 /* opts.kvm_fd is the KVM node: the library opens no path (sandboxed VMMs). */
 #define KVMNC_OPEN_KVM_FD (1u << 1)
+/*
+ * Since 1.3: turn on guest WBINVD emulation for the VM
+ * (KVM_CAP_X86_EMULATE_WBINVD), for guests that write back their caches
+ * with WBINVD before a non-snooping device reads. From the series' v3 on,
+ * KVM emulates WBINVD only on this request: not because of the memslot
+ * flag or the VIRTIO device. It is for the VM's life and must happen
+ * before any vCPU exists: open the handle right after KVM_CREATE_VM.
+ *
+ * The cost falls on others too: each WBINVD of the guest, which any guest
+ * kernel may execute whenever it likes, becomes a write-back and
+ * invalidation of the whole cache hierarchy of every host CPU its vCPUs
+ * ran on (IPIs to them), evicting the working sets of the other tenants
+ * of those CPUs and stalling them while the caches are written back. Ask
+ * for it only for a VM whose guest needs it, on hosts where that is
+ * acceptable. Without this flag the library never turns it on.
+ *
+ * kvmnc_open() fails with -EOPNOTSUPP (nothing done) where the kernel
+ * lacks it (kvmnc_features.wbinvd_emulation says why), and with -EBUSY
+ * where KVM refuses it because the VM has vCPUs already.
+ */
+#define KVMNC_OPEN_WBINVD (1u << 2)
+/*
+ * Since 1.3: the machine has a display device whose guest driver maps its
+ * VRAM uncached (QEMU's bochs-display or std VGA with Linux's bochs-drm).
+ * Honoring guest PAT for all guest memory makes such a guest's display
+ * crawl (KVM's "always honor guest PAT" was reverted over it), so the
+ * library follows QEMU's rule "i386/kvm: Honor guest PAT on x86, absent
+ * Bochs display": the guest-PAT quirk stays on (guest PAT ignored) when
+ * such a display exists. With this flag kvmnc_open() takes no mechanism
+ * that changes the memory type of all guest memory: not the guest-PAT
+ * quirk, not the VIRTIO device (VM-wide). Automatic choice falls back to
+ * the memslot flag (one slot: the GPU blob honors guest PAT while RAM and
+ * VRAM stay WB with IPAT) or to native or none; kvmnc_get_features() on
+ * the handle reports the VM-wide mechanisms as unsupported with
+ * KVMNC_REASON_UC_VRAM_DISPLAY, and a changed choice is logged. Forcing a
+ * VM-wide mechanism in opts.mechanism with this flag is a contradiction:
+ * -EINVAL before anything is probed or done. A scope of KVMNC_SCOPE_VM or
+ * wider only allows, so it is no error: nothing VM-wide is taken.
+ */
+#define KVMNC_OPEN_UC_VRAM_DISPLAY (1u << 3)
 
 /*
  * Open a handle on the VM @vm_fd. The caller keeps ownership of @vm_fd and
@@ -298,14 +364,21 @@ struct kvmnc_open_opts {
  * without KVM_SET_DEVICE_ATTR. Open right after KVM_CREATE_VM so that the
  * trial meets no memslot of the VMM's.
  *
- * Errors: -EINVAL bad arguments (unknown flags too), -EBADF @vm_fd (or
- * kvm_fd) is not open, -ENOTTY @vm_fd is not a KVM VM (or kvm_fd not a KVM
- * node), -EOPNOTSUPP the forced mechanism is unavailable, -E2BIG unknown
- * non-zero option bytes or sz > 4096, or what kvmnc_probe() returned.
+ * Errors: -EINVAL bad arguments (unknown flags too; a VM-wide mechanism
+ * forced with KVMNC_OPEN_UC_VRAM_DISPLAY), -EBADF @vm_fd (or kvm_fd) is
+ * not open, -ENOTTY @vm_fd is not a KVM VM (or kvm_fd not a KVM node),
+ * -EOPNOTSUPP the forced mechanism is unavailable (or, since 1.3, WBINVD
+ * emulation with KVMNC_OPEN_WBINVD), -E2BIG unknown non-zero option bytes
+ * or sz > 4096, or what kvmnc_probe() returned.
  * Since 1.2: -EISCONN the VM already has an open handle in this process
  * (one VM, one handle: a second kept its own devices and answers), and
  * -ENOTRECOVERABLE a trial memslot could not be deleted from @vm_fd (it
- * stays, with its page; discard the VM).
+ * stays, with its page; discard the VM). Since 1.3: -EBUSY KVM refused
+ * WBINVD emulation because the VM has vCPUs (KVMNC_OPEN_WBINVD; nothing
+ * done), and -ENOTRECOVERABLE also when WBINVD emulation was turned on
+ * and disabling the guest-PAT quirk then failed (emulation stays on: it
+ * cannot be undone; discard the VM). Of the two irreversible steps the
+ * one KVM can refuse goes first, so that a refusal leaves nothing behind.
  */
 KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct kvmnc **out);
 
@@ -342,6 +415,12 @@ struct kvmnc_handle_info {
 	uint32_t enabled_devices;
 	/* KVM_CAP_DISABLE_QUIRKS2 as answered by this VM. */
 	uint64_t vm_quirks_mask;
+
+	/* Since 1.3. */
+	/* 1 once the library turned on guest WBINVD emulation (KVMNC_OPEN_WBINVD). */
+	int wbinvd_emulation;
+	/* The KVMNC_OPEN_* flags the handle was opened with. */
+	uint32_t open_flags;
 };
 
 KVMNC_API int kvmnc_get_info(struct kvmnc *h, struct kvmnc_handle_info *info);

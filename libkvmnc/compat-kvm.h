@@ -63,20 +63,54 @@ struct kvm_userspace_memory_region2 {
 #define KVM_EXIT_MEMORY_FAULT 39
 #endif
 
-/* ChromeOS 5.15-6.6 (upstream reuses it for KVM_CAP_PRE_FAULT_MEMORY). */
+/*
+ * KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA has a different number on each
+ * kernel that has it, and upstream reuses two of them, so the library
+ * names each number and asks for all (probe.c decides what an answer
+ * means; a trial memslot decides whether the flag is there):
+ *   236  ChromeOS 5.15-6.6; upstream KVM_CAP_PRE_FAULT_MEMORY (6.10+, true
+ *        on x86), so it counts only where there is no
+ *        KVM_SET_USER_MEMORY_REGION2;
+ *   239  ChromeOS 6.12 and the series' 6.12 backport; upstream
+ *        KVM_CAP_ARM_WRITABLE_IMP_ID_REGS (6.15+, arm64 only);
+ *   250  the series on Linux 7.2 (v3); free upstream in 7.2, whose
+ *        capabilities end at 249 (KVM_CAP_S390_HPAGE_2G).
+ * The memslot flag is bit 3 on all of them.
+ */
 #define KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD 236
-/* ChromeOS 6.12 and patches/ (upstream arm64 reuses it from 6.15). */
+#define KVMNC_CAP_NONCOHERENT_DMA_612	   239
+#define KVMNC_CAP_NONCOHERENT_DMA_V3	   250
+/*
+ * The name alone means the 6.12 number where the headers lack it (the
+ * kernel tier's guest programs use it); the library asks for each number
+ * by its KVMNC_ name, whatever the headers say.
+ */
 #ifndef KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA
-#define KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA 239
+#define KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA KVMNC_CAP_NONCOHERENT_DMA_612
 #endif
 
 /*
- * The KVM VIRTIO device of the RFC, as numbered by patches/: type 32, well
- * clear of upstream's enum (11 in 6.12, 14 in 6.16). Out-of-tree ABI, so the
- * probe confirms the attribute before it believes the number.
+ * Guest WBINVD emulation on request, the series' v3 (7.2) and its 6.12
+ * backport alike: KVM_CHECK_EXTENSION on a VM answers 1, and KVM_ENABLE_CAP
+ * with flags and args 0 turns it on for the VM for good (-EINVAL once
+ * vCPUs exist, or with any flag or argument). In v3 nothing else makes KVM
+ * emulate WBINVD: neither the memslot flag nor the VIRTIO device.
  */
+#ifndef KVM_CAP_X86_EMULATE_WBINVD
+#define KVM_CAP_X86_EMULATE_WBINVD 251
+#endif
+
+/*
+ * The KVM VIRTIO device of the RFC, by kernel: 32 in the series' 6.12
+ * backport (well clear of 6.12's enum, which ends at 11), 17 in the 7.2
+ * series (right after KVM_DEV_TYPE_ARM_VGIC_V5 = 16). Out-of-tree ABI, so
+ * the probe confirms the attribute before it believes a number.
+ */
+#define KVMNC_DEV_TYPE_VIRTIO_612 32
+#define KVMNC_DEV_TYPE_VIRTIO_V3  17
+/* As KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA above: the 6.12 number, for the tests. */
 #ifndef KVM_DEV_TYPE_VIRTIO
-#define KVM_DEV_TYPE_VIRTIO 32
+#define KVM_DEV_TYPE_VIRTIO KVMNC_DEV_TYPE_VIRTIO_612
 #endif
 #ifndef KVM_DEV_VIRTIO_NONCOHERENT
 #define KVM_DEV_VIRTIO_NONCOHERENT 1
@@ -100,8 +134,14 @@ _Static_assert(KVM_CAP_DISABLE_QUIRKS2 == 213, "KVM_CAP_DISABLE_QUIRKS2");
 _Static_assert(KVM_CAP_USER_MEMORY2 == 231, "KVM_CAP_USER_MEMORY2");
 _Static_assert(KVM_MEM_GUEST_MEMFD == (1UL << 2), "KVM_MEM_GUEST_MEMFD");
 _Static_assert(KVM_MEM_NON_COHERENT_DMA == (1UL << 3), "KVM_MEM_NON_COHERENT_DMA");
-_Static_assert(KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA == 239, "flag capability");
-_Static_assert(KVM_DEV_TYPE_VIRTIO == 32, "KVM_DEV_TYPE_VIRTIO");
+/* Headers of a kernel with the series: its numbers must be ones the library asks for. */
+_Static_assert(KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA == KVMNC_CAP_NONCOHERENT_DMA_612 ||
+		       KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA == KVMNC_CAP_NONCOHERENT_DMA_V3,
+	       "flag capability");
+_Static_assert(KVM_DEV_TYPE_VIRTIO == KVMNC_DEV_TYPE_VIRTIO_612 ||
+		       KVM_DEV_TYPE_VIRTIO == KVMNC_DEV_TYPE_VIRTIO_V3,
+	       "KVM_DEV_TYPE_VIRTIO");
+_Static_assert(KVM_CAP_X86_EMULATE_WBINVD == 251, "KVM_CAP_X86_EMULATE_WBINVD");
 _Static_assert(KVM_CAP_NR_MEMSLOTS == 10 && KVM_CAP_READONLY_MEM == 81 &&
 		       KVM_CAP_MULTI_ADDRESS_SPACE == 118,
 	       "capabilities asked of a VM");

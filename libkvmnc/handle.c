@@ -12,7 +12,11 @@
 #include "compat-kvm.h"
 #include "internal.h"
 
-#define OPEN_FLAGS (KVMNC_OPEN_DEVICES | KVMNC_OPEN_KVM_FD)
+#define OPEN_FLAGS                                                                                 \
+	(KVMNC_OPEN_DEVICES | KVMNC_OPEN_KVM_FD | KVMNC_OPEN_WBINVD | KVMNC_OPEN_UC_VRAM_DISPLAY)
+
+/* QEMU's rule, named in what the library logs when it applies it. */
+#define UC_VRAM_RULE "QEMU's rule \"i386/kvm: Honor guest PAT on x86, absent Bochs display\""
 
 /* Is @fd a KVM VM, rather than the system fd, a vCPU or no KVM fd at all? */
 static int check_vm_fd(int fd)
@@ -104,6 +108,16 @@ static int opts_in(const struct kvmnc_open_opts *opts, struct kvmnc_open_opts *o
 		return -EINVAL;
 	if ((o->flags & KVMNC_OPEN_KVM_FD) && o->kvm_fd < 0)
 		return kvmnc_err(-EBADF, "opts.kvm_fd is not an open file descriptor");
+	/* The caller's own options contradict each other: so on every kernel. */
+	if ((o->flags & KVMNC_OPEN_UC_VRAM_DISPLAY) && o->mechanism != KVMNC_MECH_NONE &&
+	    kvmnc_mechanism_of(o->mechanism)->scope > KVMNC_SCOPE_SLOT) {
+		pr_warn("kvmnc_open: %s is VM-wide, and KVMNC_OPEN_UC_VRAM_DISPLAY rules out "
+			"every VM-wide mechanism (" UC_VRAM_RULE
+			": the guest-PAT quirk stays on if a bochs display exists)",
+			kvmnc_mechanism_name(o->mechanism));
+		return kvmnc_err(-EINVAL, "KVMNC_OPEN_UC_VRAM_DISPLAY rules out the VM-wide "
+					  "mechanism forced in opts.mechanism");
+	}
 	return 0;
 }
 
@@ -165,9 +179,39 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 		h->host.feat.guest_pat_quirk.supported >= 0 ? h->host.feat.quirks_mask : 0;
 	h->nr_as = vf.address_spaces > 0 ? (uint32_t)vf.address_spaces : KVMNC_MAX_AS;
 	h->nr_slots = vf.memslots > 0 ? (uint32_t)vf.memslots : KVMNC_MAX_SLOT_ID;
-	r = choose_mechanisms(h, o.mechanism);
+	if (o.flags & KVMNC_OPEN_UC_VRAM_DISPLAY) {
+		int region = choose(&h->host.feat, h->scope, true);
+		int device = choose(&h->host.feat, h->scope, false);
+
+		kvmnc_probe_uc_vram(&h->host);
+		r = choose_mechanisms(h, o.mechanism);
+		if (r == 0 && (region != h->region_mech || device != h->device_mech))
+			/* The handle's queue keeps 240 bytes a message: the rule by name. */
+			hpr_info(h,
+				 "KVMNC_OPEN_UC_VRAM_DISPLAY: regions use %s (not %s), devices %s "
+				 "(not %s): " UC_VRAM_RULE " keeps the guest-PAT quirk on",
+				 kvmnc_mechanism_name(h->region_mech), kvmnc_mechanism_name(region),
+				 kvmnc_mechanism_name(h->device_mech),
+				 kvmnc_mechanism_name(device));
+	} else {
+		r = choose_mechanisms(h, o.mechanism);
+	}
 	if (r < 0)
 		goto err;
+	/* Before any step is taken: a kernel without it leaves the VM untouched. */
+	if (o.flags & KVMNC_OPEN_WBINVD) {
+		const struct kvmnc_mech_status *w = &h->host.feat.wbinvd_emulation;
+
+		if (w->supported != 1) {
+			hpr_warn(h, "KVMNC_OPEN_WBINVD: no WBINVD emulation on request here: %s",
+				 w->reason);
+			r = w->supported < 0 ? w->supported
+					     : kvmnc_err(-EOPNOTSUPP,
+							 "KVMNC_OPEN_WBINVD: this kernel does not "
+							 "emulate WBINVD on request");
+			goto err;
+		}
+	}
 
 	/*
 	 * Room for the first record of each kind, so that no later call grows
@@ -182,6 +226,25 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 		goto err;
 
 	/*
+	 * Two steps no call undoes. KVM refuses WBINVD emulation once the VM
+	 * has vCPUs, and nothing else either step can meet once checked, so
+	 * that one goes first: a refusal leaves the VM as it was.
+	 */
+	if (o.flags & KVMNC_OPEN_WBINVD) {
+		r = kvmnc_kvm_enable_wbinvd(vm_fd);
+		if (r == -EINVAL)
+			r = kvmnc_err(-EBUSY, "KVM refused WBINVD emulation: the VM has vCPUs "
+					      "already (open the handle before KVM_CREATE_VCPU)");
+		if (r < 0) {
+			hpr_warn(h, "enabling KVM_CAP_X86_EMULATE_WBINVD failed: %d", r);
+			goto err;
+		}
+		h->wbinvd_on = true;
+		hpr_info(h, "guest WBINVD emulation on for the VM's life: each guest WBINVD "
+			    "writes back and invalidates the caches of every CPU its vCPUs ran on");
+	}
+
+	/*
 	 * The quirk does not recompute existing mappings, so it goes in now,
 	 * before the VMM adds memslots: for regions, or for devices the caller
 	 * declared. Later is too late (kvmnc_device_enable() says -EBUSY).
@@ -189,6 +252,14 @@ KVMNC_API int kvmnc_open(int vm_fd, const struct kvmnc_open_opts *opts, struct k
 	if (h->region_mech == KVMNC_MECH_GUEST_PAT_QUIRK ||
 	    (h->device_mech == KVMNC_MECH_GUEST_PAT_QUIRK && (o.flags & KVMNC_OPEN_DEVICES))) {
 		r = kvmnc_quirk_disable(h);
+		if (r < 0 && h->wbinvd_on) {
+			hpr_warn(h,
+				 "guest WBINVD emulation stays on (it cannot be undone), but the "
+				 "handle failed: discard the VM");
+			r = kvmnc_err(-ENOTRECOVERABLE,
+				      "WBINVD emulation was turned on for the VM, then disabling "
+				      "the guest-PAT quirk failed; discard the VM");
+		}
 		if (r < 0)
 			goto err;
 	}
@@ -262,6 +333,8 @@ KVMNC_API int kvmnc_get_info(struct kvmnc *hd, struct kvmnc_handle_info *info)
 	i.noncoherent_regions = h->nc.n;
 	i.enabled_devices = h->devs.n;
 	i.vm_quirks_mask = h->vm_quirks_mask;
+	i.wbinvd_emulation = h->wbinvd_on;
+	i.open_flags = h->open_flags;
 	kvmnc_handle_put(h);
 	kvmnc_struct_out(info, &i, sizeof(i));
 	return 0;

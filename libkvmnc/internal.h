@@ -248,6 +248,8 @@ int kvmnc_kvm_device_has_nc(int dev_fd);
 /* A new VIRTIO device fd with NONCOHERENT_SET done, or negative errno and no fd. */
 int kvmnc_kvm_virtio_device(int vm_fd, uint32_t type);
 int kvmnc_kvm_disable_quirks(int vm_fd, uint64_t quirks);
+/* KVM_ENABLE_CAP(KVM_CAP_X86_EMULATE_WBINVD), flags and args 0: for the VM's life. */
+int kvmnc_kvm_enable_wbinvd(int vm_fd);
 /*
  * x86: one vCPU on @vm_fd runs "mov al, [@data_gpa]; hlt" from @code_gpa in
  * real mode (the code and data already in memslots below 64 KiB) and is
@@ -266,6 +268,7 @@ struct kvmnc_vm_facts {
 	int address_spaces;
 	int memslots;
 	int flag_cap; /* the flag capability's answer on the VM, or -1 not asked */
+	int wbinvd;   /* KVM_CAP_X86_EMULATE_WBINVD on the VM, or -errno */
 };
 
 /* One probed KVM node; published entries are immutable and live for the process. */
@@ -283,6 +286,14 @@ struct kvmnc_host {
 	 * patches/, an arm64 capability upstream) answer: hints only.
 	 */
 	int cap_cros_flag, cap_flag;
+	/* Capability 250: the flag's in the series on Linux 7.2 (v3); free upstream in 7.2. */
+	int cap_flag_v3;
+	/*
+	 * KVM_CAP_X86_EMULATE_WBINVD as a VM answered it (-errno: no VM to
+	 * ask), and KVM_ENABLE_CAP of it tried on the scratch VM: 0, -errno, or
+	 * 1 not tried (never on the VMM's VM: it cannot be undone).
+	 */
+	int cap_wbinvd, wbinvd_trial;
 	/* KVM_CAP_DISABLE_QUIRKS2 on the node; negative errno if it failed. */
 	int64_t sys_quirks_mask;
 	/* The node's device number, 0 unknown: aliases of a node share one answer. */
@@ -313,6 +324,12 @@ void kvmnc_probe_host_from_vm(const char *key, int vm_fd, int node_err, struct k
  * deleted from the VM (its page stays mapped for it); otherwise 0.
  */
 int kvmnc_probe_vm(const char *key, struct kvmnc_host *host, int vm_fd, struct kvmnc_vm_facts *vf);
+/*
+ * KVMNC_OPEN_UC_VRAM_DISPLAY: the VM-wide mechanisms @host has become
+ * "no" (KVMNC_REASON_UC_VRAM_DISPLAY) for the handle's VM, and the
+ * recommendation follows. How many answers it changed from "yes".
+ */
+int kvmnc_probe_uc_vram(struct kvmnc_host *host);
 void kvmnc_probe_reset(void);		      /* unit tests only */
 unsigned int kvmnc_probe_cache_entries(void); /* unit tests only */
 
@@ -397,6 +414,8 @@ struct kvmnc {
 	int region_mech;
 	int device_mech;
 	bool quirk_disabled;
+	/* KVMNC_OPEN_WBINVD: the library turned on guest WBINVD emulation. */
+	bool wbinvd_on;
 	uint64_t vm_quirks_mask;
 	/* The probe's answer, narrowed by what this VM says. */
 	struct kvmnc_host host;

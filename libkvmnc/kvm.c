@@ -112,6 +112,13 @@ int kvmnc_kvm_disable_quirks(int vm_fd, uint64_t quirks)
 	return SYS(ioctl, vm_fd, KVM_ENABLE_CAP, (unsigned long)&cap);
 }
 
+int kvmnc_kvm_enable_wbinvd(int vm_fd)
+{
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_EMULATE_WBINVD};
+
+	return SYS(ioctl, vm_fd, KVM_ENABLE_CAP, (unsigned long)&cap);
+}
+
 int kvmnc_kvm_access_run(int kvm_fd, int vm_fd, uint64_t code_gpa, uint64_t data_gpa)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -84,6 +84,7 @@ KVMNC_API const char *kvmnc_reason_name(int reason)
 		[KVMNC_REASON_NATIVE_ALREADY] = "native_already",
 		[KVMNC_REASON_OTHER_MEANING] = "other_meaning",
 		[KVMNC_REASON_VM_TYPE] = "vm_type",
+		[KVMNC_REASON_UC_VRAM_DISPLAY] = "uc_vram_display",
 	};
 
 	if (reason < 0 || (size_t)reason >= ARRAY_SIZE(names))

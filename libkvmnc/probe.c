@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Which mechanism does this kernel offer? Capability numbers only hint (236
- * and 239 mean different things on ChromeOS and upstream, device type
- * numbers are out-of-tree ABI), so everything that can be tried is tried:
+ * and 239 mean different things on ChromeOS and upstream, 250 is free
+ * upstream today, device type numbers are out-of-tree ABI), so everything
+ * that can be tried is tried:
  * on one scratch VM, once per process and KVM node, or, where no scratch VM
  * can be made (a seccomp filter, an unprivileged VMM handed its VM fd, a
  * machine that needs a VM type), on the caller's own VM when a handle opens.
@@ -21,19 +22,25 @@
 #include "compat-kvm.h"
 #include "internal.h"
 
-/* Device type numbers the VIRTIO device is known under; the attribute decides. */
-static const uint32_t virtio_types[] = {KVM_DEV_TYPE_VIRTIO, KVMNC_DEV_TYPE_VIRTIO_SEED};
+/*
+ * Device type numbers the VIRTIO device is known under (the 6.12 backport,
+ * the 7.2 series, the RFC as posted); the attribute decides.
+ */
+static const uint32_t virtio_types[] = {KVMNC_DEV_TYPE_VIRTIO_612, KVMNC_DEV_TYPE_VIRTIO_V3,
+					KVMNC_DEV_TYPE_VIRTIO_SEED};
 
 static struct kvmnc_host *probe_cache;
 
 static void set_status(struct kvmnc_features *f, uint32_t code, struct kvmnc_mech_status *st,
 		       int supported, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Where @st (one of @f's four answers) keeps its reason code (mechanism.c). */
+/* Where @st (one of @f's answers) keeps its reason code (mechanism.c). */
 static uint32_t *reason_code(struct kvmnc_features *f, const struct kvmnc_mech_status *st)
 {
 	size_t off = (size_t)((const char *)st - (const char *)f);
 
+	if (st == &f->wbinvd_emulation)
+		return &f->wbinvd_emulation_reason;
 	for (size_t i = 0; i < KVMNC_NMECH; i++)
 		if (kvmnc_mechanisms[i].status == off)
 			return (uint32_t *)((char *)f + kvmnc_mechanisms[i].reason);
@@ -206,6 +213,71 @@ static void decide_quirk(struct kvmnc_host *hst, int64_t smask)
 			   "quirk mask 0x%llx lacks IGNORE_GUEST_PAT: kernel older "
 			   "than 6.16 / 6.12.78",
 			   mask);
+}
+
+/*
+ * Guest WBINVD emulation on request. Only a VM answers the capability, and
+ * the number alone is a hint (251 is free upstream today, so a later
+ * upstream capability could take it): on a scratch VM, before it has a
+ * vCPU, KVM_ENABLE_CAP is tried as well. Never on the VMM's VM, where it
+ * could not be undone: there the capability's answer stands alone.
+ */
+static void decide_wbinvd(struct kvmnc_host *hst)
+{
+	struct kvmnc_features *f = &hst->feat;
+	struct kvmnc_mech_status *st = &f->wbinvd_emulation;
+	const unsigned int num = KVM_CAP_X86_EMULATE_WBINVD;
+	int cap = hst->cap_wbinvd, trial = hst->wbinvd_trial;
+
+	f->wbinvd_emulation_cap = 0;
+	if (hst->cpu.cpuid_err) {
+		set_status(f, 0, st, hst->cpu.cpuid_err, "could not identify the CPU: %s",
+			   strerror(-hst->cpu.cpuid_err));
+		return;
+	}
+	if (hst->cpu.vendor == KVMNC_VENDOR_NOT_X86) {
+		set_status(f, KVMNC_REASON_ARCH, st, 0, "WBINVD emulation exists only on x86");
+		return;
+	}
+	if (cap < 0) {
+		set_status(f, 0, st, cap,
+			   "could not ask a VM for capability %u (KVM_CAP_X86_EMULATE_WBINVD): %s",
+			   num, strerror(-cap));
+		return;
+	}
+	if (cap == 0) {
+		set_status(f, KVMNC_REASON_KERNEL_LACKS, st, 0,
+			   "capability %u (KVM_CAP_X86_EMULATE_WBINVD) answers 0: this kernel "
+			   "does not emulate WBINVD on request",
+			   num);
+		return;
+	}
+	if (trial == -EINVAL) {
+		set_status(f, KVMNC_REASON_OTHER_MEANING, st, 0,
+			   "capability %u answers %d, but KVM_ENABLE_CAP refuses it without flags "
+			   "or arguments on a VM without vCPUs: %u is something else here",
+			   num, cap, num);
+		return;
+	}
+	if (trial < 0) {
+		set_status(f, 0, st, trial,
+			   "capability %u answers %d, but KVM_ENABLE_CAP could not be tried on a "
+			   "scratch VM: %s",
+			   num, cap, strerror(-trial));
+		return;
+	}
+	f->wbinvd_emulation_cap = num;
+	if (trial == 0)
+		set_status(
+			f, 0, st, 1,
+			"KVM_CAP_X86_EMULATE_WBINVD (%u) answers %d and KVM_ENABLE_CAP turned it "
+			"on for a scratch VM",
+			num, cap);
+	else
+		set_status(f, 0, st, 1,
+			   "KVM_CAP_X86_EMULATE_WBINVD (%u) answers %d on the VMM's VM "
+			   "(KVM_ENABLE_CAP not tried there: it cannot be undone)",
+			   num, cap);
 }
 
 /*
@@ -387,11 +459,16 @@ static void try_device(struct kvmnc_host *hst, int vm_fd, bool callers)
 }
 
 /* What a capability that was not confirmed by trial means on this kernel. */
-static const char *cap_note(int cap_cros_flag, int cap_flag, char *note, size_t len)
+static const char *cap_note(int cap_cros_flag, int cap_flag, int cap_flag_v3, char *note,
+			    size_t len)
 {
 	note[0] = '\0';
-	if (cap_flag > 0)
-		snprintf(note, len, "; capability 239 = %d means something else here", cap_flag);
+	if (cap_flag_v3 > 0)
+		snprintf(note, len, "; capability %u = %d means something else here",
+			 KVMNC_CAP_NONCOHERENT_DMA_V3, cap_flag_v3);
+	else if (cap_flag > 0)
+		snprintf(note, len, "; capability %u = %d means something else here",
+			 KVMNC_CAP_NONCOHERENT_DMA_612, cap_flag);
 	else if (cap_cros_flag > 0)
 		snprintf(note, len,
 			 "; capability 236 = %d is KVM_CAP_PRE_FAULT_MEMORY here, not "
@@ -410,17 +487,22 @@ static const char *cap_note(int cap_cros_flag, int cap_flag, char *note, size_t 
 
 /*
  * The capability that says "bit 3 is KVM_MEM_NON_COHERENT_DMA" on this
- * kernel, or 0: 239 on x86 (upstream's 239 is an arm64 capability); 236
- * only on kernels without KVM_SET_USER_MEMORY_REGION2 (ChromeOS 5.15-6.6),
- * since upstream's 236 is KVM_CAP_PRE_FAULT_MEMORY from 6.10, after 6.8
- * brought the v2 ioctl.
+ * kernel, or 0: 250 (the 7.2 series) or 239 (ChromeOS 6.12, the 6.12
+ * backport) on x86, where upstream has nothing at 250 (7.2) and an arm64
+ * capability at 239; 236 only on kernels without
+ * KVM_SET_USER_MEMORY_REGION2 (ChromeOS 5.15-6.6), since upstream's 236 is
+ * KVM_CAP_PRE_FAULT_MEMORY from 6.10, after 6.8 brought the v2 ioctl. A
+ * number upstream hands out later would say nothing by itself: the flag
+ * must still be accepted by the trial memslot.
  */
 static unsigned int flag_capability(const struct kvmnc_host *hst)
 {
 	bool x86 = hst->cpu.vendor == KVMNC_VENDOR_INTEL || hst->cpu.vendor == KVMNC_VENDOR_AMD;
 
+	if (x86 && hst->cap_flag_v3 > 0)
+		return KVMNC_CAP_NONCOHERENT_DMA_V3;
 	if (x86 && hst->cap_flag > 0)
-		return KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA;
+		return KVMNC_CAP_NONCOHERENT_DMA_612;
 	if (hst->cap_cros_flag > 0 && hst->cap_user_memory2 == 0)
 		return KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD;
 	return 0;
@@ -557,7 +639,8 @@ static void try_flag(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool callers
 	} else if (r == -EINVAL && plain == 0) {
 		set_status(&hst->feat, KVMNC_REASON_KERNEL_LACKS, st, 0,
 			   "KVM_MEM_NON_COHERENT_DMA (0x8) refused by %s%s", ioc,
-			   cap_note(hst->cap_cros_flag, hst->cap_flag, note, sizeof(note)));
+			   cap_note(hst->cap_cros_flag, hst->cap_flag, hst->cap_flag_v3, note,
+				    sizeof(note)));
 	} else if (r == -EINVAL) {
 		set_status(&hst->feat, 0, st, plain,
 			   "the trial memslot %u on the VMM's VM is not free (a plain slot fails "
@@ -584,7 +667,8 @@ static void try_on_vm(struct kvmnc_host *hst, int kvm_fd, int vm_fd, bool caller
 static bool definitive(const struct kvmnc_features *f)
 {
 	return f->native.supported >= 0 && f->memslot_flag.supported >= 0 &&
-	       f->virtio_device.supported >= 0 && f->guest_pat_quirk.supported >= 0;
+	       f->virtio_device.supported >= 0 && f->guest_pat_quirk.supported >= 0 &&
+	       f->wbinvd_emulation.supported >= 0;
 }
 
 /* KVM_CREATE_VM failures that a retry would meet again. */
@@ -604,6 +688,9 @@ static void no_trials(struct kvmnc_host *hst, int err, const char *what)
 		   "could not %s to try the device: %s", what, why);
 	set_status(&hst->feat, 0, &hst->feat.memslot_flag, err, "could not %s to try the flag: %s",
 		   what, why);
+	/* Only a VM answers it: the VMM's, when a handle opens. */
+	hst->cap_wbinvd = err;
+	hst->wbinvd_trial = 1;
 }
 
 /* Facts every path gathers the same way: the CPU, the kernel, the capabilities on @fd. */
@@ -623,7 +710,8 @@ static void common_facts(struct kvmnc_host *hst, int fd, bool read_paths)
 	hst->cap_user_memory2 = kvmnc_kvm_check(fd, KVM_CAP_USER_MEMORY2);
 	hst->user_memory2 = hst->cap_user_memory2 > 0;
 	hst->cap_cros_flag = kvmnc_kvm_check(fd, KVMNC_CAP_NONCOHERENT_DMA_CROS_OLD);
-	hst->cap_flag = kvmnc_kvm_check(fd, KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA);
+	hst->cap_flag = kvmnc_kvm_check(fd, KVMNC_CAP_NONCOHERENT_DMA_612);
+	hst->cap_flag_v3 = kvmnc_kvm_check(fd, KVMNC_CAP_NONCOHERENT_DMA_V3);
 	hst->sys_quirks_mask = kvmnc_kvm_check(fd, KVM_CAP_DISABLE_QUIRKS2);
 	r = kvmnc_kvm_check(fd, KVMNC_CAP_VM_TYPES);
 	f->vm_types = r > 0 ? (uint32_t)r : 0;
@@ -666,6 +754,7 @@ static void decide(struct kvmnc_host *hst, int64_t mask)
 	decide_native(hst);
 	decide_quirk(hst, mask);
 	apply_gate(hst);
+	decide_wbinvd(hst);
 	hst->feat.recommended = kvmnc_recommend(&hst->feat);
 }
 
@@ -723,6 +812,12 @@ static int probe_node(const char *path, int fd, bool read_paths, struct kvmnc_ho
 	} else {
 		/* The quirk mask is per VM type (TDX differs); ask a VM. */
 		mask = kvmnc_kvm_check(vm_fd, KVM_CAP_DISABLE_QUIRKS2);
+		/* Before the flag's access trial gives the VM a vCPU: KVM would refuse then. */
+		hst->cap_wbinvd = kvmnc_kvm_check(vm_fd, KVM_CAP_X86_EMULATE_WBINVD);
+		hst->wbinvd_trial = 1;
+		if (hst->cap_wbinvd > 0 && hst->cpu.vendor != KVMNC_VENDOR_NOT_X86 &&
+		    !hst->cpu.cpuid_err)
+			hst->wbinvd_trial = kvmnc_kvm_enable_wbinvd(vm_fd);
 		try_on_vm(hst, fd, vm_fd, false, 0);
 		SYS(close, vm_fd);
 		f->probed_on = KVMNC_PROBED_SCRATCH_VM;
@@ -891,6 +986,7 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 	vf->address_spaces = r > 0 ? r : r == 0 ? 1 : 0;
 	vf->memslots = kvmnc_kvm_check(vm_fd, KVM_CAP_NR_MEMSLOTS);
 	vf->flag_cap = -1;
+	vf->wbinvd = kvmnc_kvm_check(vm_fd, KVM_CAP_X86_EMULATE_WBINVD);
 
 	f->vm_flags = 0;
 	if (vf->mem_attrs > 0 && (vf->mem_attrs & KVMNC_MEMORY_ATTRIBUTE_PRIVATE))
@@ -931,6 +1027,21 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 	}
 	if (tried)
 		apply_gate(hst);
+	/* The VM's own word on WBINVD emulation: a VM type may refuse what the host has. */
+	if (vf->wbinvd >= 0 &&
+	    (f->wbinvd_emulation.supported < 0 || (vf->wbinvd > 0) != (hst->cap_wbinvd > 0))) {
+		bool host_yes = f->wbinvd_emulation.supported == 1;
+
+		hst->cap_wbinvd = vf->wbinvd;
+		hst->wbinvd_trial = 1;
+		decide_wbinvd(hst);
+		if (host_yes && vf->wbinvd == 0)
+			set_status(
+				f, KVMNC_REASON_VM_TYPE, &f->wbinvd_emulation, 0,
+				"this VM answers 0 for capability %u: WBINVD emulation is refused "
+				"for its VM type",
+				KVM_CAP_X86_EMULATE_WBINVD);
+	}
 
 	if (vm_is_tdx(hst, vf)) {
 		/* TDX forces the quirk off per VM; the mask is the host's. */
@@ -959,6 +1070,29 @@ int kvmnc_probe_vm(const char *key, struct kvmnc_host *hst, int vm_fd, struct kv
 		}
 	}
 	return 0;
+}
+
+int kvmnc_probe_uc_vram(struct kvmnc_host *hst)
+{
+	struct kvmnc_features *f = &hst->feat;
+	int changed = 0;
+
+	for (size_t i = 0; i < KVMNC_NMECH; i++) {
+		const struct kvmnc_mech_entry *m = &kvmnc_mechanisms[i];
+		struct kvmnc_mech_status *st = (struct kvmnc_mech_status *)((char *)f + m->status);
+
+		/* "No" already says something about the host; keep it. */
+		if (m->scope == KVMNC_SCOPE_SLOT || st->supported == 0)
+			continue;
+		changed += st->supported == 1;
+		set_status(f, KVMNC_REASON_UC_VRAM_DISPLAY, st, 0,
+			   "not for this VM: it has a display that maps VRAM uncached "
+			   "(KVMNC_OPEN_UC_VRAM_DISPLAY), and this would honor guest PAT for all "
+			   "its memory; the host: %s",
+			   st->reason);
+	}
+	f->recommended = kvmnc_recommend(f);
+	return changed;
 }
 
 KVMNC_API int kvmnc_probe(const char *dev_path, struct kvmnc_features *out)

@@ -113,6 +113,14 @@ static void print_json(const struct kvmnc_features *f, long vm_type, const struc
 		json_string(kvmnc_reason_name((int)rows[i].code));
 		printf("}");
 	}
+	/* Since 1.3: not a mechanism, so beside "mechanisms", not in it. */
+	printf("}, \"wbinvd_emulation\": {\"supported\": %s, \"known\": %s, \"reason\": ",
+	       f->wbinvd_emulation.supported == 1 ? "true" : "false",
+	       f->wbinvd_emulation.supported >= 0 ? "true" : "false");
+	json_string(f->wbinvd_emulation.reason);
+	printf(", \"code\": ");
+	json_string(kvmnc_reason_name((int)f->wbinvd_emulation_reason));
+	printf(", \"cap\": %u", f->wbinvd_emulation_cap);
 	printf("}, \"recommended\": ");
 	if (rec)
 		json_string(rec);
@@ -148,6 +156,11 @@ static void print_table(const char *dev, const struct kvmnc_features *f, long vm
 		       rows[i].st->reason);
 	printf("\nRecommended:     %s\n", f->recommended ? kvmnc_mechanism_name(f->recommended)
 							 : "none (no mechanism is usable)");
+	/* Not a mechanism: only on request (KVMNC_OPEN_WBINVD), at a cost to other tenants. */
+	printf("WBINVD emulation on request: %s", answer(f->wbinvd_emulation.supported));
+	if (f->wbinvd_emulation_cap)
+		printf(" (capability %u)", f->wbinvd_emulation_cap);
+	printf("\n  %s\n", f->wbinvd_emulation.reason);
 }
 
 /* The answer for a VM of @type: a handle on one made for it (the VM-type facts). */

@@ -138,7 +138,13 @@ static inline void fz_check_features(const struct kvmnc_features *f, size_t sz)
 	FZ_CHECK(f->self_snoop >= -1 && f->self_snoop <= 1);
 	FZ_CHECK(f->tdp <= 1 && f->tdp >= -FZ_ERRNO_MAX);
 	FZ_CHECK(f->memslot_flag_cap == 0 || f->memslot_flag_cap == 236 ||
-		 f->memslot_flag_cap == 239);
+		 f->memslot_flag_cap == 239 || f->memslot_flag_cap == 250);
+	FZ_CHECK(f->virtio_device_type == 0 || f->virtio_device_type == 32 ||
+		 f->virtio_device_type == 17 || f->virtio_device_type == 12);
+	/* Since 1.3: WBINVD emulation, named by the capability only when it is "yes". */
+	fz_check_status(&f->wbinvd_emulation);
+	FZ_CHECK(f->wbinvd_emulation_cap == (f->wbinvd_emulation.supported == 1 ? 251u : 0u));
+	FZ_CHECK(kvmnc_reason_name((int)f->wbinvd_emulation_reason) != NULL);
 }
 
 /* The log callback checks that each message is a C string of sane length. */

@@ -14,6 +14,8 @@ FIELDS = {
     "vm_type": (int, type(None)), "vm_private_memory": bool, "vm_protected_state": bool,
     "address_spaces": int, "memslots": int, "probed_on": str, "mechanisms": dict,
     "recommended": (str, type(None)), "libkvmnc": str,
+    # Since 1.3 (keys are only ever added).
+    "wbinvd_emulation": dict,
 }
 MECHS = ["virtio_device", "memslot_flag", "guest_pat_quirk", "native"]
 
@@ -42,6 +44,13 @@ def main():
                  for m in MECHS)
         bad += not ok
         print(f"{'ok' if ok else 'not ok'} {n} - {what}: every mechanism with its reason")
+        n += 1
+        w = j["wbinvd_emulation"]
+        ok = {"supported", "known", "reason", "code", "cap"} <= set(w) and \
+            isinstance(w["supported"], bool) and isinstance(w["cap"], int) and \
+            (w["cap"] in (0, 251)) and (not w["supported"] or w["cap"] == 251)
+        bad += not ok
+        print(f"{'ok' if ok else 'not ok'} {n} - {what}: wbinvd_emulation = {w!r}")
         n += 1
         ok = j["probed_on"] in ("scratch_vm", "callers_vm", "nowhere")
         bad += not ok

@@ -6,6 +6,65 @@
 #include "../../libkvmnc/compat-kvm.h"
 #include "live.h"
 
+/*
+ * 1.3: WBINVD emulation only on request, on the kernel's word, with nothing
+ * left where it is refused; no VM-wide mechanism with a UC-VRAM display.
+ */
+static void open_flags_13(int kvm)
+{
+	KVMNC_OPTS(kvmnc_open_opts, wb, .flags = KVMNC_OPEN_WBINVD);
+	KVMNC_OPTS(kvmnc_open_opts, uc, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE,
+		   .flags = KVMNC_OPEN_UC_VRAM_DISPLAY);
+	struct kvmnc_handle_info info = {.sz = sizeof(info)};
+	struct kvmnc_features f = {.sz = sizeof(f)};
+	struct kvmnc *h = NULL;
+	int vm = t_create_vm(kvm), vm2 = t_create_vm(kvm), vcpu, r, fds;
+	long raw = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_X86_EMULATE_WBINVD);
+
+	fds = t_count_fds();
+	r = kvmnc_open(vm, &wb, &h);
+	printf("# KVMNC_OPEN_WBINVD: %d (%s); capability 251 on a VM: %ld\n", r, kvmnc_strerror(r),
+	       raw);
+	if (raw > 0) {
+		T_EQ(r, 0, "WBINVD emulation where the VM answers 251");
+		T_EQ(kvmnc_get_info(h, &info), 0, "get_info");
+		T_EQ(info.wbinvd_emulation, 1, "the handle says it is on");
+		T_EQ(kvmnc_close(h), 0, "close");
+		/* KVM refuses it once a vCPU exists: nothing done. */
+		vcpu = ioctl(vm2, KVM_CREATE_VCPU, 0);
+		t_check(vcpu >= 0, "a vCPU first");
+		T_EQ(kvmnc_open(vm2, &wb, &h), -EBUSY, "too late with a vCPU");
+		close(vcpu);
+	} else {
+		T_EQ(r, -EOPNOTSUPP, "no WBINVD emulation where capability 251 answers 0");
+		t_check(h == NULL, "no handle");
+	}
+	T_EQ(t_count_fds(), fds, "nothing left open");
+
+	vm2 = (close(vm2), t_create_vm(kvm));
+	uc.mechanism = KVMNC_MECH_GUEST_PAT_QUIRK;
+	T_EQ(kvmnc_open(vm2, &uc, &h), -EINVAL, "a UC-VRAM display forbids a forced quirk");
+	uc.mechanism = KVMNC_MECH_NONE;
+	T_EQ(kvmnc_open(vm2, &uc, &h), 0, "a UC-VRAM display: automatic choice");
+	T_EQ(kvmnc_get_info(h, &info), 0, "get_info");
+	T_EQ(kvmnc_get_features(h, &f), 0, "get_features");
+	printf("# UC-VRAM display: regions %s, devices %s\n",
+	       kvmnc_mechanism_name(info.region_mechanism),
+	       kvmnc_mechanism_name(info.device_mechanism));
+	T_EQ(info.quirk_disabled, 0, "the quirk stays on");
+	t_check(info.region_mechanism != KVMNC_MECH_VIRTIO_DEVICE &&
+			info.region_mechanism != KVMNC_MECH_GUEST_PAT_QUIRK &&
+			info.device_mechanism != KVMNC_MECH_VIRTIO_DEVICE &&
+			info.device_mechanism != KVMNC_MECH_GUEST_PAT_QUIRK,
+		"no VM-wide mechanism");
+	t_check(f.virtio_device.supported == 0 && f.guest_pat_quirk.supported == 0,
+		"the VM-wide answers read no (%s / %s)", f.virtio_device.reason,
+		f.guest_pat_quirk.reason);
+	T_EQ(kvmnc_close(h), 0, "close");
+	close(vm);
+	close(vm2);
+}
+
 int main(void)
 {
 	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM);
@@ -86,6 +145,7 @@ int main(void)
 
 	close(vcpu);
 	close(vm);
+	open_flags_13(kvm);
 	close(kvm);
 	return t_done();
 }

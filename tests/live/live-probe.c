@@ -8,13 +8,29 @@
 #include "../../libkvmnc/compat-kvm.h"
 #include "live.h"
 
+/* Is any number the VIRTIO device is known under (32, 17, 12) registered? */
 static int raw_device_registered(int kvm)
 {
-	struct kvm_create_device cd = {.type = KVM_DEV_TYPE_VIRTIO,
-				       .flags = KVM_CREATE_DEVICE_TEST};
+	static const uint32_t types[] = {KVMNC_DEV_TYPE_VIRTIO_612, KVMNC_DEV_TYPE_VIRTIO_V3,
+					 KVMNC_DEV_TYPE_VIRTIO_SEED};
+	int vm = t_create_vm(kvm), r = 0;
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && r == 0; i++) {
+		struct kvm_create_device cd = {.type = types[i], .flags = KVM_CREATE_DEVICE_TEST};
+
+		r = ioctl(vm, KVM_CREATE_DEVICE, &cd) == 0 ? 1 : errno == ENODEV ? 0 : -errno;
+	}
+	close(vm);
+	return r;
+}
+
+/* KVM_CAP_X86_EMULATE_WBINVD as a fresh VM answers it. */
+static int raw_vm_wbinvd_cap(int kvm)
+{
 	int vm = t_create_vm(kvm), r;
 
-	r = ioctl(vm, KVM_CREATE_DEVICE, &cd) == 0 ? 1 : errno == ENODEV ? 0 : -errno;
+	r = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_X86_EMULATE_WBINVD);
+	r = r < 0 ? -errno : r;
 	close(vm);
 	return r;
 }
@@ -107,9 +123,18 @@ int main(void)
 	dev = raw_device_registered(kvm);
 	if (dev == 0)
 		T_EQ(f.virtio_device.supported, 0,
-		     "device type 32 unregistered: device unsupported");
+		     "device types 32, 17, 12 unregistered: device unsupported");
 	else
-		t_check(dev == 1, "raw test-create of type 32 answers (%d)", dev);
+		t_check(dev == 1, "raw test-create of types 32, 17, 12 answers (%d)", dev);
+	printf("# wbinvd_emulation: %d %s\n", f.wbinvd_emulation.supported,
+	       f.wbinvd_emulation.reason);
+	if (f.cpu_vendor[0] && raw_vm_wbinvd_cap(kvm) == 0)
+		T_EQ(f.wbinvd_emulation.supported, 0,
+		     "capability 251 answers 0 on a VM: no WBINVD emulation");
+	t_check(f.wbinvd_emulation.supported != 1 ||
+			f.wbinvd_emulation_cap == KVM_CAP_X86_EMULATE_WBINVD,
+		"wbinvd_emulation_cap (%u) names the capability that answered",
+		f.wbinvd_emulation_cap);
 	flag = raw_flag_accepted(kvm);
 	T_EQ(f.memslot_flag.supported, flag, "memslot flag answer matches a raw trial");
 	quirks = raw_vm_quirks(kvm);
@@ -140,7 +165,7 @@ int main(void)
 	}
 	if (f.virtio_device.supported != 1)
 		t_check(f.virtio_device_type == 0 || f.virtio_device_type == 32 ||
-				f.virtio_device_type == 12,
+				f.virtio_device_type == 17 || f.virtio_device_type == 12,
 			"virtio_device_type (%u): 0 or a type that answered", f.virtio_device_type);
 
 	/* Every bad path in the header's terms (1.0 gave EISDIR, ENOTDIR, ...). */

@@ -43,6 +43,9 @@ struct obj {
 	/* VM-wide changes: ncount leaving or reaching 0 (KVM zaps every SPTE then). */
 	int transitions;
 	uint64_t disabled_quirks;
+	/* VM: KVM_CAP_X86_EMULATE_WBINVD on; vCPUs ever created (KVM never lowers it). */
+	bool wbinvd;
+	int vcpus_created;
 	int v1_calls, v2_calls;
 	/* K_SYS: the node's device number (major 10, minor 232 for /dev/kvm). */
 	uint64_t rdev;
@@ -250,6 +253,13 @@ static int cap_value(const struct obj *o, unsigned long cap)
 		if (vm && pers->vm_flag_cap >= 0 && pers->cap239)
 			return pers->vm_flag_cap;
 		return pers->cap239;
+	case 250:
+		if (vm && pers->vm_flag_cap >= 0 && pers->cap250)
+			return pers->vm_flag_cap;
+		return pers->cap250;
+	case 251:
+		/* A VM capability: the library must ask a VM. */
+		return vm && !vm_protected(o) ? pers->cap251 : 0;
 	case F_CAP_NR_MEMSLOTS:
 		return nr_memslots();
 	case F_CAP_MULTI_ADDRESS_SPACE:
@@ -391,13 +401,24 @@ static int vm_ioctl(struct obj *o, unsigned long req, unsigned long arg)
 	case KVM_ENABLE_CAP: {
 		const struct kvm_enable_cap *c = (const void *)arg;
 
+		if (c->cap == 251 && pers->cap251 && !vm_protected(o)) {
+			if (pers->wbinvd_other || c->flags || c->args[0] || c->args[1] ||
+			    c->args[2] || c->args[3] || o->vcpus_created)
+				return -EINVAL;
+			o->wbinvd = true;
+			return 0;
+		}
 		if (c->cap != KVM_CAP_DISABLE_QUIRKS2 || (c->args[0] & ~pers->quirks_vm))
 			return -EINVAL;
 		o->disabled_quirks |= c->args[0];
 		return 0;
 	}
-	case KVM_CREATE_VCPU:
-		return new_obj(K_VCPU, vm);
+	case KVM_CREATE_VCPU: {
+		int fd = new_obj(K_VCPU, vm);
+
+		o->vcpus_created += fd >= 0;
+		return fd;
+	}
 	}
 	return -ENOTTY;
 }
@@ -984,7 +1005,10 @@ int fake_open_other_fd(void)
 
 int fake_open_vcpu_fd(int vm_fd)
 {
-	return new_obj(K_VCPU, vm_fd - FD_BASE);
+	int fd = new_obj(K_VCPU, vm_fd - FD_BASE);
+
+	objs[vm_fd - FD_BASE].vcpus_created += fd >= 0;
+	return fd;
 }
 
 int fake_create_vm(void)
@@ -1034,6 +1058,7 @@ void fake_vm_state(int vm_fd, struct fake_vm_state *st)
 		st->devices +=
 			objs[i].kind == K_DEV && objs[i].open && objs[i].vm == vm_fd - FD_BASE;
 	st->disabled_quirks = vm->disabled_quirks;
+	st->wbinvd_emulation = vm->wbinvd;
 	st->v1_calls = vm->v1_calls;
 	st->vm_wide_transitions = vm->transitions;
 	st->v2_calls = vm->v2_calls;
@@ -1545,6 +1570,120 @@ const struct fake_personality fake_personalities[] = {
 		.ept = "Y",
 		.vm_flag_cap = -1,
 		.vm_types = 1u << FAKE_VM_SW_PROTECTED,
+	},
+	{
+		/*
+		 * The series' v3 on Linux 7.2: the flag's capability is 250, the
+		 * device type 17, WBINVD emulation on request (251); 239 is arm64's.
+		 */
+		.name = "patched-7.2-v3",
+		.release = "7.2.13-kvmnc3",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0xfff,
+		.quirks_vm = 0xfff,
+		.cap236 = 1,
+		.cap250 = 1,
+		.cap251 = 1,
+		.flag_v2 = true,
+		.dev_type = 17,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+		.vm_types = 1u << FAKE_VM_TDX,
+	},
+	{
+		/* The v3 series backported to 6.12: 239, device type 32, and 251. */
+		.name = "backport-6.12-v3",
+		.release = "6.12.118-kvmnc3",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0x3ff,
+		.quirks_vm = 0x3ff,
+		.cap236 = 1,
+		.cap239 = 1,
+		.cap251 = 1,
+		.flag_v1 = true,
+		.flag_v2 = true,
+		.dev_type = 32,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* v3 on an AMD host with NPT: native, and WBINVD emulation on request. */
+		.name = "patched-7.2-v3-amd",
+		.release = "7.2.13-kvmnc3",
+		.vendor = "AuthenticAMD",
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0xfff,
+		.quirks_vm = 0xfff,
+		.cap236 = 1,
+		.cap250 = 1,
+		.cap251 = 1,
+		.flag_v2 = true,
+		.dev_type = 17,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.npt = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* A later kernel that gave 250 and 251 other meanings: no flag, no emulation. */
+		.name = "caps-250-251-other",
+		.release = "7.9.0",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.user_memory2 = true,
+		.quirks_sys = 0xfff,
+		.quirks_vm = 0xfff,
+		.cap236 = 1,
+		.cap250 = 1,
+		.cap251 = 1,
+		.wbinvd_other = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* patched-7.2-v3 under a seccomp filter that denies KVM_CREATE_VM. */
+		.name = "sandboxed-7.2-v3",
+		.release = "7.2.13-kvmnc3",
+		.vendor = "GenuineIntel",
+		.self_snoop = true,
+		.api_version = 12,
+		.create_vm_err = EPERM,
+		.user_memory2 = true,
+		.quirks_sys = 0xfff,
+		.quirks_vm = 0xfff,
+		.cap236 = 1,
+		.cap250 = 1,
+		.cap251 = 1,
+		.flag_v2 = true,
+		.dev_type = 17,
+		.dev_is_virtio = true,
+		.v2 = true,
+		.ept = "Y",
+		.vm_flag_cap = -1,
+	},
+	{
+		/* arm64 7.2: 239 is KVM_CAP_ARM_WRITABLE_IMP_ID_REGS; 250 and 251 mean nothing. */
+		.name = "arm64-7.2",
+		.release = "7.2.13-arm64",
+		.vendor = NULL,
+		.api_version = 12,
+		.user_memory2 = true,
+		.cap239 = 1,
+		.cap250 = 1,
+		.cap251 = 1,
+		.vm_flag_cap = -1,
 	},
 };
 

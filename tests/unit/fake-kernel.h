@@ -60,6 +60,16 @@ struct fake_personality {
 	int vm_flag_cap;
 	/* KVM_CAP_VM_TYPES; VM types other than 0 that KVM_CREATE_VM accepts. */
 	uint32_t vm_types;
+	/* Appended in 1.3 (zero in the rows above: neither exists there). */
+	/* Capability 250: the flag's in the series on Linux 7.2 (v3). */
+	int cap250;
+	/*
+	 * Capability 251 (KVM_CAP_X86_EMULATE_WBINVD), answered by VMs only
+	 * (0 for TDX VMs); KVM_ENABLE_CAP of it works until a vCPU exists,
+	 * unless wbinvd_other: then 251 is something else and refuses it.
+	 */
+	int cap251;
+	bool wbinvd_other;
 };
 
 /* x86 VM types the fake knows. */
@@ -139,6 +149,8 @@ struct fake_vm_state {
 	int noncoherent_devices; /* devices with NONCOHERENT_SET */
 	int devices;		 /* device fds open */
 	uint64_t disabled_quirks;
+	/* KVM_CAP_X86_EMULATE_WBINVD enabled. */
+	bool wbinvd_emulation;
 	/* From here on: counters, not state (a failed call may move them). */
 	int v1_calls, v2_calls;
 	/* Non-coherent device count leaving or reaching 0: KVM zaps all SPTEs each time. */

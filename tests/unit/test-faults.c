@@ -145,6 +145,16 @@ static void run_scenario(const struct scenario *s, bool with_handle)
 			if (r > 0)
 				fail_msg("%s: call %d (%s): returned %d", s->name, n,
 					 strerror(errs[e]), r);
+			/*
+			 * The one failure that leaves something: WBINVD emulation,
+			 * on for good, then the quirk failed (kvmnc_open()).
+			 */
+			if (r == -ENOTRECOVERABLE && (s->open_flags & KVMNC_OPEN_WBINVD)) {
+				fake_vm_state(vm, &vs1);
+				assert_true(vs1.wbinvd_emulation);
+				assert_int_equal(vs1.disabled_quirks, before.vs.disabled_quirks);
+				before.vs.wbinvd_emulation = true;
+			}
 			expect_unchanged(h, vm, &before, "call", n, strerror(errs[e]), s);
 			kvmnc_close(h);
 		}
@@ -203,6 +213,23 @@ static int op_open_devices(struct kvmnc **h, int vm)
 	return kvmnc_open(vm, &o, h);
 }
 
+/* Both irreversible steps: WBINVD emulation, then the quirk. */
+static int op_open_wbinvd_quirk(struct kvmnc **h, int vm)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE,
+		   .mechanism = KVMNC_MECH_GUEST_PAT_QUIRK, .flags = KVMNC_OPEN_WBINVD);
+
+	return kvmnc_open(vm, &o, h);
+}
+
+static int op_open_wbinvd_uc_vram(struct kvmnc **h, int vm)
+{
+	KVMNC_OPTS(kvmnc_open_opts, o, .scope = KVMNC_SCOPE_VM_IRREVERSIBLE,
+		   .flags = KVMNC_OPEN_WBINVD | KVMNC_OPEN_UC_VRAM_DISPLAY | KVMNC_OPEN_DEVICES);
+
+	return kvmnc_open(vm, &o, h);
+}
+
 static const struct scenario open_scenarios[] = {
 	{.name = "open/patched", .personality = "patched-6.12", .op = op_open},
 	{.name = "open/quirk", .personality = "stable-6.12-intel", .op = op_open},
@@ -211,6 +238,19 @@ static const struct scenario open_scenarios[] = {
 	/* The trials run on the VMM's own VM: nothing of them may stay. */
 	{.name = "open/sandboxed", .personality = "sandboxed", .op = op_open},
 	{.name = "open/unprivileged", .personality = "unprivileged", .op = op_open},
+	{.name = "open/wbinvd-quirk",
+	 .personality = "patched-7.2-v3",
+	 .op = op_open_wbinvd_quirk,
+	 .open_flags = KVMNC_OPEN_WBINVD},
+	{.name = "open/wbinvd-uc-vram",
+	 .personality = "patched-7.2-v3",
+	 .op = op_open_wbinvd_uc_vram,
+	 .open_flags = KVMNC_OPEN_WBINVD},
+	/* WBINVD asked of the VMM's VM only: no scratch VM. */
+	{.name = "open/wbinvd-sandboxed",
+	 .personality = "sandboxed-7.2-v3",
+	 .op = op_open_wbinvd_uc_vram,
+	 .open_flags = KVMNC_OPEN_WBINVD},
 };
 
 static const struct scenario handle_scenarios[] = {

@@ -337,7 +337,7 @@ static void test_reason_table(void **state)
 		rows++;
 	}
 	fclose(f);
-	assert_int_equal(rows, KVMNC_REASON_VM_TYPE + 1);
+	assert_int_equal(rows, KVMNC_REASON_UC_VRAM_DISPLAY + 1);
 	assert_null(kvmnc_reason_name(rows));
 	assert_null(kvmnc_reason_name(-1));
 }

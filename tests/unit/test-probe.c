@@ -97,6 +97,24 @@ static const struct expect expectations[] = {
 	 "NONCOHERENT_SET", "KVM's word", 239, 32},
 	{"jailed-chromeos-6.6", 0, -ENODATA, 0, 0, KVMNC_MECH_NONE, NULL,
 	 "could not tell whether KVM uses EPT", NULL, NULL, 236, 0},
+	/* 1.3: the series on Linux 7.2 (250, type 17) and the v3 backport to 6.12 (239, 32). */
+	{"patched-7.2-v3", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL,
+	 "advertised by capability 250", "KVM_DEV_TYPE_VIRTIO (17)",
+	 "0xfff includes IGNORE_GUEST_PAT", 250, 17},
+	{"backport-6.12-v3", 0, 1, 1, 1, KVMNC_MECH_MEMSLOT_FLAG, NULL,
+	 "advertised by capability 239", "KVM_DEV_TYPE_VIRTIO (32)", NULL, 239, 32},
+	{"patched-7.2-v3-amd", 1, 1, 1, 0, KVMNC_MECH_NATIVE, "AMD NPT", "capability 250",
+	 "KVM_DEV_TYPE_VIRTIO (17)", "natively", 250, 17},
+	/* 250 answers, bit 3 is refused: the number means something else. */
+	{"caps-250-251-other", 0, 0, 0, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL,
+	 "capability 250 = 1 means something else here",
+	 "type 32 is not registered; type 17 is not registered; type 12 is not registered", NULL, 0,
+	 0},
+	{"sandboxed-7.2-v3", 0, -EPERM, -EPERM, 1, KVMNC_MECH_GUEST_PAT_QUIRK, NULL, "scratch VM",
+	 "scratch VM", NULL, 0, 0},
+	/* arm64: 250 is no evidence off x86 (and bit 3 is refused anyway). */
+	{"arm64-7.2", 0, 0, 0, 0, KVMNC_MECH_NONE, "not been checked", "refused", "not registered",
+	 "only on x86", 0, 0},
 };
 
 static int teardown(void **state)
@@ -151,6 +169,89 @@ static void test_personalities(void **state)
 		/* The probe leaves nothing open behind. */
 		assert_int_equal(fake_open_fds(), 0);
 		assert_int_equal(fake_open_maps(), 0);
+	}
+}
+
+/*
+ * 1.3: WBINVD emulation on request (capability 251), asked of a VM and
+ * tried on the scratch VM; never a mechanism, never recommended.
+ */
+static void test_wbinvd(void **state)
+{
+	static const struct {
+		const char *personality;
+		int supported;
+		uint32_t reason, cap;
+		const char *why;
+	} want[] = {
+		{"patched-7.2-v3", 1, KVMNC_REASON_SUPPORTED, 251, "turned it on for a scratch VM"},
+		{"backport-6.12-v3", 1, KVMNC_REASON_SUPPORTED, 251, "scratch VM"},
+		{"patched-7.2-v3-amd", 1, KVMNC_REASON_SUPPORTED, 251, "scratch VM"},
+		{"caps-250-251-other", 0, KVMNC_REASON_OTHER_MEANING, 0, "something else here"},
+		{"sandboxed-7.2-v3", -EPERM, KVMNC_REASON_COULD_NOT_TELL, 0, "could not ask a VM"},
+		{"stable-6.12-intel", 0, KVMNC_REASON_KERNEL_LACKS, 0, "answers 0"},
+		{"patched-6.12", 0, KVMNC_REASON_KERNEL_LACKS, 0, "answers 0"},
+		{"arm64-7.2", 0, KVMNC_REASON_ARCH, 0, "only on x86"},
+		{"arm64", 0, KVMNC_REASON_ARCH, 0, "only on x86"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		KVMNC_OPTS(kvmnc_features, f);
+
+		fake_reset(fake_personality(want[i].personality));
+		assert_int_equal(kvmnc_probe(NULL, &f), 0);
+		print_message("%s: %d %s\n", want[i].personality, f.wbinvd_emulation.supported,
+			      f.wbinvd_emulation.reason);
+		assert_int_equal(f.wbinvd_emulation.supported, want[i].supported);
+		assert_int_equal(f.wbinvd_emulation_reason, want[i].reason);
+		assert_int_equal(f.wbinvd_emulation_cap, want[i].cap);
+		check_reason(&f.wbinvd_emulation, want[i].why, "wbinvd_emulation");
+		assert_int_equal(fake_open_fds(), 0);
+	}
+	/*
+	 * Each call of the probe failing in turn: the trial's own failure
+	 * (not EINVAL) is "could not tell", never "no".
+	 */
+	{
+		int calls, tried = 0;
+
+		fake_reset(fake_personality("patched-7.2-v3"));
+		{
+			KVMNC_OPTS(kvmnc_features, f);
+
+			assert_int_equal(kvmnc_probe(NULL, &f), 0);
+		}
+		calls = fake_calls();
+		for (int n = 1; n <= calls; n++) {
+			KVMNC_OPTS(kvmnc_features, f);
+
+			fake_reset(fake_personality("patched-7.2-v3"));
+			fake_fail_nth(n, EIO);
+			if (kvmnc_probe(NULL, &f) == 0 &&
+			    strstr(f.wbinvd_emulation.reason, "could not be tried")) {
+				tried++;
+				assert_int_equal(f.wbinvd_emulation.supported, -EIO);
+				assert_int_equal(f.wbinvd_emulation_reason,
+						 KVMNC_REASON_COULD_NOT_TELL);
+			}
+			if (kvmnc_probe(NULL, &f) == 0)
+				assert_true(f.wbinvd_emulation.supported != 0);
+			fake_fail_nth(0, 0);
+		}
+		assert_int_equal(tried, 1);
+	}
+	/* A 1.2 caller's struct ends before the 1.3 fields: they are not written. */
+	{
+		struct kvmnc_features old;
+
+		fake_reset(fake_personality("patched-7.2-v3"));
+		memset(&old, 0x55, sizeof(old));
+		old.sz = offsetof(struct kvmnc_features, wbinvd_emulation);
+		assert_int_equal(kvmnc_probe(NULL, &old), 0);
+		assert_int_equal(old.guest_pat_quirk_reason, KVMNC_REASON_SUPPORTED);
+		assert_int_equal(old.wbinvd_emulation.supported, 0x55555555);
+		assert_int_equal(old.wbinvd_emulation_cap, 0x55555555);
 	}
 }
 
@@ -431,6 +532,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_cached, teardown),
 		cmocka_unit_test_teardown(test_node_aliases, teardown),
 		cmocka_unit_test_teardown(test_reason_codes, teardown),
+		cmocka_unit_test_teardown(test_wbinvd, teardown),
 		cmocka_unit_test_teardown(test_could_not_tell, teardown),
 		cmocka_unit_test_teardown(test_node_errors, teardown),
 		cmocka_unit_test_teardown(test_node_paths, teardown),

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-//! Raw FFI declarations of libkvmnc 1.2, written by hand from
+//! Raw FFI declarations of libkvmnc 1.3, written by hand from
 //! `include/kvmnc.h`: the same names, types and values, nothing added.
 //!
 //! Use the safe `kvmnc` crate unless you need the C API itself. The
@@ -35,7 +35,7 @@ pub use std::os::raw::{c_char, c_int, c_uint, c_void};
 /// Library version this crate declares (`KVMNC_VERSION_MAJOR`).
 pub const KVMNC_VERSION_MAJOR: u32 = 1;
 /// `KVMNC_VERSION_MINOR`.
-pub const KVMNC_VERSION_MINOR: u32 = 2;
+pub const KVMNC_VERSION_MINOR: u32 = 3;
 /// `KVMNC_VERSION_PATCH`.
 pub const KVMNC_VERSION_PATCH: u32 = 0;
 
@@ -108,9 +108,9 @@ pub struct kvmnc_features {
     pub tdp: c_int,
     /// KVM_CHECK_EXTENSION(KVM_CAP_DISABLE_QUIRKS2): quirks that can be disabled.
     pub quirks_mask: u64,
-    /// Capability that advertised the memslot flag (236 or 239), 0 if none.
+    /// Capability that advertised the memslot flag, 0 if none: 236 (ChromeOS 5.15-6.6), 239 (ChromeOS 6.12, the series' 6.12 backport) or 250 (the series on Linux 7.2; since 1.3).
     pub memslot_flag_cap: u32,
-    /// The KVM device type that proved to be the VIRTIO device: 32 (patches/) or 12 (the RFC as posted); 0 when none did. (1.0 reported the number it tried, 32, whatever the answer.)
+    /// The KVM device type that proved to be the VIRTIO device: 32 (the series' 6.12 backport), 17 (the series on Linux 7.2; since 1.3) or 12 (the RFC as posted); 0 when none did. (1.0 reported the number it tried, 32, whatever the answer.)
     pub virtio_device_type: u32,
     /// KVM_CHECK_EXTENSION(KVM_CAP_VM_TYPES): bit n set when VM type n can be created.
     pub vm_types: u32,
@@ -132,6 +132,12 @@ pub struct kvmnc_features {
     pub virtio_device_reason: u32,
     /// Since 1.2: why `guest_pat_quirk` is what it is (enum kvmnc_reason).
     pub guest_pat_quirk_reason: u32,
+    /// Since 1.3: can KVM emulate the guest's WBINVD for this VM on request (`KVM_CAP_X86_EMULATE_WBINVD`; `kvmnc_open()` with `KVMNC_OPEN_WBINVD`)? Not a mechanism, never recommended.
+    pub wbinvd_emulation: kvmnc_mech_status,
+    /// Since 1.3: why `wbinvd_emulation` is what it is (enum kvmnc_reason).
+    pub wbinvd_emulation_reason: u32,
+    /// Since 1.3: the capability that answered (251), 0 when none did.
+    pub wbinvd_emulation_cap: u32,
 }
 
 /// `enum kvmnc_reason`, as the `uint32_t` `kvmnc_features::*_reason` fields
@@ -161,6 +167,8 @@ pub const KVMNC_REASON_NATIVE_ALREADY: u32 = 9;
 pub const KVMNC_REASON_OTHER_MEANING: u32 = 10;
 /// `KVMNC_REASON_VM_TYPE`: the host has it, this VM's type refuses it.
 pub const KVMNC_REASON_VM_TYPE: u32 = 11;
+/// `KVMNC_REASON_UC_VRAM_DISPLAY` (since 1.3): a VM-wide mechanism ruled out for a handle opened with `KVMNC_OPEN_UC_VRAM_DISPLAY`.
+pub const KVMNC_REASON_UC_VRAM_DISPLAY: u32 = 12;
 
 /// `enum kvmnc_flag_evidence` (`kvmnc_features::memslot_flag_evidence`).
 pub type kvmnc_flag_evidence = u32;
@@ -207,6 +215,10 @@ pub struct kvmnc_open_opts {
 pub const KVMNC_OPEN_DEVICES: u32 = 1 << 0;
 /// `KVMNC_OPEN_KVM_FD`.
 pub const KVMNC_OPEN_KVM_FD: u32 = 1 << 1;
+/// `KVMNC_OPEN_WBINVD` (since 1.3): turn on guest WBINVD emulation for the VM, before any vCPU exists. Every guest WBINVD then flushes the caches of every host CPU the vCPUs ran on, a cost to other tenants; see `man 3 kvmnc_open_opts`.
+pub const KVMNC_OPEN_WBINVD: u32 = 1 << 2;
+/// `KVMNC_OPEN_UC_VRAM_DISPLAY` (since 1.3): the machine has a display whose guest driver maps VRAM uncached (bochs-display, std VGA): no VM-wide mechanism (QEMU's rule "i386/kvm: Honor guest PAT on x86, absent Bochs display").
+pub const KVMNC_OPEN_UC_VRAM_DISPLAY: u32 = 1 << 3;
 
 /// `struct kvmnc_handle_info`.
 #[repr(C)]
@@ -228,6 +240,10 @@ pub struct kvmnc_handle_info {
     pub enabled_devices: u32,
     /// KVM_CAP_DISABLE_QUIRKS2 as answered by this VM.
     pub vm_quirks_mask: u64,
+    /// Since 1.3: 1 once the library turned on guest WBINVD emulation (KVMNC_OPEN_WBINVD).
+    pub wbinvd_emulation: c_int,
+    /// Since 1.3: the KVMNC_OPEN_* flags the handle was opened with.
+    pub open_flags: u32,
 }
 
 /// `KVMNC_MEM_LOG_DIRTY_PAGES`.

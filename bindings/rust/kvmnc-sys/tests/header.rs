@@ -65,12 +65,14 @@ fn rust_layouts() -> Vec<Layout> {
             kvm_api_version, kernel_release, cpu_vendor, self_snoop, tdp, quirks_mask,
             memslot_flag_cap, virtio_device_type, vm_types, vm_flags, address_spaces,
             memslots, probed_on, memslot_flag_evidence, native_reason, memslot_flag_reason,
-            virtio_device_reason, guest_pat_quirk_reason,
+            virtio_device_reason, guest_pat_quirk_reason, wbinvd_emulation,
+            wbinvd_emulation_reason, wbinvd_emulation_cap,
         }
         kvmnc_open_opts { sz, scope, mechanism, dev_path, flags, kvm_fd }
         kvmnc_handle_info {
             sz, region_mechanism, device_mechanism, scope, quirk_disabled,
-            noncoherent_regions, enabled_devices, vm_quirks_mask,
+            noncoherent_regions, enabled_devices, vm_quirks_mask, wbinvd_emulation,
+            open_flags,
         }
         kvmnc_region {
             sz, slot, flags, guest_phys_addr, memory_size, userspace_addr,
@@ -113,6 +115,7 @@ fn rust_consts() -> Vec<(&'static str, i128)> {
         KVMNC_REASON_NATIVE_ALREADY,
         KVMNC_REASON_OTHER_MEANING,
         KVMNC_REASON_VM_TYPE,
+        KVMNC_REASON_UC_VRAM_DISPLAY,
         KVMNC_FLAG_EVIDENCE_NONE,
         KVMNC_FLAG_EVIDENCE_CAPABILITY,
         KVMNC_FLAG_EVIDENCE_ACCESS,
@@ -123,6 +126,8 @@ fn rust_consts() -> Vec<(&'static str, i128)> {
         KVMNC_PROBED_CALLER_VM,
         KVMNC_OPEN_DEVICES,
         KVMNC_OPEN_KVM_FD,
+        KVMNC_OPEN_WBINVD,
+        KVMNC_OPEN_UC_VRAM_DISPLAY,
         KVMNC_MEM_LOG_DIRTY_PAGES,
         KVMNC_MEM_READONLY,
         KVMNC_MEM_GUEST_MEMFD,

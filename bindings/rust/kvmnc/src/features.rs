@@ -194,10 +194,15 @@ pub enum Reason {
     NoSelfSnoop,
     /// Not needed: guest PAT is honored natively (AMD NPT, a TDX VM).
     NativeAlready,
-    /// The kernel takes memslot bit 3, but it means another flag there.
+    /// The kernel takes the request, but it means something else there
+    /// (memslot bit 3 is another flag; capability 251 is not WBINVD
+    /// emulation).
     OtherMeaning,
     /// The host has it, this VM's type refuses it.
     VmType,
+    /// Since 1.3: a VM-wide mechanism the host has, ruled out for a handle
+    /// opened with [`OpenOptions::uc_vram_display`](crate::OpenOptions::uc_vram_display).
+    UcVramDisplay,
     /// A code this crate does not know.
     Unknown(u32),
 }
@@ -218,6 +223,7 @@ impl Reason {
             sys::KVMNC_REASON_NATIVE_ALREADY => Reason::NativeAlready,
             sys::KVMNC_REASON_OTHER_MEANING => Reason::OtherMeaning,
             sys::KVMNC_REASON_VM_TYPE => Reason::VmType,
+            sys::KVMNC_REASON_UC_VRAM_DISPLAY => Reason::UcVramDisplay,
             v => Reason::Unknown(v),
         }
     }
@@ -237,6 +243,7 @@ impl Reason {
             Reason::NativeAlready => sys::KVMNC_REASON_NATIVE_ALREADY,
             Reason::OtherMeaning => sys::KVMNC_REASON_OTHER_MEANING,
             Reason::VmType => sys::KVMNC_REASON_VM_TYPE,
+            Reason::UcVramDisplay => sys::KVMNC_REASON_UC_VRAM_DISPLAY,
             Reason::Unknown(v) => v,
         }
     }
@@ -399,7 +406,8 @@ pub struct Features {
     pub tdp: std::result::Result<bool, Error>,
     /// `KVM_CHECK_EXTENSION(KVM_CAP_DISABLE_QUIRKS2)`.
     pub quirks_mask: u64,
-    /// Capability that advertised the memslot flag (236 or 239), 0 if none.
+    /// Capability that advertised the memslot flag (236, 239 or 250), 0 if
+    /// none.
     pub memslot_flag_cap: u32,
     /// The KVM device type that proved to be the VIRTIO device, 0 if none.
     pub virtio_device_type: u32,
@@ -415,6 +423,13 @@ pub struct Features {
     pub probed_on: ProbedOn,
     /// What the memslot flag's "yes" rests on.
     pub memslot_flag_evidence: FlagEvidence,
+    /// Since 1.3: whether KVM emulates the guest's WBINVD on request
+    /// (`KVM_CAP_X86_EMULATE_WBINVD`), which
+    /// [`OpenOptions::wbinvd`](crate::OpenOptions::wbinvd) turns on. Not a
+    /// mechanism. [`Reason::Unset`] from a library before 1.3.
+    pub wbinvd_emulation: MechStatus,
+    /// Since 1.3: the capability that answered (251), 0 if none.
+    pub wbinvd_emulation_cap: u32,
     raw: Box<sys::kvmnc_features>,
 }
 
@@ -447,6 +462,8 @@ impl Features {
             memslots: f.memslots,
             probed_on: ProbedOn::from_raw(f.probed_on),
             memslot_flag_evidence: FlagEvidence::from_raw(f.memslot_flag_evidence),
+            wbinvd_emulation: MechStatus::from_raw(&f.wbinvd_emulation, f.wbinvd_emulation_reason),
+            wbinvd_emulation_cap: f.wbinvd_emulation_cap,
             raw: Box::new(f),
         }
     }

@@ -81,6 +81,8 @@ pub struct OpenOptions<'a> {
     dev_path: Option<CString>,
     bad_path: bool,
     devices: bool,
+    wbinvd: bool,
+    uc_vram_display: bool,
     kvm_fd: Option<RawFd>,
     _kvm_fd: PhantomData<BorrowedFd<'a>>,
 }
@@ -122,6 +124,31 @@ impl<'a> OpenOptions<'a> {
     /// quirk it goes off in [`open`](Self::open), before any memslot exists.
     pub fn devices(mut self, yes: bool) -> Self {
         self.devices = yes;
+        self
+    }
+
+    /// Turn on guest WBINVD emulation for the VM (`KVMNC_OPEN_WBINVD`,
+    /// since 1.3), for a guest that writes its caches back with WBINVD
+    /// before a non-snooping device reads; without it the library never
+    /// does. Open before any vCPU exists: it lasts for the VM's life.
+    ///
+    /// Every WBINVD the guest executes then flushes the caches of every
+    /// host CPU its vCPUs ran on (IPIs), a cost to the other tenants of
+    /// those CPUs. [`open`](Self::open) fails with `EOPNOTSUPP` where the
+    /// kernel lacks it and `EBUSY` where the VM has vCPUs, nothing done.
+    pub fn wbinvd(mut self, yes: bool) -> Self {
+        self.wbinvd = yes;
+        self
+    }
+
+    /// The machine has a display whose guest driver maps VRAM uncached
+    /// (bochs-display, std VGA): `KVMNC_OPEN_UC_VRAM_DISPLAY`, since 1.3.
+    /// No VM-wide mechanism is taken (QEMU's rule "i386/kvm: Honor guest
+    /// PAT on x86, absent Bochs display"): regions fall back to the memslot
+    /// flag or none; a VM-wide [`mechanism`](Self::mechanism) fails with
+    /// `EINVAL`.
+    pub fn uc_vram_display(mut self, yes: bool) -> Self {
+        self.uc_vram_display = yes;
         self
     }
 
@@ -174,6 +201,12 @@ impl<'a> OpenOptions<'a> {
         if self.devices {
             o.flags |= sys::KVMNC_OPEN_DEVICES;
         }
+        if self.wbinvd {
+            o.flags |= sys::KVMNC_OPEN_WBINVD;
+        }
+        if self.uc_vram_display {
+            o.flags |= sys::KVMNC_OPEN_UC_VRAM_DISPLAY;
+        }
         if let Some(k) = self.kvm_fd {
             o.flags |= sys::KVMNC_OPEN_KVM_FD;
             o.kvm_fd = k;
@@ -208,6 +241,10 @@ pub struct HandleInfo {
     pub enabled_devices: u32,
     /// `KVM_CAP_DISABLE_QUIRKS2` as this VM answers it.
     pub vm_quirks_mask: u64,
+    /// Since 1.3: the library turned on guest WBINVD emulation for the VM.
+    pub wbinvd_emulation: bool,
+    /// Since 1.3: the `KVMNC_OPEN_*` flags the handle was opened with.
+    pub open_flags: u32,
 }
 
 /// A libkvmnc handle on one VM: opened with [`Handle::open`] or
@@ -276,6 +313,8 @@ impl Handle {
             noncoherent_regions: i.noncoherent_regions,
             enabled_devices: i.enabled_devices,
             vm_quirks_mask: i.vm_quirks_mask,
+            wbinvd_emulation: i.wbinvd_emulation != 0,
+            open_flags: i.open_flags,
         })
     }
 

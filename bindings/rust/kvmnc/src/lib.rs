@@ -67,7 +67,8 @@
 //!
 //! Built without any third-party crate, with rustc 1.63 or later; linked
 //! with the libkvmnc 1.2 or later that `kvmnc-sys` finds (`KVMNC_LIB_DIR`,
-//! else pkg-config).
+//! else pkg-config). The 1.3 additions need a 1.3 library: a 1.2 one
+//! leaves the 1.3 fields unset and refuses the 1.3 options with `EINVAL`.
 
 #![warn(missing_docs)]
 
@@ -91,8 +92,8 @@ pub use region::{MemFlags, Region, RegionPlan};
 /// The raw declarations, for what this crate does not wrap.
 pub use kvmnc_sys as sys;
 
-/// The library's version at run time, e.g. "1.2.0" (which may be newer than
-/// the 1.2 API this crate binds).
+/// The library's version at run time, e.g. "1.3.0" (which may be newer than
+/// the 1.3 API this crate binds).
 ///
 /// ```
 /// assert!(kvmnc::version().starts_with(&format!("{}.", kvmnc::version_numbers().0)));
@@ -106,7 +107,8 @@ pub fn version() -> &'static str {
 ///
 /// ```
 /// let (major, minor, _) = kvmnc::version_numbers();
-/// // This crate binds the 1.2 API: a 1.x library of 1.2 or later runs it.
+/// // This crate binds the 1.3 API: a 1.x library of 1.2 or later runs it
+/// // (the 1.3 options need 1.3).
 /// assert!(major == 1 && minor >= 2);
 /// ```
 pub fn version_numbers() -> (u32, u32, u32) {
@@ -188,6 +190,7 @@ mod tests {
             (9, Reason::NativeAlready, "native_already"),
             (10, Reason::OtherMeaning, "other_meaning"),
             (11, Reason::VmType, "vm_type"),
+            (12, Reason::UcVramDisplay, "uc_vram_display"),
         ];
         for (v, r, name) in table {
             assert_eq!(Reason::from_raw(v), r);
@@ -196,8 +199,8 @@ mod tests {
             assert_eq!(r.to_string(), name);
         }
         // Past the table: kept as a number, named only if the library knows it.
-        assert_eq!(Reason::from_raw(12), Reason::Unknown(12));
-        assert_eq!(Reason::Unknown(12).as_raw(), 12);
+        assert_eq!(Reason::from_raw(13), Reason::Unknown(13));
+        assert_eq!(Reason::Unknown(13).as_raw(), 13);
         // A code beyond i32 must not reach the C int as a negative number.
         assert_eq!(Reason::Unknown(u32::MAX).name(), None);
         assert_eq!(Reason::Unknown(u32::MAX).to_string(), u32::MAX.to_string());

@@ -963,3 +963,89 @@ fn handle_log_routing() {
     let h = std::sync::Arc::try_unwrap(h).expect("the closure holds only a Weak");
     h.close().unwrap();
 }
+
+// ---- 1.3 ------------------------------------------------------------------
+
+/// WBINVD emulation: the answer and the handle's state agree, the option
+/// turns it on only where the kernel has it and leaves nothing otherwise.
+#[test]
+fn wbinvd_emulation_on_request() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("WBINVD emulation");
+    let f = kvmnc::probe().unwrap();
+    let w = &f.wbinvd_emulation;
+    println!(
+        "# wbinvd_emulation: {:?} {} ({})",
+        w.support, w.code, w.reason
+    );
+    assert_ne!(w.code, Reason::Unset, "a 1.3 library fills the code");
+    assert_eq!(w.support.is_supported(), w.code == Reason::Supported);
+    assert_eq!(w.support.is_supported(), f.wbinvd_emulation_cap == 251);
+    // Unasked, never on.
+    let vm = kvm::create_vm(&kvm).unwrap();
+    let h = Handle::open(&vm).unwrap();
+    let i = h.info().unwrap();
+    assert!(!i.wbinvd_emulation);
+    assert_eq!(i.open_flags, 0);
+    drop(h);
+    // Asked: on where the VM's answer is yes, EOPNOTSUPP (nothing open) otherwise.
+    let vm = kvm::create_vm(&kvm).unwrap();
+    let fds = kvm::count_fds();
+    match OpenOptions::new().wbinvd(true).open(&vm) {
+        Ok(h) => {
+            let i = h.info().unwrap();
+            assert!(i.wbinvd_emulation);
+            assert_eq!(i.open_flags, kvmnc::sys::KVMNC_OPEN_WBINVD);
+            assert!(h
+                .features()
+                .unwrap()
+                .wbinvd_emulation
+                .support
+                .is_supported());
+        }
+        Err(e) => {
+            assert!(e.is_unsupported(), "{e}");
+            assert!(!w.support.is_supported());
+            assert_eq!(kvm::count_fds(), fds, "nothing left open");
+        }
+    }
+}
+
+/// A display that maps VRAM uncached: no VM-wide mechanism, and forcing
+/// one is a contradiction the library refuses before it tries anything.
+#[test]
+fn uc_vram_display_rules_out_vm_wide() {
+    let _s = serial();
+    let kvm = kvm_or_skip!("UC-VRAM display");
+    let vm = kvm::create_vm(&kvm).unwrap();
+    for m in [Mechanism::VirtioDevice, Mechanism::GuestPatQuirk] {
+        let e = OpenOptions::new()
+            .scope(Scope::VmIrreversible)
+            .mechanism(Some(m))
+            .uc_vram_display(true)
+            .open(&vm)
+            .unwrap_err();
+        assert_eq!(e.errno(), errno::EINVAL, "{m}: {e}");
+    }
+    let h = OpenOptions::new()
+        .scope(Scope::VmIrreversible)
+        .uc_vram_display(true)
+        .open(&vm)
+        .unwrap();
+    let i = h.info().unwrap();
+    assert!(!i.quirk_disabled);
+    assert_eq!(i.open_flags, kvmnc::sys::KVMNC_OPEN_UC_VRAM_DISPLAY);
+    for m in [i.region_mechanism, i.device_mechanism]
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            m == Mechanism::Native || m == Mechanism::MemslotFlag,
+            "{m} is VM-wide"
+        );
+    }
+    let f = h.features().unwrap();
+    for s in [&f.virtio_device, &f.guest_pat_quirk] {
+        assert!(!s.support.is_supported(), "{}", s.reason);
+    }
+}
