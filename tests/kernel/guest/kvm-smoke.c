@@ -33,11 +33,6 @@
 #include "compat-kvm.h"
 #include "live.h"
 
-/* The 7.2 series' numbers (patches/7.2); compat-kvm.h has the 6.12 ones. */
-#define NC_CAP_UPSTREAM 250
-#define NC_DEV_UPSTREAM 17
-#define NC_CAP_WBINVD 251
-
 static bool upstream_numbers(void);
 
 /* Emulated by kvm_intel only (svm_has_emulated_msr() refuses it). */
@@ -218,7 +213,8 @@ static void check_host(int kvm, const struct t_expect *e)
 
 static void check_device(int vm, const struct t_expect *e)
 {
-	const unsigned int type = upstream_numbers() ? NC_DEV_UPSTREAM : KVM_DEV_TYPE_VIRTIO;
+	const unsigned int type =
+		upstream_numbers() ? KVMNC_DEV_TYPE_VIRTIO_V3 : KVMNC_DEV_TYPE_VIRTIO_612;
 	struct kvm_create_device cd = {.type = type, .flags = KVM_CREATE_DEVICE_TEST};
 	struct kvm_device_attr a = {
 		.group = KVM_DEV_VIRTIO_NONCOHERENT,
@@ -270,8 +266,8 @@ static int set_slot(bool v2, int vm, uint32_t slot, uint32_t flags, uint64_t gpa
 static void check_flag(int vm, const struct t_expect *e, bool v2)
 {
 	const char *how = v2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION";
-	const int capno = upstream_numbers() ? NC_CAP_UPSTREAM
-					     : KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA;
+	const int capno =
+		upstream_numbers() ? KVMNC_CAP_NONCOHERENT_DMA_V3 : KVMNC_CAP_NONCOHERENT_DMA_612;
 	const size_t sz = 2 << 20;
 	int rc, err, cap;
 	void *mem;
@@ -281,8 +277,8 @@ static void check_flag(int vm, const struct t_expect *e, bool v2)
 	if (e)
 		T_EQ(cap, e->flag, "flag capability (USER_CONFIGURE_NONCOHERENT_DMA)");
 	/* WBINVD emulation comes with the series, on request only. */
-	cap = ioctl(vm, KVM_CHECK_EXTENSION, NC_CAP_WBINVD);
-	info("KVM_CHECK_EXTENSION(%d) = %d", NC_CAP_WBINVD, cap);
+	cap = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_X86_EMULATE_WBINVD);
+	info("KVM_CHECK_EXTENSION(%d) = %d", KVM_CAP_X86_EMULATE_WBINVD, cap);
 	if (e && e->flag)
 		T_EQ(cap, 1, "capability 251 (X86_EMULATE_WBINVD) with the series");
 
@@ -311,8 +307,7 @@ static void check_flag(int vm, const struct t_expect *e, bool v2)
 	}
 	if (v2) {
 		rc = set_slot1(vm, 2, KVM_MEM_NON_COHERENT_DMA, 2ull << 30, mem, sz, &err);
-		info("slot with flag 1<<3 via v1 KVM_SET_USER_MEMORY_REGION: %s",
-		     errname(rc, err));
+		info("slot with flag 1<<3 via v1 KVM_SET_USER_MEMORY_REGION: %s", errname(rc, err));
 		/* The 7.2 series leaves the v1 ioctl's flags as upstream froze them. */
 		if (e && e->flag && upstream_numbers())
 			t_check(rc < 0 && err == EINVAL, "v1 ioctl refuses flag 1<<3: %s",
@@ -371,11 +366,11 @@ int main(void)
 		 * lacks it): its absence is a finding only on a newer kernel. */
 		cap = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2);
 		if (kernel_at_least(6, 8))
-			t_check(cap > 0, "KVM_CAP_USER_MEMORY2 (231) present on %s: %d",
-				release(), cap);
+			t_check(cap > 0, "KVM_CAP_USER_MEMORY2 (231) present on %s: %d", release(),
+				cap);
 		else
-			t_check(cap <= 0, "KVM_CAP_USER_MEMORY2 (231) absent on %s: %d",
-				release(), cap);
+			t_check(cap <= 0, "KVM_CAP_USER_MEMORY2 (231) absent on %s: %d", release(),
+				cap);
 		check_device(vm, e);
 		check_flag(vm, e, cap > 0);
 		close(vm);
