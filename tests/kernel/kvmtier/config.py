@@ -23,10 +23,9 @@ RUST_VMM = "kvmnc-vmm-example"
 EXPANDED = ("live-memtype", RUST_VMM)
 # The kernel series a run builds (build-kernel.sh -S): patches/<series>/.
 DEFAULT_PATCHES = "6.12"
-# The 6.12 series' selftests, by name; a later series' are found in its
-# selftests build instead (series_selftest_names()), by these prefixes.
-SERIES_SELFTESTS = ["virtio_device_test", "noncoherent_dma_memslot_test",
-                    "noncoherent_dma_memtype_test"]
+# A series' selftests are found in its selftests build
+# (series_selftest_names()), by these prefixes; must_pass may name one by
+# its file name.
 SERIES_PREFIXES = ("noncoherent", "nc_")
 # upstream=ALL: every selftest the base's selftests Makefile builds for x86
 # (what build-kernel.sh published), less the series' own; the CI subset
@@ -76,7 +75,7 @@ RUNS = {
     "stock-npt": dict(kernel=STOCK, backend="qemu", cpu="EPYC", expect="stock-npt",
                       library=True),
     "patched-npt": dict(flavour="patched", backend="qemu", cpu="EPYC", expect="patched-npt",
-                        library=True, series=True, kunit=True),
+                        library=True, series=True),
     "patched-shadow": dict(flavour="patched", backend="qemu", cpu="qemu64,+svm",
                            expect="patched-shadow", library=True, series=True),
     "stock-selftests": dict(kernel=STOCK, flavour="stock", backend="qemu", cpu="EPYC",
@@ -87,8 +86,8 @@ RUNS = {
     # which the library's live tests (live-concurrency: threads enabling
     # devices and closing handles at once) run too.
     "patched-debug": dict(flavour="patched-debug", backend="qemu", cpu="EPYC", smp=2,
-                          expect="patched-npt", library=True, series=True, kunit=True,
-                          debug=True, must_pass=["virtio_device_test"]),
+                          expect="patched-npt", library=True, series=True,
+                          debug=True, must_pass=["noncoherent_dma_test"]),
     "debian-6.1-npt": dict(kernel="debian-6.1", backend="qemu", cpu="EPYC",
                            expect="debian-6.1-npt", library=True),
     "debian-7.2-npt": dict(kernel="debian-7.2", backend="qemu", cpu="EPYC",
@@ -98,8 +97,8 @@ RUNS = {
                       cmdline=BOCHS_DISTRO_CMDLINE, library=True,
                       must_pass=["live-memtype", RUST_VMM]),
     "patched-vmx": dict(flavour="patched", backend="bochs", cpu=VMX_CPU, expect="patched-vmx",
-                        library=True, series=True, kunit=True,
-                        must_pass=["live-memtype", RUST_VMM, "noncoherent_dma_memtype_test"]),
+                        library=True, series=True,
+                        must_pass=["live-memtype", RUST_VMM, "noncoherent_dma_test"]),
     "patched-vmx-nosnoop": dict(flavour="patched", backend="bochs", cpu=VMX_CPU,
                                 cmdline="clearcpuid=ss", expect="patched-vmx-nosnoop",
                                 library=True, series=True, must_pass=["live-memtype"]),
@@ -135,9 +134,9 @@ RUNS.update({
                                     backend="bochs", cpu=VMX_CPU, cmdline=BOCHS_DISTRO_CMDLINE,
                                     upstream=ALL, suite=SUITE_72, megs=SUITE_MEGS),
     "patched-7.2-npt": dict(_P72, backend="qemu", cpu="EPYC", expect="patched-npt",
-                            library=True, series=True, kunit=True),
+                            library=True, series=True),
     "patched-7.2-vmx": dict(_P72, backend="bochs", cpu=VMX_CPU, expect="patched-vmx",
-                            library=True, series=True, kunit=True, must_pass_series=True,
+                            library=True, series=True, must_pass_series=True,
                             must_pass=["live-memtype", RUST_VMM]),
     "patched-7.2-vmx-nosnoop": dict(_P72, backend="bochs", cpu=VMX_CPU, cmdline="clearcpuid=ss",
                                     expect="patched-vmx-nosnoop", library=True, series=True,
@@ -157,7 +156,7 @@ RUNS.update({
     "patched-7.2-vmx-selftests": dict(_P72, backend="bochs", cpu=VMX_CPU, upstream=ALL,
                                       suite=SUITE_72, series=True, megs=SUITE_MEGS),
     "patched-7.2-debug": dict(flavour="patched-debug", patches="7.2", backend="qemu", cpu="EPYC",
-                              smp=2, expect="patched-npt", library=True, series=True, kunit=True,
+                              smp=2, expect="patched-npt", library=True, series=True,
                               debug=True),
 })
 # The vendor module a backend's CPU takes (fetch-distro-kernel.sh's roles).

@@ -9,8 +9,8 @@ where the guest's /init runs each command from /kvmnc."""
 import os
 from dataclasses import dataclass, field
 
-from .config import (ALL, DEFAULT_PATCHES, LIBRARY_TESTS, PROBE, QEMU_E2E, RUST_VMM,
-                     SERIES_PREFIXES, SERIES_SELFTESTS, SUITE_TIMEOUT, TIER_DIR,
+from .config import (ALL, LIBRARY_TESTS, PROBE, QEMU_E2E, RUST_VMM,
+                     SERIES_PREFIXES, SUITE_TIMEOUT, TIER_DIR,
                      is_series_selftest, published_selftests, read_e2e_runs, read_list,
                      read_suite)
 from .initramfs import is_dynamic_elf
@@ -85,11 +85,8 @@ def library_names(library, must_pass):
 
 
 def series_selftest_names(kdir, cfg):
-    """The series' selftests: the 6.12 series' by name (SERIES_SELFTESTS),
-    a later series' found in its build (is_series_selftest), or, when the
-    build has none, one placeholder that reports as a TODO."""
-    if cfg.get("patches", DEFAULT_PATCHES) == DEFAULT_PATCHES:
-        return SERIES_SELFTESTS
+    """The series' selftests, found in its build (is_series_selftest), or,
+    when the build has none, one placeholder that reports as a TODO."""
     found = [rel for rel in published_selftests(kdir) if is_series_selftest(rel)]
     return found or ["/".join(p + "*" for p in SERIES_PREFIXES)]
 

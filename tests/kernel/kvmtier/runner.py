@@ -179,8 +179,9 @@ def report_selftests(tap, rp, res, must_pass, deny, summary):
         if rel is None:
             tap.todo(False, f"series selftest {st}", "the series does not add it (yet)")
         else:
-            summary["selftests"][rel] = report_guest_test(tap, res, rel, "selftest",
-                                                          must_pass=st in must_pass)
+            summary["selftests"][rel] = report_guest_test(
+                tap, res, rel, "selftest",
+                must_pass=st in must_pass or os.path.basename(st) in must_pass)
     summary["skip_reasons"] = {}
     summary["excluded"] = {}
     for name, why in rp.excluded:
