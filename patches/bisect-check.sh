@@ -241,7 +241,7 @@ w1_warnings() { # PATCH OUT
 		# Only objects the configuration builds (Kbuild has no rule for others).
 		[ -f "$obj/${f%.c}.o" ] || continue
 		make -C "$SRC" O="$obj" CC="$KVMNC_CC" W=1 "${f%.c}.o" 2>&1 |
-			grep -E ': warning: ' | sed -E 's/:[0-9]+:[0-9]+: /: /; s|^.*/(arch|virt|include|drivers|kernel|mm)/|\1/|' >>"$2" || true
+			grep -E ': warning: ' | sed -E 's/:[0-9]+:[0-9]+: /: /; s#^.*/(arch|virt|include|drivers|kernel|mm)/#\1/#' >>"$2" || true
 	done
 	sort -u -o "$2" "$2"
 }
