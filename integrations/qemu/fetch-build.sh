@@ -392,7 +392,10 @@ run() {
 		}
 	fi
 }
-if [ "$(cat "$BUILD/configure-args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ] ||
+# The build directory links the libkvmnc.a configure found, by its path:
+# configure again when the library moved (a package instead of a prefix).
+CONFIGURED="${CONFIGURE_ARGS[*]} libkvmnc=$KVMNC_ARCHIVE"
+if [ "$(cat "$BUILD/configured" 2>/dev/null)" != "$CONFIGURED" ] ||
 	[ ! -e "$BUILD/build.ninja" ]; then
 	rm -rf "$BUILD"
 	mkdir -p "$BUILD"
@@ -400,6 +403,7 @@ if [ "$(cat "$BUILD/configure-args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ] ||
 	(cd "$BUILD" && run "$SRC/configure" "${CONFIGURE_ARGS[@]}") ||
 		die "configure failed (log: $BUILDLOG)"
 	printf '%s\n' "${CONFIGURE_ARGS[*]}" >"$BUILD/configure-args"
+	printf '%s\n' "$CONFIGURED" >"$BUILD/configured"
 	stage_done "configure"
 fi
 grep -Eq '^#define CONFIG_LIBKVMNC( 1)?$' "$BUILD/config-host.h" ||
