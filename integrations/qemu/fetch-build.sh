@@ -195,7 +195,9 @@ private_apt() { # TYPE SUITE
 # PKG at VERSION (source or binary).
 private_apt_has() { # TYPE PKG VERSION
 	if [ "$1" = deb-src ]; then
-		apt-cache "${APT_OPTS[@]}" showsrc "$2" 2>/dev/null | grep -qx "Version: $3"
+		# grep -c reads all its input: grep -q could end the pipe early,
+		# which pipefail reports as a failure of the pipe.
+		[ "$(apt-cache "${APT_OPTS[@]}" showsrc "$2" 2>/dev/null | grep -cx "Version: $3")" != 0 ]
 	else
 		apt-cache "${APT_OPTS[@]}" madison "$2" 2>/dev/null | awk -F' *\\| *' -v v="$3" '$2 == v {f = 1} END {exit !f}'
 	fi
