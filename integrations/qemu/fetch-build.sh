@@ -3,12 +3,22 @@
 #
 # fetch-build.sh [--no-install]
 #
-# Builds Debian 12's QEMU (source package qemu 1:7.2+dfsg-7+deb12u*) with
-# the series in patches/ applied, linked statically against the INSTALLED
-# libkvmnc (pkg-config; PKG_CONFIG_PATH is honoured), configured for what
-# the end-to-end test needs only: x86_64-softmmu, KVM, libkvmnc, no TCG and
-# every optional feature off.  The binary runs inside the kernel tier's
-# busybox initramfs, which has no libc: hence --static.
+# Builds QEMU with a series applied, linked statically against the
+# INSTALLED libkvmnc (pkg-config; PKG_CONFIG_PATH is honoured), configured
+# for what the end-to-end test needs only: x86_64-softmmu, KVM, libkvmnc,
+# no TCG and every optional feature off.  The binary runs inside the
+# kernel tier's busybox initramfs, which has no libc: hence --static.
+#
+# KVMNC_QEMU_SERIES picks the QEMU and its series:
+#   7.2  (default) Debian 12's qemu 1:7.2+dfsg-7+deb12u*, patches/, from
+#        the machine's own apt sources (a deb-src entry is added if
+#        missing);
+#   10.2 Debian unstable's qemu 1:10.2.2+ds-1 exactly, patches-10.2/,
+#        fetched through a private apt source list and state directory
+#        (CACHE/apt-sid-src), nothing from unstable installed; it needs
+#        Meson >= 1.5, so bookworm-backports' meson 1.7.0-1~bpo12+1 is
+#        downloaded the same way (CACHE/apt-bookworm-backports) and
+#        unpacked into CACHE/meson-<version>, never installed.
 #
 # The output is cached in
 #   ${KVMNC_QEMU_CACHE:-/var/cache/kvmnc-qemu}/qemu-<key>/
@@ -24,26 +34,57 @@
 # As root, missing build dependencies are installed with apt-get, and a
 # deb-src entry for the Debian suites of /etc/apt/sources.list* is added
 # when apt has none (so a fresh machine works); --no-install only checks.
-# Environment: KVMNC_QEMU_CACHE, KVMNC_JOBS (default 2), KVMNC_NICE
-# (default 5), KVMNC_QEMU_VERBOSE=1 (build output on stderr).
+# Environment: KVMNC_QEMU_SERIES, KVMNC_QEMU_CACHE, KVMNC_JOBS (default
+# 2), KVMNC_NICE (default 5), KVMNC_QEMU_VERBOSE=1 (build output on
+# stderr).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PATCHES=$HERE/patches
 CACHE=${KVMNC_QEMU_CACHE:-/var/cache/kvmnc-qemu}
 JOBS=${KVMNC_JOBS:-2}
 NICE=${KVMNC_NICE:-5}
-# The series is written against this Debian source; later deb12u updates
-# are stable fixes and are accepted.
-WANT_VERSION_PREFIX=1:7.2+dfsg-7+deb12u
+SERIES=${KVMNC_QEMU_SERIES:-7.2}
 # Only what configure, the build and the static link need (not
 # `apt-get build-dep qemu`, which pulls in every optional library).
 DEPS=(dpkg-dev git build-essential python3 meson ninja-build pkg-config ccache
 	libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev xz-utils)
-CONFIGURE_ARGS=(--target-list=x86_64-softmmu --without-default-features
-	--enable-kvm --enable-libkvmnc --disable-tcg --enable-fdt=system --static
-	--disable-debug-info --disable-install-blobs --disable-werror
-	--with-git-submodules=ignore --audio-drv-list=)
+case $SERIES in
+7.2)
+	PATCHES=$HERE/patches
+	WORK=$CACHE/work
+	# The series is written against this Debian source; later deb12u
+	# updates are stable fixes and are accepted.
+	WANT_VERSION_PREFIX=1:7.2+dfsg-7+deb12u
+	SRC_SUITE=system
+	MESON_PIN=''
+	CONFIGURE_ARGS=(--target-list=x86_64-softmmu --without-default-features
+		--enable-kvm --enable-libkvmnc --disable-tcg --enable-fdt=system --static
+		--disable-debug-info --disable-install-blobs --disable-werror
+		--with-git-submodules=ignore --audio-drv-list=)
+	;;
+10.2)
+	PATCHES=$HERE/patches-10.2
+	WORK=$CACHE/work-10.2
+	# Exactly this version: unstable keeps no old ones, so a newer upload
+	# is an error to act on (update the pin), not something to follow.
+	WANT_VERSION=1:10.2.2+ds-1
+	WANT_VERSION_PREFIX=$WANT_VERSION
+	SRC_SUITE=sid
+	# QEMU 10.2 needs Meson >= 1.5; Debian 12 has 1.0.1.
+	MESON_PIN=1.7.0-1~bpo12+1
+	# --without-default-features drops virtio-gpu, VGA and bochs-display
+	# unless pixman is asked for; --disable-download replaces 7.2's
+	# --with-git-submodules=ignore.
+	CONFIGURE_ARGS=(--target-list=x86_64-softmmu --without-default-features
+		--enable-kvm --enable-libkvmnc --disable-tcg --enable-fdt=system --static
+		--disable-debug-info --disable-install-blobs --disable-werror
+		--disable-download --enable-pixman --audio-drv-list=)
+	;;
+*)
+	printf '[qemu-build] ERROR: KVMNC_QEMU_SERIES=%s: want 7.2 or 10.2\n' "$SERIES" >&2
+	exit 1
+	;;
+esac
 
 install=1
 [ "${1:-}" = --no-install ] && install=0
@@ -134,15 +175,66 @@ EOF
 	sed 's/^/    /' "$SRC_LIST" >&2
 }
 
-print_uris() { apt-get source --print-uris -q qemu 2>/dev/null | grep "^'" || true; }
-uris=$(print_uris)
-if [ -z "$uris" ]; then
-	[ "$install" = 1 ] && [ "$(id -u)" = 0 ] ||
-		die "apt has no deb-src entry for qemu (run as root without --no-install to add one)"
-	write_deb_src
-	apt-get update -q >&2 || die "apt-get update failed"
+# A private apt view of one Debian suite (TYPE deb or deb-src), its state
+# in the cache: the system's sources and status are never touched, and
+# nothing is installed from it.  Sets APT_OPTS.  The mirror and key are the
+# ones the system uses for Debian.  Release files of frozen snapshots may
+# carry an expired Valid-Until: the signature is what is checked.
+private_apt() { # TYPE SUITE
+	local P=$CACHE/apt-$2-$1 mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+	mkdir -p "$P/lists/partial" "$P/archives/partial"
+	mirror=$(apt-cache policy 2>/dev/null | awk '$2 ~ /^https?:\/\// && $3 ~ /^[a-z]+\/main$/ {print $2; exit}')
+	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+	[ -r "$keyring" ] || die "$keyring missing (apt-get install debian-archive-keyring)"
+	printf '%s [signed-by=%s] %s %s main\n' "$1" "$keyring" "$mirror" "$2" >"$P/sources.list"
+	APT_OPTS=(-o "Dir::Etc::SourceList=$P/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$P/lists" -o "Dir::Cache=$P" -o "Dir::Cache::archives=$P/archives"
+		-o Dir::State::status=/dev/null -o Debug::NoLocking=1 -o Acquire::Check-Valid-Until=false)
+}
+# apt-get update of the private view unless its index already lists
+# PKG at VERSION (source or binary).
+private_apt_has() { # TYPE PKG VERSION
+	if [ "$1" = deb-src ]; then
+		# grep -c reads all its input: grep -q could end the pipe early,
+		# which pipefail reports as a failure of the pipe.
+		[ "$(apt-cache "${APT_OPTS[@]}" showsrc "$2" 2>/dev/null | grep -cx "Version: $3")" != 0 ]
+	else
+		apt-cache "${APT_OPTS[@]}" madison "$2" 2>/dev/null | awk -F' *\\| *' -v v="$3" '$2 == v {f = 1} END {exit !f}'
+	fi
+}
+private_apt_update() { # TYPE PKG VERSION SUITE
+	private_apt_has "$@" && return 0
+	log "apt-get update (private $4 $1 index)"
+	apt-get -q "${APT_OPTS[@]}" update >&2 || die "apt-get update of $4 ($1) failed"
+	private_apt_has "$@" && return 0
+	die "$4 has no $2 at $3 any more (pinned in $0); it has: $(
+		if [ "$1" = deb-src ]; then
+			apt-cache "${APT_OPTS[@]}" showsrc "$2" 2>/dev/null | sed -n 's/^Version: //p' | paste -sd' '
+		else
+			apt-cache "${APT_OPTS[@]}" madison "$2" 2>/dev/null | awk -F' *\\| *' '{print $2}' | paste -sd' '
+		fi)"
+}
+
+if [ "$SRC_SUITE" = system ]; then
+	APT_SRC_OPTS=()
+	QEMU_SRC=qemu
+	print_uris() { apt-get source --print-uris -q qemu 2>/dev/null | grep "^'" || true; }
 	uris=$(print_uris)
-	[ -n "$uris" ] || die "apt-get source --print-uris qemu still finds nothing"
+	if [ -z "$uris" ]; then
+		[ "$install" = 1 ] && [ "$(id -u)" = 0 ] ||
+			die "apt has no deb-src entry for qemu (run as root without --no-install to add one)"
+		write_deb_src
+		apt-get update -q >&2 || die "apt-get update failed"
+		uris=$(print_uris)
+		[ -n "$uris" ] || die "apt-get source --print-uris qemu still finds nothing"
+	fi
+else
+	private_apt deb-src "$SRC_SUITE"
+	APT_SRC_OPTS=("${APT_OPTS[@]}")
+	QEMU_SRC=qemu=$WANT_VERSION
+	private_apt_update deb-src qemu "$WANT_VERSION" "$SRC_SUITE"
+	uris=$(apt-get "${APT_SRC_OPTS[@]}" source --print-uris -q "$QEMU_SRC" 2>/dev/null | grep "^'" || true)
+	[ -n "$uris" ] || die "apt-get source --print-uris $QEMU_SRC finds nothing in $SRC_SUITE"
 fi
 dsc_name=$(printf '%s\n' "$uris" | awk '{ print $2 }' | grep '\.dsc$' | head -n1)
 upstream_version=${dsc_name#qemu_}
@@ -150,8 +242,32 @@ upstream_version=${upstream_version%.dsc}
 QEMU_VERSION=1:$upstream_version
 case $QEMU_VERSION in
 "$WANT_VERSION_PREFIX"*) ;;
-*) die "apt offers qemu $QEMU_VERSION; the series is for $WANT_VERSION_PREFIX* (Debian 12)" ;;
+*) die "apt offers qemu $QEMU_VERSION; the series in $PATCHES is for $WANT_VERSION_PREFIX*" ;;
 esac
+
+# Meson, for a series that needs a newer one than Debian 12's: the pinned
+# bookworm-backports package, unpacked into the cache and put on
+# PYTHONPATH for configure (whose Python venv sees the system's packages).
+MESON_DIR=''
+if [ -n "$MESON_PIN" ]; then
+	MESON_DIR=$CACHE/meson-$MESON_PIN
+	if [ ! -e "$MESON_DIR/ok" ]; then
+		private_apt deb bookworm-backports
+		private_apt_update deb meson "$MESON_PIN" bookworm-backports
+		rm -rf "$MESON_DIR" "$MESON_DIR.tmp"
+		mkdir -p "$MESON_DIR.tmp/dl"
+		chmod 0777 "$MESON_DIR.tmp/dl" # apt downloads as _apt
+		(cd "$MESON_DIR.tmp/dl" && apt-get -q "${APT_OPTS[@]}" download "meson=$MESON_PIN" >&2) ||
+			die "apt-get download meson=$MESON_PIN (bookworm-backports) failed"
+		dpkg-deb -x "$MESON_DIR.tmp"/dl/meson_*.deb "$MESON_DIR.tmp/root" ||
+			die "dpkg-deb -x meson failed"
+		touch "$MESON_DIR.tmp/ok"
+		mv "$MESON_DIR.tmp" "$MESON_DIR"
+	fi
+	[ -d "$MESON_DIR/root/usr/lib/python3/dist-packages/mesonbuild" ] ||
+		die "$MESON_DIR has no mesonbuild (remove it and retry)"
+	export PYTHONPATH=$MESON_DIR/root/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}
+fi
 
 # --- 2. libkvmnc, as installed -------------------------------------------------
 pkg-config --exists 'libkvmnc >= 1.1' ||
@@ -176,6 +292,7 @@ KEY=$({
 		sha256sum <"$f"
 	done
 	echo "qemu=$QEMU_VERSION"
+	[ -z "$MESON_PIN" ] || echo "meson=$MESON_PIN"
 	echo "libkvmnc=$KVMNC_VERSION"
 	sha256sum <"$KVMNC_ARCHIVE"
 } | sha256sum | cut -c1-16)
@@ -206,7 +323,6 @@ stage_done "dependencies + key"
 # scratch worktree, and the tree then checks the result out: git rewrites
 # only the files that differ from what was built last, so ninja rebuilds
 # only what the change touches.
-WORK=$CACHE/work
 DL=$WORK/dl/$upstream_version
 SRC=$WORK/src
 BUILD=$WORK/build
@@ -216,9 +332,10 @@ GIT=("${GITC[@]}" -C "$SRC")
 if [ ! -e "$DL/$dsc_name" ]; then
 	rm -rf "$DL.tmp"
 	mkdir -p "$DL.tmp"
-	log "downloading qemu $QEMU_VERSION (apt-get source --download-only)"
-	(cd "$DL.tmp" && apt-get source --download-only -q qemu >&2) ||
-		die "apt-get source --download-only qemu failed"
+	log "downloading qemu $QEMU_VERSION (apt-get source --download-only, $SRC_SUITE)"
+	chmod 0777 "$DL.tmp" # apt downloads as _apt
+	(cd "$DL.tmp" && apt-get "${APT_SRC_OPTS[@]}" source --download-only -q "$QEMU_SRC" >&2) ||
+		die "apt-get source --download-only $QEMU_SRC failed"
 	rm -rf "$DL"
 	mv "$DL.tmp" "$DL"
 fi
@@ -277,7 +394,10 @@ run() {
 		}
 	fi
 }
-if [ "$(cat "$BUILD/configure-args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ] ||
+# The build directory links the libkvmnc.a configure found, by its path:
+# configure again when the library moved (a package instead of a prefix).
+CONFIGURED="${CONFIGURE_ARGS[*]} libkvmnc=$KVMNC_ARCHIVE"
+if [ "$(cat "$BUILD/configured" 2>/dev/null)" != "$CONFIGURED" ] ||
 	[ ! -e "$BUILD/build.ninja" ]; then
 	rm -rf "$BUILD"
 	mkdir -p "$BUILD"
@@ -285,6 +405,7 @@ if [ "$(cat "$BUILD/configure-args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ] ||
 	(cd "$BUILD" && run "$SRC/configure" "${CONFIGURE_ARGS[@]}") ||
 		die "configure failed (log: $BUILDLOG)"
 	printf '%s\n' "${CONFIGURE_ARGS[*]}" >"$BUILD/configure-args"
+	printf '%s\n' "$CONFIGURED" >"$BUILD/configured"
 	stage_done "configure"
 fi
 grep -Eq '^#define CONFIG_LIBKVMNC( 1)?$' "$BUILD/config-host.h" ||
@@ -316,6 +437,8 @@ cp "$BUILD/configure-args" "$TMPOUT/configure-args"
 {
 	echo "key=$KEY"
 	echo "qemu=$QEMU_VERSION"
+	echo "series=$SERIES"
+	[ -z "$MESON_PIN" ] || echo "meson=$MESON_PIN"
 	echo "libkvmnc=$KVMNC_VERSION $KVMNC_ARCHIVE $(sha256sum <"$KVMNC_ARCHIVE" | cut -c1-16)"
 	for p in "${PATCH_LIST[@]}"; do echo "patch=$(basename "$p") $(sha256sum <"$p" | cut -c1-16)"; done
 	echo "size=$(stat -c %s "$TMPOUT/qemu-system-x86_64")"

@@ -11,8 +11,15 @@
 # every patch is checked with the tree's own scripts/checkpatch.pl.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TREE=${1:-${KVMNC_QEMU_CACHE:-/var/cache/kvmnc-qemu}/work/src}
-OUT=$HERE/patches
+# KVMNC_QEMU_SERIES as for fetch-build.sh: 7.2 (patches/, work/) or 10.2
+# (patches-10.2/, work-10.2/).
+case ${KVMNC_QEMU_SERIES:-7.2} in
+7.2) PATCHDIR=$HERE/patches WORKDIR=work ;;
+10.2) PATCHDIR=$HERE/patches-10.2 WORKDIR=work-10.2 ;;
+*) echo "$0: KVMNC_QEMU_SERIES=${KVMNC_QEMU_SERIES}: want 7.2 or 10.2" >&2; exit 2 ;;
+esac
+TREE=${1:-${KVMNC_QEMU_CACHE:-/var/cache/kvmnc-qemu}/$WORKDIR/src}
+OUT=$PATCHDIR
 COVER=$OUT/0000-cover-letter.patch
 
 git -C "$TREE" rev-parse -q --verify kvmnc-base >/dev/null ||

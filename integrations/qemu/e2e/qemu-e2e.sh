@@ -6,8 +6,11 @@
 # kernel tier's Bochs runs).  Busybox sh and awk are enough.
 #
 #   qemu-e2e.sh --qemu BIN --fw DIR --scope off|slot|vm|vm-irreversible
+#               [--migrate blocked|none] [--honor-guest-pat on|off|auto]
+#               [--display DRIVER] [--hotplug-display DRIVER]
 #               (--expect-nc T --expect-plain T --expect-mechanism NAME |
-#                --no-sptes --expect-mechanism NAME | --expect-refused)
+#                --no-sptes --expect-mechanism NAME | --expect-refused |
+#                --expect-display-refused | --migrate-file --expect-mechanism NAME)
 #
 # Starts the patched QEMU with -accel kvm,noncoherent-dma=SCOPE, plain RAM
 # as the first NUMA node and a memory-backend-ram with noncoherent=on as
@@ -21,6 +24,22 @@
 # mechanism QEMU reports (trace event kvm_noncoherent_dma) and, when the
 # VM has non-coherent memory, that migration is blocked.
 #
+# --migrate: what a migration attempt before the guest runs must meet
+# (default blocked: QEMU 7.2's series blocks migration while the VM holds
+# non-coherent memory; none: do not try, the 10.2 series migrates it).
+# --honor-guest-pat: the 10.2 series' accelerator property (on: the quirk
+# is disabled through libkvmnc, so the effective scope is vm-irreversible).
+# --display: a bochs-drm display (bochs-display, VGA) on the command line;
+# --hotplug-display: device_add it over QMP before the guest runs, which
+# must fail when guest PAT is honored VM-wide (the quirk disabled).
+# --expect-display-refused: QEMU must refuse to start because of --display.
+# --migrate-file: the non-coherent backend is a shared file that this
+# script writes while QEMU holds it (a writer outside the guest, as a
+# device would be); QEMU migrates to a file ("exec:cat > file"), a second
+# QEMU with an empty backend file takes it with -incoming, and that file
+# must be byte for byte what was written, with the
+# coherent-copy path (trace ram_noncoherent_flush/resend) on both sides.
+#
 # --expect-refused: QEMU must refuse the non-coherent backend at startup
 # (no mechanism within the scope) with its reasons, and never run.
 # --no-sptes: no tracing and no memory-type checks, for hosts where the
@@ -31,8 +50,15 @@
 set -u
 
 QEMU='' FW='' SCOPE='' WANT_NC='' WANT_PLAIN='' WANT_MECH='' REFUSED=0 SPTES=1
+MIGRATE=blocked HONOR='' DISPLAY='' HOTPLUG='' DISPLAY_REFUSED=0 MIGFILE=0
 while [ $# -gt 0 ]; do
 	case $1 in
+	--migrate) MIGRATE=$2; shift ;;
+	--honor-guest-pat) HONOR=$2; shift ;;
+	--display) DISPLAY=$2; shift ;;
+	--hotplug-display) HOTPLUG=$2; shift ;;
+	--expect-display-refused) DISPLAY_REFUSED=1 SPTES=0 ;;
+	--migrate-file) MIGFILE=1 SPTES=0 ;;
 	--qemu) QEMU=$2; shift ;;
 	--fw) FW=$2; shift ;;
 	--scope) SCOPE=$2; shift ;;
@@ -46,11 +72,18 @@ while [ $# -gt 0 ]; do
 	shift
 done
 if [ -z "$QEMU" ] || [ -z "$FW" ] || [ -z "$SCOPE" ] ||
-	{ [ $REFUSED = 0 ] && [ -z "$WANT_MECH" ]; } ||
+	{ [ $REFUSED = 0 ] && [ $DISPLAY_REFUSED = 0 ] && [ -z "$WANT_MECH" ]; } ||
 	{ [ $SPTES = 1 ] && { [ -z "$WANT_NC" ] || [ -z "$WANT_PLAIN" ]; }; }; then
 	echo "Bail out! usage: $0 --qemu BIN --fw DIR --scope S (--expect-nc T --expect-plain T --expect-mechanism M | --no-sptes --expect-mechanism M | --expect-refused)"
 	exit 1
 fi
+
+# The scope QEMU reports: honor-guest-pat=on opens libkvmnc for the quirk.
+EFF=$SCOPE
+[ "$HONOR" = on ] && EFF=vm-irreversible
+ACCEL="kvm,noncoherent-dma=$SCOPE${HONOR:+,honor-guest-pat=$HONOR}"
+DISPLAY_ARGS=''
+[ -z "$DISPLAY" ] || DISPLAY_ARGS="-device $DISPLAY"
 
 n=0 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
@@ -66,6 +99,85 @@ diag() { sed 's/^/# /' "$@"; }
 [ -r "$FW/fw.bin" ] && [ -r "$FW/fw.env" ] || { echo "Bail out! no $FW/fw.bin or fw.env"; exit 1; }
 # shellcheck source=/dev/null # written by build-fw.sh
 . "$FW/fw.env"
+
+if [ $MIGFILE = 1 ]; then
+	W=$(mktemp -d)
+	trap 'rm -rf "$W"' EXIT
+	trap 'exit 1' INT TERM HUP
+	# QMP from a shell loop: send CMD, then wait (up to 60 s) until the
+	# output has a line matching PATTERN.
+	qmp_wait() { # OUT PATTERN CMD
+		i=0
+		while [ $i -lt 60 ] && ! grep -q "$2" "$1" 2>/dev/null; do
+			[ -z "$3" ] || echo "$3"
+			sleep 1
+			i=$((i + 1))
+		done
+	}
+	NC_BYTES=$((NODE_MB * 1048576))
+	# The source: an empty backend file, QEMU started (-S), the slot
+	# registered; then the file is written from outside the guest.
+	dd if=/dev/zero of="$W/src.mem" bs=1048576 count="$NODE_MB" 2>/dev/null
+	dd if=/dev/zero of="$W/dst.mem" bs=1048576 count="$NODE_MB" 2>/dev/null
+	start() { # NAME MEMFILE [EXTRA ARGS]
+		name=$1 mem=$2
+		shift 2
+		# shellcheck disable=SC2086 # no spaces in the arguments
+		timeout -s KILL "${KVMNC_QEMU_TIMEOUT:-240}" \
+			"$QEMU" -machine pc,smm=off -accel "$ACCEL" -smp 1 \
+			-global apic-common.vapic=off \
+			-m "${RAM_MB}M" -nodefaults -no-user-config -display none -S \
+			-bios "$FW/fw.bin" \
+			-object "memory-backend-ram,id=plain,size=${NODE_MB}M" \
+			-object "memory-backend-file,id=nc,size=${NODE_MB}M,mem-path=$mem,share=on,noncoherent=on" \
+			-numa node,memdev=plain -numa node,memdev=nc \
+			-qmp stdio -trace kvm_noncoherent_dma -trace kvm_noncoherent_region \
+			-trace ram_noncoherent_flush -trace ram_noncoherent_resend "$@" \
+			>"$W/$name.qmp" 2>"$W/$name.err"
+	}
+	{
+		echo '{"execute":"qmp_capabilities"}'
+		qmp_wait "$W/src.qmp" '"return"' ''
+		# The writer: 16 MiB of a pattern no page of which is zero.
+		yes 'the non-coherent writer was here, not the guest: 0123456789' | head -c "$NC_BYTES" |
+			dd of="$W/src.mem" conv=notrunc bs=1048576 2>/dev/null
+		echo "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $W/mig\"}}"
+		qmp_wait "$W/src.qmp" '"status": *"\(completed\|failed\)"' '{"execute":"query-migrate"}'
+		echo '{"execute":"quit"}'
+	} | start src "$W/src.mem"
+	echo "# source exited with $?; its stderr:"
+	grep -v 'ram_noncoherent_flush' "$W/src.err" | diag
+	echo "# source: $(grep -c 'ram_noncoherent_flush' "$W/src.err") ram_noncoherent_flush events"
+	mech=$(sed -n 's/.*kvm_noncoherent_dma scope \([^ ]*\) mechanism \([^ ]*\) .*/\1 \2/p' "$W/src.err" | head -n1)
+	check "$([ "$mech" = "$EFF $WANT_MECH" ]; echo $?)" "QEMU reports scope $EFF, mechanism $WANT_MECH (got '$mech')"
+	grep -q "kvm_noncoherent_region .*mechanism $WANT_MECH ret=0" "$W/src.err"
+	check $? "the non-coherent slot was registered through libkvmnc ($WANT_MECH)"
+	grep -q '"status": *"completed"' "$W/src.qmp"
+	check $? "migration to a file completed (not blocked)"
+	grep '"error"' "$W/src.qmp" | sed 's/^/# qmp: /'
+	grep -q "ram_noncoherent_resend .*$((NC_BYTES / 4096)) pages" "$W/src.err"
+	check $? "the source sent the non-coherent block again once stopped ($((NC_BYTES / 4096)) pages)"
+	grep -q 'ram_noncoherent_flush .* ret 0' "$W/src.err" && ! grep -q 'ram_noncoherent_flush .* ret -' "$W/src.err"
+	check $? "the source flushed the non-coherent pages before reading them (libkvmnc, ret 0)"
+
+	{
+		echo '{"execute":"qmp_capabilities"}'
+		qmp_wait "$W/dst.qmp" '"status": *"\(completed\|failed\)"' '{"execute":"query-migrate"}'
+		echo '{"execute":"quit"}'
+	} | start dst "$W/dst.mem" -incoming "exec:cat $W/mig"
+	echo "# destination exited with $?; its stderr:"
+	grep -v 'ram_noncoherent_flush' "$W/dst.err" | diag
+	echo "# destination: $(grep -c 'ram_noncoherent_flush' "$W/dst.err") ram_noncoherent_flush events"
+	grep -q '"status": *"completed"' "$W/dst.qmp"
+	check $? "the destination took the migration (-incoming)"
+	grep -q 'ram_noncoherent_flush .* ret 0' "$W/dst.err" && ! grep -q 'ram_noncoherent_flush .* ret -' "$W/dst.err"
+	check $? "the destination flushed the loaded non-coherent pages (libkvmnc, ret 0)"
+	cmp -s "$W/src.mem" "$W/dst.mem"
+	check $? "the destination's backend is byte for byte what was written on the source ($NC_BYTES bytes)"
+	echo "1..$n"
+	[ $failed = 0 ]
+	exit $?
+fi
 
 T=/sys/kernel/tracing
 EV=$T/events/kvmmmu/kvm_mmu_set_spte
@@ -105,14 +217,18 @@ fi
 # a migration attempt there must meet the blocker; then the guest runs.
 {
 	echo '{"execute":"qmp_capabilities"}'
-	if [ $REFUSED = 0 ] && [ "$SCOPE" != off ]; then
+	if [ $REFUSED = 0 ] && [ "$EFF" != off ] && [ "$MIGRATE" = blocked ]; then
 		echo '{"execute":"migrate","arguments":{"uri":"exec:cat >/dev/null"}}'
+	fi
+	if [ -n "$HOTPLUG" ]; then
+		echo "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"$HOTPLUG\",\"id\":\"hotdisplay\"}}"
 	fi
 	echo '{"execute":"cont"}'
 } >"$W/qmp.in"
 # Under its own time limit, so that a hung QEMU still leaves a report.
+# shellcheck disable=SC2086 # DISPLAY_ARGS: no spaces in its words
 timeout -s KILL "${KVMNC_QEMU_TIMEOUT:-240}" \
-	"$QEMU" -machine pc,smm=off -accel "kvm,noncoherent-dma=$SCOPE" -smp 1 \
+	"$QEMU" -machine pc,smm=off -accel "$ACCEL" -smp 1 $DISPLAY_ARGS \
 	-global apic-common.vapic=off \
 	-m "${RAM_MB}M" -nodefaults -no-user-config -display none -S \
 	-bios "$FW/fw.bin" \
@@ -133,13 +249,28 @@ if [ $SPTES = 1 ]; then
 	echo 0 >$T/options/event-fork
 fi
 
-echo "# qemu -accel kvm,noncoherent-dma=$SCOPE exited with $rc; its stderr:"
+echo "# qemu -accel $ACCEL${DISPLAY:+ -device $DISPLAY} exited with $rc; its stderr:"
 diag "$W/qemu.err"
+
+if [ $DISPLAY_REFUSED = 1 ]; then
+	check $((rc == 1 ? 0 : 1)) "QEMU refuses to start (exit $rc, want 1)"
+	grep -q "honor-guest-pat=on: the VM has $DISPLAY, whose VRAM guests may map uncached" "$W/qemu.err"
+	check $? "it says why: $DISPLAY keeps guest PAT ignored, so honor-guest-pat=on cannot be"
+	grep -q '"return"' "$W/qmp.out"
+	check $((1 - $?)) "the guest never ran (QMP never answered)"
+	echo "1..$n"
+	[ $failed = 0 ]
+	exit $?
+fi
 
 if [ $REFUSED = 1 ]; then
 	check $((rc == 1 ? 0 : 1)) "QEMU refuses to start (exit $rc, want 1)"
 	grep -q "memory backend 'nc' is non-coherent, but the host offers no way to honor guest memory types with noncoherent-dma=$SCOPE" "$W/qemu.err"
 	check $? "it says why: backend 'nc' cannot be honored with noncoherent-dma=$SCOPE"
+	if [ -n "$DISPLAY" ]; then
+		grep -q "noncoherent-dma=$SCOPE: only mechanisms for single memory slots, because the VM has $DISPLAY" "$W/qemu.err"
+		check $? "the VM-wide mechanisms were not taken because of $DISPLAY"
+	fi
 	grep -q "noncoherent-dma=$SCOPE: the host offers no way" "$W/qemu.err" &&
 		grep -q '^  memslot_flag[ :]' "$W/qemu.err" && grep -q '^  guest_pat_quirk[ :]' "$W/qemu.err"
 	check $? "the startup warning lists libkvmnc's reason for each mechanism"
@@ -153,12 +284,19 @@ fi
 check $((rc == 33 ? 0 : 1)) "the firmware read back what it wrote and exited through isa-debug-exit (exit $rc, want 33)"
 
 mech=$(sed -n 's/.*kvm_noncoherent_dma scope \([^ ]*\) mechanism \([^ ]*\) .*/\1 \2/p' "$W/qemu.err" | head -n1)
-check "$([ "$mech" = "$SCOPE $WANT_MECH" ]; echo $?)" "QEMU reports scope $SCOPE, mechanism $WANT_MECH (got '$mech')"
+check "$([ "$mech" = "$EFF $WANT_MECH" ]; echo $?)" "QEMU reports scope $EFF, mechanism $WANT_MECH (got '$mech')"
+grep '"error"' "$W/qmp.out" | sed 's/^/# qmp: /'
 
-if [ "$SCOPE" != off ]; then
-	grep -q '"error".*noncoherent=on' "$W/qmp.out"
-	check $? "migration is blocked while the VM holds non-coherent memory"
-	grep '"error"' "$W/qmp.out" | sed 's/^/# qmp: /'
+if [ -n "$HOTPLUG" ]; then
+	grep -q "\"error\".*$HOTPLUG cannot be added: guests may map its VRAM uncached" "$W/qmp.out"
+	check $? "device_add $HOTPLUG is refused: guest PAT is honored VM-wide"
+fi
+
+if [ "$EFF" != off ]; then
+	if [ "$MIGRATE" = blocked ]; then
+		grep -q '"error".*noncoherent=on' "$W/qmp.out"
+		check $? "migration is blocked while the VM holds non-coherent memory"
+	fi
 	# The non-coherent backend's slot went through libkvmnc.
 	grep -q "kvm_noncoherent_region .*mechanism $WANT_MECH ret=0" "$W/qemu.err"
 	check $? "the non-coherent slot was registered through libkvmnc ($WANT_MECH)"

@@ -251,9 +251,17 @@ def load_expectations(path=LIVE_H):
     return rows
 
 
-def read_e2e_runs(path=os.path.join(QEMU_E2E, "runs.txt")):
+def e2e_runs_file():
+    """integrations/qemu/e2e/runs.txt for the QEMU 7.2 series, runs-SERIES.txt
+    for another one (KVMNC_QEMU_SERIES, as for integrations/qemu/fetch-build.sh)."""
+    series = os.environ.get("KVMNC_QEMU_SERIES", "7.2")
+    return os.path.join(QEMU_E2E, "runs.txt" if series == "7.2" else f"runs-{series}.txt")
+
+
+def read_e2e_runs(path=None):
     """{run: [(case, timeout, args)]} from integrations/qemu/e2e/runs.txt
-    (RUN CASE TIMEOUT ARGS lines)."""
+    (RUN CASE TIMEOUT ARGS lines), or the file e2e_runs_file() names."""
+    path = path or e2e_runs_file()
     out = {}
     for run, rest in read_list(path):
         parts = rest.split(None, 2)
