@@ -15,11 +15,6 @@ import sys
 NAMES = ["KVM_DEV_TYPE_VIRTIO", "KVM_DEV_VIRTIO_NONCOHERENT", "KVM_DEV_VIRTIO_NONCOHERENT_SET",
          "KVM_MEM_NON_COHERENT_DMA", "KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA",
          "KVM_CAP_X86_EMULATE_WBINVD"]
-ALIASES = {
-    "KVM_DEV_TYPE_VIRTIO": ["KVMNC_DEV_TYPE_VIRTIO_612", "KVMNC_DEV_TYPE_VIRTIO_V3"],
-    "KVM_CAP_USER_CONFIGURE_NONCOHERENT_DMA": ["KVMNC_CAP_NONCOHERENT_DMA_612",
-                                               "KVMNC_CAP_NONCOHERENT_DMA_V3"],
-}
 OPTIONAL = {"KVM_CAP_X86_EMULATE_WBINVD"}
 # Which of the library's names each series directory's number must equal.
 SERIES_ALIAS = {
@@ -30,7 +25,7 @@ SERIES_ALIAS = {
 }
 
 
-LIB_NAMES = {a for names in ALIASES.values() for a in names}
+LIB_NAMES = {name for names in SERIES_ALIAS.values() for name in names.values()}
 
 
 def value(expr):
