@@ -8,6 +8,7 @@
 #   qemu-e2e.sh --qemu BIN --fw DIR --scope off|slot|vm|vm-irreversible
 #               [--migrate blocked|none] [--honor-guest-pat on|off|auto]
 #               [--display DRIVER] [--hotplug-display DRIVER]
+#               [--hotplug-dimm [--expect-flush]]
 #               (--expect-nc T --expect-plain T --expect-mechanism NAME |
 #                --no-sptes --expect-mechanism NAME | --expect-refused |
 #                --expect-display-refused | --migrate-file --expect-mechanism NAME)
@@ -33,6 +34,20 @@
 # --hotplug-display: device_add it over QMP before the guest runs, which
 # must fail when guest PAT is honored VM-wide (the quirk disabled).
 # --expect-display-refused: QEMU must refuse to start because of --display.
+# --hotplug-dimm: a memory hot-plug and unplug over QMP.  Before the guest
+# runs, object-add creates a third memory-backend-ram with noncoherent=on
+# and device_add plugs it as a pc-dimm (at DIMM_GPA); device_del follows
+# the cont.  DIR/fw-hotplug.bin writes and reads back the DIMM's pages
+# too, then ejects it through the ACPI memory hotplug registers as a guest
+# OS would.  Checked on top of the usual: the DIMM's slot went through
+# libkvmnc when it was plugged and was removed from it when the slot was
+# deleted on eject, DEVICE_DELETED came, and its SPTEs (range "dimm") have
+# the non-coherent memory type.
+# --expect-flush (with --hotplug-dimm, on the kernel series): KVM flushed
+# the caches for each DIMM SPTE, its host physical address and size, when
+# it was installed and again when the eject zapped it
+# (kvmmmu:kvm_mmu_flush_noncoherent_dma, recorded like the SPTEs; the
+# zap is the eject's, since the slot no longer exists when the VM goes).
 # --migrate-file: the non-coherent backend is a shared file that this
 # script writes while QEMU holds it (a writer outside the guest, as a
 # device would be); QEMU migrates to a file ("exec:cat > file"), a second
@@ -50,13 +65,15 @@
 set -u
 
 QEMU='' FW='' SCOPE='' WANT_NC='' WANT_PLAIN='' WANT_MECH='' REFUSED=0 SPTES=1
-MIGRATE=blocked HONOR='' DISPLAY='' HOTPLUG='' DISPLAY_REFUSED=0 MIGFILE=0
+MIGRATE=blocked HONOR='' DISPLAY='' HOTPLUG='' DISPLAY_REFUSED=0 MIGFILE=0 DIMM=0 FLUSH=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--migrate) MIGRATE=$2; shift ;;
 	--honor-guest-pat) HONOR=$2; shift ;;
 	--display) DISPLAY=$2; shift ;;
 	--hotplug-display) HOTPLUG=$2; shift ;;
+	--hotplug-dimm) DIMM=1 ;;
+	--expect-flush) FLUSH=1 ;;
 	--expect-display-refused) DISPLAY_REFUSED=1 SPTES=0 ;;
 	--migrate-file) MIGFILE=1 SPTES=0 ;;
 	--qemu) QEMU=$2; shift ;;
@@ -99,6 +116,11 @@ diag() { sed 's/^/# /' "$@"; }
 [ -r "$FW/fw.bin" ] && [ -r "$FW/fw.env" ] || { echo "Bail out! no $FW/fw.bin or fw.env"; exit 1; }
 # shellcheck source=/dev/null # written by build-fw.sh
 . "$FW/fw.env"
+BIOS=$FW/fw.bin MEM="${RAM_MB}M"
+if [ $DIMM = 1 ]; then
+	BIOS=$FW/fw-hotplug.bin MEM="${RAM_MB}M,slots=1,maxmem=$((RAM_MB + DIMM_MB))M"
+	[ -r "$BIOS" ] || { echo "Bail out! no $BIOS"; exit 1; }
+fi
 
 if [ $MIGFILE = 1 ]; then
 	W=$(mktemp -d)
@@ -181,17 +203,27 @@ fi
 
 T=/sys/kernel/tracing
 EV=$T/events/kvmmmu/kvm_mmu_set_spte
+FEV=$T/events/kvmmmu/kvm_mmu_flush_noncoherent_dma
 if [ $SPTES = 1 ]; then
 	[ -d $T/events ] || mount -t tracefs nodev $T 2>/dev/null
 	[ -d $T/events ] || skip_all "no tracefs at $T (kernel without CONFIG_EVENT_TRACING)"
 	[ -d $EV ] || skip_all "no kvmmmu:kvm_mmu_set_spte event (KVM built without tracepoints?)"
 fi
+if [ $FLUSH = 1 ] && { [ $SPTES = 0 ] || [ $DIMM = 0 ]; }; then
+	echo "Bail out! --expect-flush needs --hotplug-dimm and the SPTEs"
+	exit 1
+fi
+[ $FLUSH = 0 ] || [ -d $FEV ] || {
+	echo "Bail out! --expect-flush: no kvmmmu:kvm_mmu_flush_noncoherent_dma event (a kernel without the series?)"
+	exit 1
+}
 
 W=$(mktemp -d)
 # Whatever happens from here on, stop the event and forget the filter.
 cleanup() {
 	if [ $SPTES = 1 ]; then
 		echo 0 >$EV/enable 2>/dev/null
+		[ $FLUSH = 0 ] || echo 0 >$FEV/enable 2>/dev/null
 		echo 0 >$T/tracing_on 2>/dev/null
 		echo >$T/set_event_pid 2>/dev/null
 		echo 0 >$T/options/event-fork 2>/dev/null
@@ -210,6 +242,7 @@ if [ $SPTES = 1 ]; then
 	echo 1 >$T/options/event-fork
 	echo $$ >$T/set_event_pid
 	echo 1 >$EV/enable
+	[ $FLUSH = 0 ] || echo 1 >$FEV/enable
 	echo 1 >$T/tracing_on
 fi
 
@@ -223,26 +256,35 @@ fi
 	if [ -n "$HOTPLUG" ]; then
 		echo "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"$HOTPLUG\",\"id\":\"hotdisplay\"}}"
 	fi
+	if [ $DIMM = 1 ]; then
+		echo "{\"execute\":\"object-add\",\"arguments\":{\"qom-type\":\"memory-backend-ram\",\"id\":\"hp\",\"size\":$((DIMM_MB * 1048576)),\"noncoherent\":true}}"
+		echo '{"execute":"device_add","arguments":{"driver":"pc-dimm","id":"dimm0","memdev":"hp"}}'
+	fi
 	echo '{"execute":"cont"}'
+	# Whenever it comes, the firmware ejects the DIMM only after using it.
+	[ $DIMM = 0 ] || echo '{"execute":"device_del","arguments":{"id":"dimm0"}}'
 } >"$W/qmp.in"
+DIMM_ARGS=''
+[ $DIMM = 0 ] || DIMM_ARGS="-chardev file,id=con,path=$W/con -device isa-debugcon,iobase=0xe9,chardev=con"
 # Under its own time limit, so that a hung QEMU still leaves a report.
-# shellcheck disable=SC2086 # DISPLAY_ARGS: no spaces in its words
+# shellcheck disable=SC2086 # DISPLAY_ARGS, DIMM_ARGS: no spaces in their words
 timeout -s KILL "${KVMNC_QEMU_TIMEOUT:-240}" \
-	"$QEMU" -machine pc,smm=off -accel "$ACCEL" -smp 1 $DISPLAY_ARGS \
+	"$QEMU" -machine pc,smm=off -accel "$ACCEL" -smp 1 $DISPLAY_ARGS $DIMM_ARGS \
 	-global apic-common.vapic=off \
-	-m "${RAM_MB}M" -nodefaults -no-user-config -display none -S \
-	-bios "$FW/fw.bin" \
+	-m "$MEM" -nodefaults -no-user-config -display none -S \
+	-bios "$BIOS" \
 	-object "memory-backend-ram,id=plain,size=${NODE_MB}M" \
 	-object "memory-backend-ram,id=nc,size=${NODE_MB}M,noncoherent=on" \
 	-numa node,memdev=plain -numa node,memdev=nc \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 \
 	-qmp stdio -trace kvm_noncoherent_dma -trace kvm_noncoherent_region \
-	-trace kvm_set_user_memory \
+	-trace kvm_noncoherent_region_removed -trace kvm_set_user_memory \
 	<"$W/qmp.in" >"$W/qmp.out" 2>"$W/qemu.err"
 rc=$?
 : >"$W/trace"
 if [ $SPTES = 1 ]; then
 	echo 0 >$EV/enable
+	[ $FLUSH = 0 ] || echo 0 >$FEV/enable
 	echo 0 >$T/tracing_on
 	cat $T/trace >"$W/trace"
 	echo >$T/set_event_pid
@@ -292,6 +334,26 @@ if [ -n "$HOTPLUG" ]; then
 	check $? "device_add $HOTPLUG is refused: guest PAT is honored VM-wide"
 fi
 
+if [ $DIMM = 1 ]; then
+	echo "# debug console: $(cat "$W/con" 2>/dev/null)"
+	grep -q '"error"' "$W/qmp.out"
+	check $((1 - $?)) "object-add of the non-coherent backend, device_add and device_del of the pc-dimm answered without error"
+	grep -q '"event": *"DEVICE_DELETED".*"device": *"dimm0"' "$W/qmp.out"
+	check $? "DEVICE_DELETED dimm0: the guest ejected the DIMM"
+	# The DIMM's slot: the one KVM mapped at DIMM_GPA, then deleted there.
+	dslot=$(sed -n "s/.*kvm_set_user_memory AddrSpace#0 Slot#\([0-9]*\) .*gpa=$DIMM_GPA size=0x[1-9a-f][0-9a-f]* .*ret=0.*/\1/p" "$W/qemu.err" | head -n1)
+	grep "kvm_set_user_memory AddrSpace#0 Slot#$dslot .*gpa=$DIMM_GPA " "$W/qemu.err" | sed 's/^/# slot: /'
+	check "$([ -n "$dslot" ]; echo $?)" "KVM mapped the DIMM at $DIMM_GPA (slot ${dslot:-none})"
+	awk -v s="Slot#$dslot" -v gpa="gpa=$DIMM_GPA" -v mech="mechanism $WANT_MECH" '
+		$0 ~ "kvm_noncoherent_region " s " " && $0 ~ mech " ret=0" { added = NR }
+		$0 ~ "kvm_noncoherent_region_removed " s "$" && added { removed = NR }
+		$0 ~ "kvm_set_user_memory AddrSpace#0 " s " " && index($0, gpa " size=0x0 ") && $0 ~ "ret=0" { deleted = NR }
+		END { exit !(added && removed && deleted && added < removed && removed < deleted) }' "$W/qemu.err"
+	check $? "libkvmnc took the DIMM's slot when it was plugged ($WANT_MECH) and let it go when KVM deleted it on eject"
+	[ "$(cat "$W/con" 2>/dev/null)" = TE ]
+	check $? "the firmware used the DIMM, then saw its slot empty after the eject (debug console 'TE')"
+fi
+
 if [ "$EFF" != off ]; then
 	if [ "$MIGRATE" = blocked ]; then
 		grep -q '"error".*noncoherent=on' "$W/qmp.out"
@@ -316,7 +378,7 @@ fi
 # gfn and memory type of every SPTE in the two written ranges, as
 # "range gfn level type spte".  Hex is converted by hand: busybox awk has no
 # strtonum.
-awk -v plain="$PLAIN_GPA" -v nc="$NC_GPA" -v npages="$NPAGES" '
+awk -v plain="$PLAIN_GPA" -v nc="$NC_GPA" -v dimm="${DIMM_GPA:-0}" -v hp=$DIMM -v npages="$NPAGES" '
 function hex(s,   i, c, v) {
 	s = tolower(s); sub(/^0x/, "", s); v = 0
 	for (i = 1; i <= length(s); i++) {
@@ -326,7 +388,7 @@ function hex(s,   i, c, v) {
 	}
 	return v
 }
-BEGIN { p0 = hex(plain) / 4096; n0 = hex(nc) / 4096 }
+BEGIN { p0 = hex(plain) / 4096; n0 = hex(nc) / 4096; d0 = hex(dimm) / 4096 }
 /kvm_mmu_set_spte:/ {
 	gfn = spte = level = ""
 	for (i = 1; i < NF; i++) {
@@ -341,18 +403,43 @@ BEGIN { p0 = hex(plain) / 4096; n0 = hex(nc) / 4096 }
 	t = substr("0123456789abcdef", int(hex(substr(spte, length(spte) - 1)) / 8) % 16 + 1, 1)
 	if (g < p0 + npages && g + span > p0) print "plain", gfn, level, t, spte
 	else if (g < n0 + npages && g + span > n0) print "nc", gfn, level, t, spte
+	else if (hp && g < d0 + npages && g + span > d0) print "dimm", gfn, level, t, spte
 }' "$W/trace" >"$W/sptes"
 
-for range in nc plain; do
-	if [ $range = nc ]; then want=$WANT_NC; else want=$WANT_PLAIN; fi
-	total=$(awk -v r=$range '$1 == r' "$W/sptes" | wc -l)
-	types=$(awk -v r=$range '$1 == r { print $4 }' "$W/sptes" | sort -u | tr '\n' ' ')
-	bad=$(awk -v r=$range -v w="$want" '$1 == r && $4 != w' "$W/sptes" | wc -l)
-	awk -v r=$range '$1 == r { printf "# %s gfn 0x%s level %s spte 0x%s type 0x%s\n", $1, $2, $3, $5, $4 }' "$W/sptes" | head -n 4
+ranges='nc plain'
+[ $DIMM = 0 ] || ranges='nc plain dimm'
+for range in $ranges; do
+	if [ "$range" = plain ]; then want=$WANT_PLAIN; else want=$WANT_NC; fi
+	total=$(awk -v r="$range" '$1 == r' "$W/sptes" | wc -l)
+	types=$(awk -v r="$range" '$1 == r { print $4 }' "$W/sptes" | sort -u | tr '\n' ' ')
+	bad=$(awk -v r="$range" -v w="$want" '$1 == r && $4 != w' "$W/sptes" | wc -l)
+	awk -v r="$range" '$1 == r { printf "# %s gfn 0x%s level %s spte 0x%s type 0x%s\n", $1, $2, $3, $5, $4 }' "$W/sptes" | head -n 4
 	check "$([ "$total" -gt 0 ] && [ "$bad" = 0 ]; echo $?)" \
 		"$range: every SPTE has memory type 0x$want ($total SPTEs, types seen: ${types:-none})"
 done
 echo "# all kvm_mmu_set_spte events of QEMU: $(grep -c 'kvm_mmu_set_spte:' "$W/trace")"
+
+if [ $FLUSH = 1 ]; then
+	# Each DIMM SPTE's host physical address (bits 12-51 of the SPTE) and
+	# size, as the flush event prints them: hex without leading zeros.
+	awk '$1 == "dimm" {
+		sp = $5; sub(/^0x/, "", sp)
+		s = sprintf("%016s", sp); gsub(/ /, "0", s)
+		hpa = substr(s, 4, 10) "000"; sub(/^0+/, "", hpa)
+		size = 4096; for (l = 1; l < $3; l++) size *= 512
+		printf "hpa %s size %x\n", (hpa == "" ? "0" : hpa), size
+	}' "$W/sptes" | sort -u >"$W/dimm-maps"
+	grep 'kvm_mmu_flush_noncoherent_dma:' "$W/trace" | sed 's/.*kvm_mmu_flush_noncoherent_dma: /# flush: /' | head -n 8
+	nmaps=$(wc -l <"$W/dimm-maps") missing=0
+	while read -r what; do
+		for when in installed zapped; do
+			grep -q "kvm_mmu_flush_noncoherent_dma: $what $when" "$W/trace" ||
+				{ echo "# no '$what $when' flush"; missing=$((missing + 1)); }
+		done
+	done <"$W/dimm-maps"
+	check "$([ "$nmaps" -gt 0 ] && [ $missing = 0 ]; echo $?)" \
+		"dimm: KVM flushed the caches of each of its $nmaps mappings when installed and when the eject zapped it (address and size)"
+fi
 
 echo "1..$n"
 [ $failed = 0 ]

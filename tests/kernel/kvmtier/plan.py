@@ -164,6 +164,7 @@ def qemu_e2e_plan(run, qemu, fwdir):
         raise ValueError(f"run {run} has no QEMU end-to-end cases in {QEMU_E2E}/runs.txt")
     files = [(qemu, "/kvmnc/qemu-system-x86_64"),
              (os.path.join(fwdir, "fw.bin"), "/kvmnc/fw/fw.bin"),
+             (os.path.join(fwdir, "fw-hotplug.bin"), "/kvmnc/fw/fw-hotplug.bin"),
              (os.path.join(fwdir, "fw.env"), "/kvmnc/fw/fw.env"),
              (os.path.join(QEMU_E2E, "qemu-e2e.sh"), "/kvmnc/qemu-e2e.sh")]
     plan = [(case, tmo, f"./qemu-e2e.sh --qemu ./qemu-system-x86_64 --fw ./fw {args}".strip())

@@ -155,8 +155,8 @@ def check_qemu_e2e(tap):
              and all(t > 0 for _, t, _ in plan)
              and plan[-1][2].endswith("--fw ./fw --scope slot --expect-refused")
              and ("/q", "/kvmnc/qemu-system-x86_64") in files
-             and {d for _, d in files} >= {"/kvmnc/fw/fw.bin", "/kvmnc/fw/fw.env",
-                                            "/kvmnc/qemu-e2e.sh"},
+             and {d for _, d in files} >= {"/kvmnc/fw/fw.bin", "/kvmnc/fw/fw-hotplug.bin",
+                                            "/kvmnc/fw/fw.env", "/kvmnc/qemu-e2e.sh"},
              "the QEMU e2e plan: runs.txt's cases, timeouts and arguments, the binary,"
              " firmware and driver in the image")
     try:
