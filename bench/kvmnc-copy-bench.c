@@ -7,7 +7,9 @@
  *   sizes    GB/s of memcpy and of each helper on a non-coherent memslot,
  *            4 KiB to 1 GiB (--max; capped by MemAvailable), with both
  *            buffers out of the caches before each call ("cold": the
- *            migration case) and in them ("warm")
+ *            migration case) and in them ("warm"); beside them, as a
+ *            diagnostic, the read side's copy without its invalidations
+ *            ("no-inval", not a valid read of non-coherent memory)
  *   4k       ns per 4 KiB call at 0, 10 and 1000 non-coherent memslots:
  *            a plain page (the lookup's cost), a non-coherent page (lookup
  *            and cache maintenance), and plain pages in random order between
@@ -27,7 +29,8 @@
  *
  * Ends with key=value lines (ratios of the cold medians): copy_read_ratio_
  * and copy_write_ratio_ are throughput ratios to memcpy (higher is better),
- * copy_4k_overhead_ time ratios (lower is better).
+ * copy_read_noinval_ratio_ the diagnostic's, copy_4k_overhead_ time ratios
+ * (lower is better).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -224,7 +227,7 @@ static struct kvmnc_cache_info use_insns(uint32_t mask)
  * @g is the guest buffer (one non-coherent memslot of @h), @b plain memory.
  * Reads copy g to b, writes b to g; each helper has its memcpy beside it.
  */
-enum mode { M_MEMCPY_RD, M_READ, M_MEMCPY_WR, M_WRITE, M_FLUSH, NMODES };
+enum mode { M_MEMCPY_RD, M_READ, M_MEMCPY_WR, M_WRITE, M_FLUSH, M_NOINV, NMODES };
 
 static struct kvmnc *bench_h;
 
@@ -246,6 +249,17 @@ static void run_mode(enum mode m, char *g, char *b, size_t n)
 	case M_FLUSH:
 		die_on(kvmnc_flush(bench_h, g, n), "flush");
 		break;
+	case M_NOINV:
+		/*
+		 * Diagnostic only: the write side's engine copying g to b is,
+		 * from 1 MiB (where the read side streams too), the read side's
+		 * copy (same loads, same non-temporal stores, same direction)
+		 * without a single invalidation, and without the fence after
+		 * each 256 KiB chunk. Its distance to memcpy is the copy's; the
+		 * read side's distance to it is what invalidating costs.
+		 */
+		die_on(kvmnc_cache_copy_write(b, g, n), "copy without invalidation");
+		break;
 	case NMODES:
 		break;
 	}
@@ -264,7 +278,7 @@ static void run_mode(enum mode m, char *g, char *b, size_t n)
 static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 {
 	size_t calls = n >= (1u << 20) ? 1 : POOL / n;
-	bool rd = m == M_MEMCPY_RD || m == M_READ || m == M_FLUSH;
+	bool rd = m == M_MEMCPY_RD || m == M_READ || m == M_FLUSH || m == M_NOINV;
 	char *src = rd ? g : b, *dst = rd ? b : g;
 	double t;
 
@@ -298,7 +312,10 @@ static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 struct result {
 	size_t size;
 	double gbps_med[2][NMODES], gbps_min[2][NMODES];
-	/* Throughput ratios: read to memcpy g->b, write to memcpy b->g, flush to memcpy g->b. */
+	/*
+	 * Throughput ratios: read, flush and no-inval to memcpy g->b, write to
+	 * memcpy b->g.
+	 */
 	double ratio_med[2][NMODES], ratio_min[2][NMODES];
 };
 
@@ -324,9 +341,9 @@ static void sizes_table(char *g, char *b, size_t max, struct result *res, int *n
 
 	printf("GB/s, median (min); throughput ratio to memcpy (> 1 faster) of the medians "
 	       "and of the minimum times\n");
-	printf("%-8s %-5s %16s %16s %16s %16s %16s   %6s %6s %6s   %6s %6s\n", "size", "cache",
-	       "memcpy g->b", "copy_from", "memcpy b->g", "copy_to", "flush", "read", "write",
-	       "flush", "rd min", "wr min");
+	printf("%-8s %-5s %16s %16s %16s %16s %16s %16s   %6s %6s %6s %6s   %6s %6s\n", "size",
+	       "cache", "memcpy g->b", "copy_from", "memcpy b->g", "copy_to", "flush", "no-inval",
+	       "read", "write", "flush", "noinv", "rd min", "wr min");
 	*nres = 0;
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t n = sizes[k];
@@ -365,8 +382,9 @@ static void sizes_table(char *g, char *b, size_t max, struct result *res, int *n
 			printf("%-8s %-5s", label, c ? "warm" : "cold");
 			for (int m = 0; m < NMODES; m++)
 				printf(" %7.2f (%6.2f)", r->gbps_med[c][m], r->gbps_min[c][m]);
-			printf("   %6.3f %6.3f %6.3f   %6.3f %6.3f\n", r->ratio_med[c][M_READ],
-			       r->ratio_med[c][M_WRITE], r->ratio_med[c][M_FLUSH],
+			printf("   %6.3f %6.3f %6.3f %6.3f   %6.3f %6.3f\n",
+			       r->ratio_med[c][M_READ], r->ratio_med[c][M_WRITE],
+			       r->ratio_med[c][M_FLUSH], r->ratio_med[c][M_NOINV],
 			       r->ratio_min[c][M_READ], r->ratio_min[c][M_WRITE]);
 			fflush(stdout);
 		}
@@ -607,6 +625,10 @@ static void variants_table(char *g, char *b, size_t max)
 		 M_READ,
 		 {SIZE_MAX, false, true, SIZE_MAX, true, true},
 		 ~0u},
+		{"diagnostic: read's copy, no inval",
+		 M_NOINV,
+		 {256 << 10, true, true, 1 << 20, true, true},
+		 ~0u},
 		{"read: default, clflush",
 		 M_READ,
 		 {256 << 10, true, true, 1 << 20, true, true},
@@ -842,6 +864,7 @@ int main(int argc, char **argv)
 		printf("copy_write_ratio_%s_min=%.3f\n", sz, r->ratio_min[0][M_WRITE]);
 		printf("copy_read_ratio_%s_warm=%.3f\n", sz, r->ratio_med[1][M_READ]);
 		printf("copy_write_ratio_%s_warm=%.3f\n", sz, r->ratio_med[1][M_WRITE]);
+		printf("copy_read_noinval_ratio_%s=%.3f\n", sz, r->ratio_med[0][M_NOINV]);
 	}
 	for (int k = 0; k < 3; k++) {
 		static const char *const nm[3] = {"0slots", "10slots", "1000slots"};
