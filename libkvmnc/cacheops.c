@@ -257,6 +257,18 @@ static struct inval inval_init(const char *p, size_t n, uint32_t st)
 	};
 }
 
+/*
+ * Bytes of [p, end) whose lines @iv (started at p) has invalidated, from
+ * where its loop got to (for the trace): a wrong count shows as a gap.
+ * Past @end, or wrapped past the top of the address space: all of it.
+ */
+static size_t inval_done(const struct inval *iv, const char *p, const char *end)
+{
+	uintptr_t a = (uintptr_t)p, e = (uintptr_t)end;
+
+	return iv->next >= e || iv->next < a ? (size_t)(e - a) : (size_t)(iv->next - a);
+}
+
 #if CACHE_X86
 /*
  * The "+m" operand is a byte inside the caller's range: the compiler keeps
@@ -575,9 +587,7 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 			if (spread) {
 				/* What the copy did not cover (its ends, a shorter chunk). */
 				inval_rest(&iv);
-				trace(KVMNC_CACHE_EV_INVAL, c1,
-				      iv.lines ? (size_t)(iv.next - (uintptr_t)c1)
-					       : (size_t)(c2 - c1));
+				trace(KVMNC_CACHE_EV_INVAL, c1, inval_done(&iv, c1, c2));
 			}
 			fence_inval();
 		}
