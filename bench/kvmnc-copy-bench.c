@@ -7,7 +7,9 @@
  *   sizes    GB/s of memcpy and of each helper on a non-coherent memslot,
  *            4 KiB to 1 GiB (--max; capped by MemAvailable), with both
  *            buffers out of the caches before each call ("cold": the
- *            migration case) and in them ("warm")
+ *            migration case) and in them ("warm"); beside them, as a
+ *            diagnostic, the read side's copy without its invalidations
+ *            ("no-inval", not a valid read of non-coherent memory)
  *   4k       ns per 4 KiB call at 0, 10 and 1000 non-coherent memslots:
  *            a plain page (the lookup's cost), a non-coherent page (lookup
  *            and cache maintenance), and plain pages in random order between
@@ -15,6 +17,9 @@
  *   lines    ns per line of each cache instruction this CPU has (--lines)
  *   variants the alternatives the engine's defaults were chosen against
  *            (--variants)
+ *   parts    ns per 64-byte line of the read side's parts alone and in
+ *            pairs, at 256 MiB and the largest size (--parts): loads,
+ *            non-temporal stores, CLFLUSHOPT; which of them overlap
  *
  * The calls measured are the public API's. The state they run against is
  * set up from inside: this host may offer no mechanism at all (no flag, no
@@ -27,7 +32,8 @@
  *
  * Ends with key=value lines (ratios of the cold medians): copy_read_ratio_
  * and copy_write_ratio_ are throughput ratios to memcpy (higher is better),
- * copy_4k_overhead_ time ratios (lower is better).
+ * copy_read_noinval_ratio_ the diagnostic's, copy_4k_overhead_ time ratios
+ * (lower is better).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +45,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #include "cacheops.h"
 #include "bench.h"
@@ -224,7 +234,7 @@ static struct kvmnc_cache_info use_insns(uint32_t mask)
  * @g is the guest buffer (one non-coherent memslot of @h), @b plain memory.
  * Reads copy g to b, writes b to g; each helper has its memcpy beside it.
  */
-enum mode { M_MEMCPY_RD, M_READ, M_MEMCPY_WR, M_WRITE, M_FLUSH, NMODES };
+enum mode { M_MEMCPY_RD, M_READ, M_MEMCPY_WR, M_WRITE, M_FLUSH, M_NOINV, NMODES };
 
 static struct kvmnc *bench_h;
 
@@ -246,6 +256,17 @@ static void run_mode(enum mode m, char *g, char *b, size_t n)
 	case M_FLUSH:
 		die_on(kvmnc_flush(bench_h, g, n), "flush");
 		break;
+	case M_NOINV:
+		/*
+		 * Diagnostic only: the write side's engine copying g to b is,
+		 * from 1 MiB (where the read side streams too), the read side's
+		 * copy (same loads, same non-temporal stores, same direction)
+		 * without a single invalidation, and without the fence after
+		 * each 256 KiB chunk. Its distance to memcpy is the copy's; the
+		 * read side's distance to it is what invalidating costs.
+		 */
+		die_on(kvmnc_cache_copy_write(b, g, n), "copy without invalidation");
+		break;
 	case NMODES:
 		break;
 	}
@@ -264,7 +285,7 @@ static void run_mode(enum mode m, char *g, char *b, size_t n)
 static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 {
 	size_t calls = n >= (1u << 20) ? 1 : POOL / n;
-	bool rd = m == M_MEMCPY_RD || m == M_READ || m == M_FLUSH;
+	bool rd = m == M_MEMCPY_RD || m == M_READ || m == M_FLUSH || m == M_NOINV;
 	char *src = rd ? g : b, *dst = rd ? b : g;
 	double t;
 
@@ -298,7 +319,10 @@ static double measure(enum mode m, char *g, char *b, size_t n, bool cold)
 struct result {
 	size_t size;
 	double gbps_med[2][NMODES], gbps_min[2][NMODES];
-	/* Throughput ratios: read to memcpy g->b, write to memcpy b->g, flush to memcpy g->b. */
+	/*
+	 * Throughput ratios: read, flush and no-inval to memcpy g->b, write to
+	 * memcpy b->g.
+	 */
 	double ratio_med[2][NMODES], ratio_min[2][NMODES];
 };
 
@@ -324,9 +348,9 @@ static void sizes_table(char *g, char *b, size_t max, struct result *res, int *n
 
 	printf("GB/s, median (min); throughput ratio to memcpy (> 1 faster) of the medians "
 	       "and of the minimum times\n");
-	printf("%-8s %-5s %16s %16s %16s %16s %16s   %6s %6s %6s   %6s %6s\n", "size", "cache",
-	       "memcpy g->b", "copy_from", "memcpy b->g", "copy_to", "flush", "read", "write",
-	       "flush", "rd min", "wr min");
+	printf("%-8s %-5s %16s %16s %16s %16s %16s %16s   %6s %6s %6s %6s   %6s %6s\n", "size",
+	       "cache", "memcpy g->b", "copy_from", "memcpy b->g", "copy_to", "flush", "no-inval",
+	       "read", "write", "flush", "noinv", "rd min", "wr min");
 	*nres = 0;
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t n = sizes[k];
@@ -365,8 +389,9 @@ static void sizes_table(char *g, char *b, size_t max, struct result *res, int *n
 			printf("%-8s %-5s", label, c ? "warm" : "cold");
 			for (int m = 0; m < NMODES; m++)
 				printf(" %7.2f (%6.2f)", r->gbps_med[c][m], r->gbps_min[c][m]);
-			printf("   %6.3f %6.3f %6.3f   %6.3f %6.3f\n", r->ratio_med[c][M_READ],
-			       r->ratio_med[c][M_WRITE], r->ratio_med[c][M_FLUSH],
+			printf("   %6.3f %6.3f %6.3f %6.3f   %6.3f %6.3f\n",
+			       r->ratio_med[c][M_READ], r->ratio_med[c][M_WRITE],
+			       r->ratio_med[c][M_FLUSH], r->ratio_med[c][M_NOINV],
 			       r->ratio_min[c][M_READ], r->ratio_min[c][M_WRITE]);
 			fflush(stdout);
 		}
@@ -607,6 +632,10 @@ static void variants_table(char *g, char *b, size_t max)
 		 M_READ,
 		 {SIZE_MAX, false, true, SIZE_MAX, true, true},
 		 ~0u},
+		{"diagnostic: read's copy, no inval",
+		 M_NOINV,
+		 {256 << 10, true, true, 1 << 20, true, true},
+		 ~0u},
 		{"read: default, clflush",
 		 M_READ,
 		 {256 << 10, true, true, 1 << 20, true, true},
@@ -679,6 +708,155 @@ static void variants_table(char *g, char *b, size_t max)
 	kvmnc_cache_tune(&def, NULL);
 }
 
+/*
+ * The read side's three kinds of work per 64-byte line, alone and
+ * together, in its own order (16 KiB blocks as four streams 4 KiB apart,
+ * 128 bytes of each in turn, the invalidations one line per 64 bytes
+ * copied and an MFENCE per 256 KiB): where the time goes, and which parts
+ * overlap. Not the engine (no edges, no chunk pipeline, no trace hook):
+ * each row only has what its name says. @g and @b are page-aligned.
+ * Timed in this thread's CPU time, not wall time: on a shared host the
+ * time slices lost to other jobs would otherwise swamp costs per line.
+ */
+enum part { P_LOAD = 1, P_NT = 2, P_INVAL = 4 };
+
+#if defined(__x86_64__)
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Inlined with a constant @what: each row's loop has only its own work. */
+static inline __attribute__((always_inline)) void parts_body(char *d, const char *s, size_t n,
+							     int what)
+{
+	__m128i acc = _mm_setzero_si128(), z = _mm_set1_epi32(1);
+	/* As the engine does: the invalidations run one 256 KiB chunk ahead. */
+	const char *f = s + (256u << 10), *end = s + n;
+
+	for (size_t c = 0; c < n; c += 256u << 10) {
+		for (size_t o = c; o < c + (256u << 10) && o < n; o += 4 * 4096)
+			for (size_t i = 0; i < 4096; i += 128)
+				for (size_t k = 0; k < 4; k++) {
+					size_t x = o + k * 4096 + i;
+
+					for (size_t l = 0; l < 128; l += 16) {
+						__m128i v = z;
+
+						if (l % 64 == 0 && (what & P_INVAL) && f < end) {
+							__asm__ volatile(
+								"clflushopt %0"
+								: "+m"(*(volatile char *)(uintptr_t)
+									       f));
+							f += 64;
+						}
+						if (what & P_LOAD) {
+							v = _mm_load_si128(
+								(const __m128i *)(s + x + l));
+							acc = _mm_xor_si128(acc, v);
+						}
+						if (what & P_NT)
+							_mm_stream_si128((__m128i *)(d + x + l), v);
+					}
+				}
+		if (what & P_INVAL)
+			__asm__ volatile("mfence" ::: "memory");
+	}
+	__asm__ volatile("sfence" ::: "memory");
+	sink = (char)_mm_cvtsi128_si32(acc);
+}
+
+static void __attribute__((noinline)) parts_run(char *d, const char *s, size_t n, int what)
+{
+	switch (what) {
+#define PART(w)                                                                                    \
+	case w:                                                                                    \
+		parts_body(d, s, n, w);                                                            \
+		break
+		PART(P_LOAD);
+		PART(P_NT);
+		PART(P_INVAL);
+		PART(P_LOAD | P_INVAL);
+		PART(P_NT | P_INVAL);
+		PART(P_LOAD | P_NT);
+		PART(P_LOAD | P_NT | P_INVAL);
+#undef PART
+	}
+}
+
+static void parts_table(char *g, char *b, size_t max)
+{
+	static const struct {
+		const char *name;
+		int what;
+	} ps[] = {
+		{"loads", P_LOAD},
+		{"nt stores", P_NT},
+		{"clflushopt", P_INVAL},
+		{"loads + clflushopt", P_LOAD | P_INVAL},
+		{"nt stores + clflushopt", P_NT | P_INVAL},
+		{"copy (loads + nt stores)", P_LOAD | P_NT},
+		{"copy + clflushopt", P_LOAD | P_NT | P_INVAL},
+	};
+	const size_t np = sizeof(ps) / sizeof(ps[0]);
+	size_t sizes[2] = {256u << 20, max & ~(size_t)((256u << 10) - 1)};
+	struct kvmnc_cache_info info;
+
+	kvmnc_cache_info(&info);
+	printf("\nparts of the read side, ns per 64-byte line, median (min) of %d, each beside "
+	       "memcpy g->b; cold buffers; thread CPU time\n",
+	       reps);
+	if (info.inval != KVMNC_CACHE_CLFLUSHOPT) {
+		printf("  (no CLFLUSHOPT on this CPU)\n");
+		return;
+	}
+	for (int z = 0; z < 2; z++) {
+		size_t n = sizes[z];
+		struct samples mem = {0}, st[sizeof(ps) / sizeof(ps[0])];
+		double lines = (double)(n / 64);
+
+		if (n > max || (z && n == sizes[0]))
+			break;
+		memset(st, 0, sizeof(st));
+		for (int i = 0; i < reps; i++) {
+			double t;
+
+			make_cold(g, n);
+			make_cold(b, n);
+			t = cpu_now();
+			memcpy_fn(b, g, n);
+			add(&mem, cpu_now() - t);
+			for (size_t k = 0; k < np; k++) {
+				size_t j = (k + (size_t)i) % np;
+
+				make_cold(g, n);
+				make_cold(b, n);
+				t = cpu_now();
+				parts_run(b, g, n, ps[j].what);
+				add(&st[j], cpu_now() - t);
+			}
+		}
+		printf("%zu MiB: memcpy %.2f (%.2f)\n", n >> 20, smed(&mem) / lines * 1e9,
+		       smin(&mem) / lines * 1e9);
+		for (size_t k = 0; k < np; k++)
+			printf("  %-26s %6.2f (%6.2f)\n", ps[k].name, smed(&st[k]) / lines * 1e9,
+			       smin(&st[k]) / lines * 1e9);
+		fflush(stdout);
+	}
+}
+#else
+static void parts_table(char *g, char *b, size_t max)
+{
+	(void)g;
+	(void)b;
+	(void)max;
+	printf("\nparts: x86-64 only\n");
+}
+#endif
+
 static size_t mem_available(void)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
@@ -710,7 +888,7 @@ static size_t parse_size(const char *s)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kvmnc-copy-bench [--max SIZE (1G)] [--reps N (7)] [--lines] "
-		   "[--variants] [--no-sizes]\n");
+		   "[--variants] [--parts] [--no-sizes]\n");
 }
 
 static double load_avg(void)
@@ -729,16 +907,13 @@ static double load_avg(void)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"max", required_argument, NULL, 'm'},
-		{"reps", required_argument, NULL, 'r'},
-		{"lines", no_argument, NULL, 'l'},
-		{"variants", no_argument, NULL, 'v'},
-		{"no-sizes", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"max", required_argument, NULL, 'm'}, {"reps", required_argument, NULL, 'r'},
+		{"lines", no_argument, NULL, 'l'},     {"variants", no_argument, NULL, 'v'},
+		{"parts", no_argument, NULL, 'p'},     {"no-sizes", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
 	};
 	size_t max = 1u << 30, avail, pool;
-	bool do_lines = false, do_variants = false, do_sizes = true;
+	bool do_lines = false, do_variants = false, do_parts = false, do_sizes = true;
 	struct kvmnc_cache_tuning tuning;
 	struct kvmnc_cache_info info;
 	struct result res[9];
@@ -747,7 +922,7 @@ int main(int argc, char **argv)
 	int c, nres = 0;
 	char *g, *b;
 
-	while ((c = getopt_long(argc, argv, "m:r:lvnh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:r:lvpnh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			max = parse_size(optarg);
@@ -760,6 +935,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			do_variants = true;
+			break;
+		case 'p':
+			do_parts = true;
 			break;
 		case 'n':
 			do_sizes = false;
@@ -822,6 +1000,8 @@ int main(int argc, char **argv)
 		lines_table(g);
 	if (do_variants)
 		variants_table(g, b, max);
+	if (do_parts)
+		parts_table(g, b, max);
 	nch_close(&big);
 
 	printf("\ncache_inval=%s\ncache_wb=%s\nload_avg_end=%.2f\n",
@@ -842,6 +1022,7 @@ int main(int argc, char **argv)
 		printf("copy_write_ratio_%s_min=%.3f\n", sz, r->ratio_min[0][M_WRITE]);
 		printf("copy_read_ratio_%s_warm=%.3f\n", sz, r->ratio_med[1][M_READ]);
 		printf("copy_write_ratio_%s_warm=%.3f\n", sz, r->ratio_med[1][M_WRITE]);
+		printf("copy_read_noinval_ratio_%s=%.3f\n", sz, r->ratio_med[0][M_NOINV]);
 	}
 	for (int k = 0; k < 3; k++) {
 		static const char *const nm[3] = {"0slots", "10slots", "1000slots"};

@@ -233,15 +233,41 @@ int kvmnc_cache_tune(const struct kvmnc_cache_tuning *t, struct kvmnc_cache_tuni
 }
 
 /*
- * The read side's invalidations spread through a copy: [next, next + left)
- * still to be invalidated, in lines of @line bytes. The first address
- * used is the range's start, every later one a line start inside it.
+ * The read side's invalidations spread through a copy: @lines lines still
+ * to be invalidated, the first at @next (the range's start), every later
+ * one at the start of the line after it. A count rather than an end
+ * address, so that the step past the last line may wrap without effect.
  */
 struct inval {
 	uintptr_t next;
-	size_t left;
-	size_t line;
+	size_t lines;
+	uintptr_t mask; /* bytes per line - 1 */
 };
+
+/* The lines still to invalidate in [p, p + n), n > 0. */
+static struct inval inval_init(const char *p, size_t n, uint32_t st)
+{
+	uintptr_t a = (uintptr_t)p;
+	unsigned int shift = ST_LINE_SHIFT(st);
+
+	return (struct inval){
+		.next = a,
+		.lines = (size_t)(((a + n - 1) >> shift) - (a >> shift)) + 1,
+		.mask = ((uintptr_t)1 << shift) - 1,
+	};
+}
+
+/*
+ * Bytes of [p, end) whose lines @iv (started at p) has invalidated, from
+ * where its loop got to (for the trace): a wrong count shows as a gap.
+ * Past @end, or wrapped past the top of the address space: all of it.
+ */
+static size_t inval_done(const struct inval *iv, const char *p, const char *end)
+{
+	uintptr_t a = (uintptr_t)p, e = (uintptr_t)end;
+
+	return iv->next >= e || iv->next < a ? (size_t)(e - a) : (size_t)(iv->next - a);
+}
 
 #if CACHE_X86
 /*
@@ -288,20 +314,25 @@ static inline void sfence(void)
 	__asm__ volatile("sfence" ::: "memory");
 }
 
-/* Invalidates (CLFLUSHOPT) the lines that cover up to @bytes more of the range. */
-static inline void inval_some(struct inval *iv, size_t bytes)
+/*
+ * Invalidates (CLFLUSHOPT) the next line of the range, if any is left. The
+ * copy loops keep the three fields in registers (a struct in memory would
+ * add loads and stores to the stack between the non-temporal stores).
+ */
+static inline void inval_next(uintptr_t *next, size_t *left, uintptr_t mask)
 {
-	for (size_t k = 0; k < bytes && iv->left; k += iv->line) {
-		size_t step = iv->line - (iv->next & (iv->line - 1));
-
-		__asm__ volatile("clflushopt %0" : "+m"(*(volatile char *)iv->next));
-		if (step >= iv->left) {
-			iv->left = 0;
-			break;
-		}
-		iv->next += step;
-		iv->left -= step;
+	if (*left) {
+		__asm__ volatile("clflushopt %0" : "+m"(*(volatile char *)*next));
+		*next = (*next | mask) + 1;
+		(*left)--;
 	}
+}
+
+/* Invalidates every line left in @iv. */
+static void inval_rest(struct inval *iv)
+{
+	while (iv->lines)
+		inval_next(&iv->next, &iv->lines, iv->mask);
 }
 
 /* One NT_BLOCK: four 16-byte loads, four non-temporal stores. */
@@ -335,6 +366,9 @@ static inline void block_nt(char *d, const char *s)
 static void copy_nt(char *d, const char *s, size_t n, struct inval *iv)
 {
 	const size_t blk = STREAMS * STREAM_DIST;
+	/* No @iv: nothing left to invalidate, and no branch on it in the loops. */
+	uintptr_t next = iv ? iv->next : 0, mask = iv ? iv->mask : 0;
+	size_t left = iv ? iv->lines : 0;
 
 	if (__atomic_load_n(&tune_streams, __ATOMIC_RELAXED)) {
 		for (; n >= blk; n -= blk, d += blk, s += blk) {
@@ -342,8 +376,8 @@ static void copy_nt(char *d, const char *s, size_t n, struct inval *iv)
 				for (size_t k = 0; k < STREAMS; k++) {
 					size_t o = k * STREAM_DIST + i;
 
-					if (iv)
-						inval_some(iv, STREAM_STEP);
+					for (size_t b = 0; b < STREAM_STEP; b += NT_BLOCK)
+						inval_next(&next, &left, mask);
 					_mm_prefetch((const char *)((uintptr_t)s + o + STREAM_STEP),
 						     _MM_HINT_T0);
 					_mm_prefetch(
@@ -356,10 +390,13 @@ static void copy_nt(char *d, const char *s, size_t n, struct inval *iv)
 		}
 	}
 	for (; n; n -= NT_BLOCK, d += NT_BLOCK, s += NT_BLOCK) {
-		if (iv)
-			inval_some(iv, NT_BLOCK);
+		inval_next(&next, &left, mask);
 		_mm_prefetch((const char *)((uintptr_t)s + NT_PREFETCH), _MM_HINT_T0);
 		block_nt(d, s);
+	}
+	if (iv) {
+		iv->next = next;
+		iv->lines = left;
 	}
 }
 #else
@@ -380,11 +417,10 @@ static inline void sfence(void)
 {
 }
 
-static inline void inval_some(struct inval *iv, size_t bytes)
+static void inval_rest(struct inval *iv)
 {
 	/* Unreachable as well. */
 	(void)iv;
-	(void)bytes;
 }
 
 static void copy_nt(char *d, const char *s, size_t n, struct inval *iv)
@@ -534,12 +570,10 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 	}
 	while (c0 < end) {
 		const char *c2 = c1 < end ? chunk_end(c1, end, chunk, st) : end;
-		struct inval iv = {
-			.next = (uintptr_t)c1,
-			.left = (size_t)(c2 - c1),
-			.line = (size_t)1 << ST_LINE_SHIFT(st),
-		};
+		struct inval iv = {0};
 
+		if (c1 < end)
+			iv = inval_init(c1, (size_t)(c2 - c1), st);
 		if (!pipe) {
 			inval_range(insn, c0, (size_t)(c1 - c0), st);
 			fence_inval();
@@ -552,8 +586,8 @@ int kvmnc_cache_copy_read(void *dst, const void *src, size_t len)
 		if (pipe && c1 < end) {
 			if (spread) {
 				/* What the copy did not cover (its ends, a shorter chunk). */
-				inval_some(&iv, SIZE_MAX);
-				trace(KVMNC_CACHE_EV_INVAL, c1, (size_t)(c2 - c1) - iv.left);
+				inval_rest(&iv);
+				trace(KVMNC_CACHE_EV_INVAL, c1, inval_done(&iv, c1, c2));
 			}
 			fence_inval();
 		}
