@@ -55,7 +55,8 @@ VMX_CPU = "corei7_haswell_4770"
 # subset's exclusions, per-test timeouts and arguments); debug: lockdep +
 # KASAN must be active; patches: the series (patches/<patches>/, default
 # DEFAULT_PATCHES) the flavour builds; must_pass_series: every series
-# selftest found must run for real; params: {sysfs file below
+# selftest found must run for real; must_run_cases: {series selftest:
+# [case-name fragments]} whose kselftest cases must run, not skip; params: {sysfs file below
 # /sys/module: value} the guest must read (a module parameter given on the
 # kernel command line took effect); megs: Bochs guest memory (MiB, default
 # 1024).
@@ -64,6 +65,8 @@ VMX_CPU = "corei7_haswell_4770"
 # (what a Debian 12 user with the 6.12 kernel runs); debian-6.1 is the
 # kernel Debian 12 installs by default, debian-7.2 sid's (upstream 7.2).
 STOCK = "debian-6.12"
+# The series selftest's page-migration case, which needs two NUMA nodes.
+MOVE_PAGES = {"noncoherent_dma_test": ["4KiB: move_pages"]}
 # Bochs's Haswell model sets CPUID.1's HT flag with a logical-processor
 # count (EBX[23:16]) smaller than leaf 4's core count, and the 6.12 and 7.2
 # images' parse_legacy() (topology_common.c) WARNs on that at boot (6.1
@@ -85,9 +88,12 @@ RUNS = {
     # The series' concurrency proof: two CPUs, lockdep and KASAN, under
     # which the library's live tests (live-concurrency: threads enabling
     # devices and closing handles at once) run too.
+    # numa=fake=2 (debug.fragment has NUMA_EMU): a second node for the
+    # selftest's move_pages() case.
     "patched-debug": dict(flavour="patched-debug", backend="qemu", cpu="EPYC", smp=2,
                           expect="patched-npt", library=True, series=True,
-                          debug=True, must_pass=["noncoherent_dma_test"]),
+                          debug=True, must_pass=["noncoherent_dma_test"],
+                          cmdline="numa=fake=2", must_run_cases=MOVE_PAGES),
     "debian-6.1-npt": dict(kernel="debian-6.1", backend="qemu", cpu="EPYC",
                            expect="debian-6.1-npt", library=True),
     "debian-7.2-npt": dict(kernel="debian-7.2", backend="qemu", cpu="EPYC",
@@ -157,7 +163,8 @@ RUNS.update({
                                       suite=SUITE_72, series=True, megs=SUITE_MEGS),
     "patched-7.2-debug": dict(flavour="patched-debug", patches="7.2", backend="qemu", cpu="EPYC",
                               smp=2, expect="patched-npt", library=True, series=True,
-                              debug=True),
+                              debug=True, must_pass=["noncoherent_dma_test"],
+                              cmdline="numa=fake=2", must_run_cases=MOVE_PAGES),
 })
 # The vendor module a backend's CPU takes (fetch-distro-kernel.sh's roles).
 VENDOR = {"qemu": "amd", "bochs": "intel"}

@@ -194,6 +194,14 @@ def report_guest_test(tap, res, name, kind, deny=None, must_pass=False, expand=F
     return status
 
 
+def cases_not_run(out, wanted):
+    """Of the case-name fragments in wanted, those that no line of a
+    kselftest program's output reports as run ("ok N name" without a SKIP
+    directive, or "not ok N name", which the program's exit reports)."""
+    ran = [ln for ln in out if re.match(r"^(not )?ok \d+ ", ln) and "# SKIP" not in ln]
+    return [w for w in wanted if not any(w in ln for ln in ran)]
+
+
 def check_probe_json(tap, res, want):
     t = res["tests"].get(PROBE)
     if not t or t.get("rc") is None:

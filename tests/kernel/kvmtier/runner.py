@@ -14,8 +14,8 @@ from .config import (ALL, DEFAULT_PATCHES, EXPANDED, FULL_ENV, LIVE_H, PROBE, QE
 from .emulators import boot
 from .initramfs import is_dynamic_elf
 from .plan import guest_timeout, qemu_e2e_plan, run_plan
-from .results import (check_kernel_log, check_kunit, check_probe_json, e2e_sptes, guest_cpus,
-                      memtypes, report_guest_test, save_summary, skip_reason)
+from .results import (cases_not_run, check_kernel_log, check_kunit, check_probe_json, e2e_sptes,
+                      guest_cpus, memtypes, report_guest_test, save_summary, skip_reason)
 from .tap import Tap, log
 
 
@@ -129,6 +129,12 @@ def run_guest(a, tap, cfg, dirs, logdir, t_start, want):
     if cfg.get("library"):
         report_library(a, tap, rp, res, must_pass, want, summary)
     report_selftests(tap, rp, res, must_pass, deny, summary)
+    for st, rel in rp.series:
+        wanted = cfg.get("must_run_cases", {}).get(os.path.basename(st))
+        if rel and wanted:
+            missing = cases_not_run((res["tests"].get(rel) or {}).get("out", []), wanted)
+            tap.line(not missing, f"{rel}: the cases {wanted} ran, not skipped"
+                     + (f" (not run: {missing})" if missing else ""))
     if cfg.get("kunit"):
         check_kunit(tap, con)
     if cfg.get("upstream"):

@@ -18,8 +18,8 @@ from .config import (ALL, COMPARES, DEBUG_BANNERS, RUNS, TIER_DIR, load_expectat
 from .emulators import bochs_env, tcg_accel, wait_guest
 from .initramfs import kernel_modules, mkinitramfs, write_plan
 from .plan import qemu_e2e_plan, run_plan
-from .results import (check_kernel_log, compare, compare_one, e2e_sptes, guest_cpus,
-                      parse_results)
+from .results import (cases_not_run, check_kernel_log, compare, compare_one, e2e_sptes,
+                      guest_cpus, parse_results)
 from .tap import Tap
 
 CLEAN_LOG = ("[    0.000000] Linux version 6.12.117\n"
@@ -298,11 +298,30 @@ def check_whole_suite(tap):
                  "compare: a full run against a CI-subset run is refused")
 
 
+def check_must_run_cases(tap):
+    """A case that skipped, or never ran, is reported; one that ran is not."""
+    out = ["TAP version 13", "1..3", "ok 1 4KiB: munmap flushes the old pages",
+           "ok 2 # SKIP 4KiB: move_pages: one NUMA node (boot with numa=fake=2)",
+           "not ok 3 2MiB hugetlbfs: level 2 SPTEs"]
+    tap.line(cases_not_run(out, ["4KiB: move_pages"]) == ["4KiB: move_pages"],
+             "must_run_cases: a skipped case is not run")
+    tap.line(cases_not_run(out, ["4KiB: munmap", "2MiB hugetlbfs"]) == []
+             and cases_not_run(out, ["no such case"]) == ["no such case"],
+             "must_run_cases: cases that ran (passed or failed) count, absent ones do not")
+    ran = out[:3] + ["ok 2 4KiB: move_pages flushes old pages, re-faults new"]
+    tap.line(cases_not_run(ran, ["4KiB: move_pages"]) == [],
+             "must_run_cases: the move_pages case that ran counts")
+    tap.line(all(RUNS[r].get("must_run_cases") and "numa=fake=2" in RUNS[r].get("cmdline", "")
+                 for r in ("patched-debug", "patched-7.2-debug")),
+             "the debug runs boot with two NUMA nodes and require the move_pages case")
+
+
 def self_test():
     """All the checks as TAP; exit 1 on any failure."""
     tap = Tap()
     for check in (check_log_patterns, check_known_messages, check_modules, check_compare_rule,
                   check_expectations, check_result_framing, check_qemu_e2e, check_lost_guest,
-                  check_emulator_setup, initramfs_modes, check_whole_suite):
+                  check_emulator_setup, initramfs_modes, check_whole_suite,
+                  check_must_run_cases):
         check(tap)
     return tap.exit_status(strict=True)
