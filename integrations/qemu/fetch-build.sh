@@ -411,6 +411,11 @@ fi
 grep -Eq '^#define CONFIG_LIBKVMNC( 1)?$' "$BUILD/config-host.h" ||
 	die "configure did not enable libkvmnc (see $BUILDLOG)"
 ccache -z >/dev/null 2>&1 || true
+# ninja does not know the external libkvmnc.a as an input of the link: a
+# library rebuilt in place (same path, new code) would leave the old one
+# linked in a binary the key says has the new.  This is a cache miss, so
+# the key changed: link again in every case (seconds).
+rm -f "$BUILD/qemu-system-x86_64"
 log "ninja -j$JOBS qemu-system-x86_64 (log: $BUILDLOG)"
 run ninja -C "$BUILD" -j"$JOBS" qemu-system-x86_64 || die "build failed (log: $BUILDLOG)"
 ccache_stats=$(ccache -s 2>/dev/null | grep -Ei '^ *(hits|misses|cache hit|cache miss)' | tr -s ' ' | paste -sd';' || true)
