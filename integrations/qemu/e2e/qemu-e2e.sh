@@ -217,13 +217,16 @@ fi
 	echo "Bail out! --expect-flush: no kvmmmu:kvm_mmu_flush_noncoherent_dma event (a kernel without the series?)"
 	exit 1
 }
+# The events recorded for QEMU's threads.
+EVENTS=$EV
+[ $FLUSH = 0 ] || EVENTS="$EV $FEV"
+events() { for e in $EVENTS; do echo "$1" >"$e/enable"; done; }
 
 W=$(mktemp -d)
 # Whatever happens from here on, stop the event and forget the filter.
 cleanup() {
 	if [ $SPTES = 1 ]; then
-		echo 0 >$EV/enable 2>/dev/null
-		[ $FLUSH = 0 ] || echo 0 >$FEV/enable 2>/dev/null
+		events 0 2>/dev/null
 		echo 0 >$T/tracing_on 2>/dev/null
 		echo >$T/set_event_pid 2>/dev/null
 		echo 0 >$T/options/event-fork 2>/dev/null
@@ -235,14 +238,13 @@ trap 'exit 1' INT TERM HUP
 
 if [ $SPTES = 1 ]; then
 	echo 0 >$T/tracing_on
-	echo 0 >$EV/enable
+	events 0
 	echo >$T/trace
 	# This shell's pid, inherited by QEMU and its threads: nothing else
 	# the guest runs meanwhile is recorded.
 	echo 1 >$T/options/event-fork
 	echo $$ >$T/set_event_pid
-	echo 1 >$EV/enable
-	[ $FLUSH = 0 ] || echo 1 >$FEV/enable
+	events 1
 	echo 1 >$T/tracing_on
 fi
 
@@ -283,8 +285,7 @@ timeout -s KILL "${KVMNC_QEMU_TIMEOUT:-240}" \
 rc=$?
 : >"$W/trace"
 if [ $SPTES = 1 ]; then
-	echo 0 >$EV/enable
-	[ $FLUSH = 0 ] || echo 0 >$FEV/enable
+	events 0
 	echo 0 >$T/tracing_on
 	cat $T/trace >"$W/trace"
 	echo >$T/set_event_pid

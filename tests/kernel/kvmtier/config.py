@@ -56,10 +56,10 @@ VMX_CPU = "corei7_haswell_4770"
 # KASAN must be active; patches: the series (patches/<patches>/, default
 # DEFAULT_PATCHES) the flavour builds; must_pass_series: every series
 # selftest found must run for real; must_run_cases: {series selftest:
-# [case-name fragments]} whose kselftest cases must run, not skip; params: {sysfs file below
-# /sys/module: value} the guest must read (a module parameter given on the
-# kernel command line took effect); megs: Bochs guest memory (MiB, default
-# 1024).
+# [case-name fragments]} whose kselftest cases must run, not skip; params:
+# {sysfs file below /sys/module: value} the guest must read (a module
+# parameter given on the kernel command line took effect); megs: Bochs
+# guest memory (MiB, default 1024).
 #
 # "stock" is Debian's own 6.12 image of the very source patches/6.12/BASE pins
 # (what a Debian 12 user with the 6.12 kernel runs); debian-6.1 is the

@@ -128,13 +128,7 @@ def run_guest(a, tap, cfg, dirs, logdir, t_start, want):
             tap.skip("kvm-smoke", "not given (--smoke)")
     if cfg.get("library"):
         report_library(a, tap, rp, res, must_pass, want, summary)
-    report_selftests(tap, rp, res, must_pass, deny, summary)
-    for st, rel in rp.series:
-        wanted = cfg.get("must_run_cases", {}).get(os.path.basename(st))
-        if rel and wanted:
-            missing = cases_not_run((res["tests"].get(rel) or {}).get("out", []), wanted)
-            tap.line(not missing, f"{rel}: the cases {wanted} ran, not skipped"
-                     + (f" (not run: {missing})" if missing else ""))
+    report_selftests(tap, rp, res, must_pass, deny, summary, cfg.get("must_run_cases", {}))
     if cfg.get("kunit"):
         check_kunit(tap, con)
     if cfg.get("upstream"):
@@ -178,16 +172,22 @@ def report_library(a, tap, rp, res, must_pass, want, summary):
         check_probe_json(tap, res, want)
 
 
-def report_selftests(tap, rp, res, must_pass, deny, summary):
+def report_selftests(tap, rp, res, must_pass, deny, summary, must_run_cases):
     """The series' selftests (one the kernel lacks is a TODO: the series may
-    not add it yet), then the upstream ones (one not built is a failure)."""
+    not add it yet; must_run_cases names kselftest cases of one that must
+    not skip), then the upstream ones (one not built is a failure)."""
     for st, rel in rp.series:
         if rel is None:
             tap.todo(False, f"series selftest {st}", "the series does not add it (yet)")
-        else:
-            summary["selftests"][rel] = report_guest_test(
-                tap, res, rel, "selftest",
-                must_pass=st in must_pass or os.path.basename(st) in must_pass)
+            continue
+        summary["selftests"][rel] = report_guest_test(
+            tap, res, rel, "selftest",
+            must_pass=st in must_pass or os.path.basename(st) in must_pass)
+        wanted = must_run_cases.get(os.path.basename(st))
+        if wanted:
+            missing = cases_not_run((res["tests"].get(rel) or {}).get("out", []), wanted)
+            tap.line(not missing, f"{rel}: the cases {wanted} ran, not skipped"
+                     + (f" (not run: {missing})" if missing else ""))
     summary["skip_reasons"] = {}
     summary["excluded"] = {}
     for name, why in rp.excluded:
